@@ -1,0 +1,1 @@
+"""Occluded-faces data: face crops, occluder compositing, masks, COCO and TFDS outputs."""

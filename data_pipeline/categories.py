@@ -1,0 +1,41 @@
+"""The 19 occluder categories (seed 4.1.3), fixed in one place.
+
+Class ids are the index in the alphabetical list + 1; id 0 is the background.
+"""
+
+CATEGORIES: tuple[str, ...] = (
+    "book",
+    "box",
+    "candy",
+    "cap",
+    "cigarette",
+    "cup",
+    "envelope",
+    "fastfood",
+    "flower",
+    "fruit",
+    "glove",
+    "hand",
+    "keys",
+    "mask",
+    "mic",
+    "pen",
+    "phone",
+    "scarf",
+    "sunglasses",
+)
+NUM_CLASSES = len(CATEGORIES) + 1  # with the background
+CATEGORY_TO_ID = {name: i + 1 for i, name in enumerate(CATEGORIES)}
+ID_TO_CATEGORY = {i: name for name, i in CATEGORY_TO_ID.items()}
+
+assert list(CATEGORIES) == sorted(CATEGORIES), "ids are defined by alphabetical order"
+
+
+def category_id(name: str) -> int:
+    """The class id of a category name; raises ValueError naming the valid ones."""
+    try:
+        return CATEGORY_TO_ID[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown occluder category {name!r}; expected one of {', '.join(CATEGORIES)}"
+        ) from None

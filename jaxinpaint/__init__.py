@@ -1,0 +1,1 @@
+"""jaxinpaint: remove what covers a face and reconstruct the face underneath (JAX/Flax)."""

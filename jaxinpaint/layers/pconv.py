@@ -1,0 +1,155 @@
+"""Partial convolution (Liu et al. 2018) with NVIDIA's multi-channel semantics.
+
+The reference is NVIDIA's `PartialConv2d(multi_channel=True, return_mask=True)`:
+
+    s        = window sum of the mask over kh·kw·Cin        (zero padding counts as hole)
+    update   = clip(s, 0, 1)
+    ratio    = kh·kw·Cin / (s + 1e-8) · update
+    y        = (conv(x·mask) − b)·ratio + b,  then  y ·= update     (holes are exactly 0)
+    new_mask = update, repeated over the Cout channels
+
+`conv(x·mask)` already excludes the bias, so `y = (conv(x·mask)·ratio + b)·update`.
+
+The window sum is computed as a channel sum of the mask followed by one single-channel window sum,
+which equals NVIDIA's full `conv(mask, ones(kh, kw, Cin, Cout))` at 1/(Cin·Cout) of its cost. As in
+the reference (which computes it under `torch.no_grad`), no gradient flows through the mask path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Padding = str | Sequence[tuple[int, int]]
+
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+_EPS = 1e-8
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+        raise ValueError(f"{name} must be a positive int or a pair of positive ints, got {value!r}")
+    return pair
+
+
+def _check_padding(padding: Padding) -> Padding:
+    if isinstance(padding, str):
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(
+                f"padding must be 'SAME', 'VALID' or ((lo, hi), (lo, hi)), got {padding!r}"
+            )
+        return padding.upper()
+    pads = tuple(tuple(p) for p in padding)
+    if len(pads) != 2 or any(len(p) != 2 or min(p) < 0 for p in pads):
+        raise ValueError(
+            f"explicit padding must be ((top, bottom), (left, right)) >= 0, got {padding!r}"
+        )
+    return pads
+
+
+def partial_conv(
+    x: jax.Array,
+    mask: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array | None = None,
+    *,
+    strides: int | Sequence[int] = (1, 1),
+    padding: Padding = "SAME",
+    dilation: int | Sequence[int] = (1, 1),
+) -> tuple[jax.Array, jax.Array]:
+    """Partial convolution of NHWC `x` under `mask`; returns `(y, new_mask)`.
+
+    Args:
+      x: input, `[N, H, W, Cin]`.
+      mask: validity in [0, 1] (1 = known pixel), the shape of `x` (one mask per channel); a
+        `[N, H, W, 1]` mask stands for the same mask repeated over all Cin channels.
+      kernel: HWIO weights, `[kh, kw, Cin, Cout]`.
+      bias: optional `[Cout]`.
+      strides, padding, dilation: as in `lax.conv_general_dilated` ("SAME", "VALID" or explicit
+        `((top, bottom), (left, right))` padding; `dilation` is the kernel dilation).
+
+    Returns:
+      `y` of shape `[N, H', W', Cout]`, exactly 0 where the window saw no valid input, and
+      `new_mask` of the same shape (values in [0, 1]).
+    """
+    if x.ndim != 4 or kernel.ndim != 4:
+        raise ValueError(
+            f"partial_conv expects NHWC x and HWIO kernel, got x{x.shape} and kernel{kernel.shape}"
+        )
+    kh, kw, cin, cout = kernel.shape
+    if x.shape[-1] != cin:
+        raise ValueError(f"x has {x.shape[-1]} channels but the kernel expects Cin={cin}")
+    if mask.shape != x.shape and mask.shape != (*x.shape[:-1], 1):
+        raise ValueError(
+            f"mask must have x's shape {x.shape} or {(*x.shape[:-1], 1)}, got {mask.shape}"
+        )
+    if bias is not None and bias.shape != (cout,):
+        raise ValueError(f"bias must have shape ({cout},), got {bias.shape}")
+    conv_kwargs = dict(
+        window_strides=_pair(strides, "strides"),
+        padding=_check_padding(padding),
+        rhs_dilation=_pair(dilation, "dilation"),
+        dimension_numbers=_DIMENSION_NUMBERS,
+    )
+
+    mask = lax.stop_gradient(mask).astype(x.dtype)
+    raw = lax.conv_general_dilated(x * mask, kernel, **conv_kwargs)
+
+    # Window sum of the mask over kh·kw·Cin, in float32 so that large windows count exactly.
+    if mask.shape[-1] == 1:
+        mask_sum = mask.astype(jnp.float32) * cin
+    else:
+        mask_sum = jnp.sum(mask, axis=-1, keepdims=True, dtype=jnp.float32)
+    ones = jnp.ones((kh, kw, 1, 1), jnp.float32)
+    window_sum = lax.conv_general_dilated(mask_sum, ones, **conv_kwargs)
+    update = jnp.clip(window_sum, 0.0, 1.0)
+    ratio = (kh * kw * cin) / (window_sum + _EPS) * update
+
+    y = raw * ratio.astype(raw.dtype)
+    if bias is not None:
+        y = (y + bias.astype(raw.dtype)) * update.astype(raw.dtype)
+    new_mask = jnp.broadcast_to(update.astype(x.dtype), y.shape)
+    return y, new_mask
+
+
+class PartialConv2d(nn.Module):
+    """Flax module around `partial_conv`: `y, new_mask = PartialConv2d(64)(x, mask)`."""
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    strides: int | Sequence[int] = (1, 1)
+    padding: Padding = "SAME"
+    dilation: int | Sequence[int] = (1, 1)
+    use_bias: bool = True
+    dtype: Any = None  # computation dtype; None keeps the input's
+    param_dtype: Any = jnp.float32
+    kernel_init: nn.initializers.Initializer = nn.initializers.he_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        kh, kw = _pair(tuple(self.kernel_size), "kernel_size")
+        kernel = self.param(
+            "kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features), self.param_dtype
+        )
+        bias = (
+            self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias
+            else None
+        )
+        dtype = self.dtype or x.dtype
+        return partial_conv(
+            x.astype(dtype),
+            mask,
+            kernel.astype(dtype),
+            None if bias is None else bias.astype(dtype),
+            strides=self.strides,
+            padding=self.padding,
+            dilation=self.dilation,
+        )

@@ -1,0 +1,36 @@
+"""Import boundaries (shared/DESIGN.md, Boundaries).
+
+Torch stays out of jaxinpaint/, jax out of detector/,
+neither in data_pipeline/; detector/ and jaxinpaint/ never import each other (launch/ wires them).
+Reads imports with ast; prints each breach as FILE: imports X; exits 1 on any."""
+
+import ast
+import pathlib
+import sys
+
+FORBIDDEN = {  # package dir -> top-level modules it must never import
+    "jaxinpaint": {"torch", "torchvision", "detector"},
+    "detector": {"jax", "jaxlib", "flax", "optax", "orbax", "jaxinpaint"},
+    "data_pipeline": {"torch", "torchvision", "jax", "flax", "optax", "detector", "jaxinpaint"},
+}
+
+
+def imported_tops(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
+breaches, files = [], 0
+for pkg, banned in FORBIDDEN.items():
+    for path in sorted(pathlib.Path(pkg).rglob("*.py")):
+        files += 1
+        for top in set(imported_tops(path)) & banned:
+            breaches.append(f"{path}: imports {top}")
+print("\n".join(breaches))
+print(f"boundaries: {files} files read, {len(breaches)} breaches")
+sys.exit(1 if breaches or files == 0 else 0)
