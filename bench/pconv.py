@@ -48,15 +48,19 @@ def fwd_bwd(layer, stride):
     return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
 
 
-def time_it(fn, args, repeats):
-    jax.block_until_ready(fn(*args))  # compile
-    jax.block_until_ready(fn(*args))  # warm-up
-    times = []
+def time_pair(fn_a, fn_b, args, repeats):
+    """Median seconds of each function; runs alternate so that load from other processes on the
+    machine falls on both sides alike."""
+    for fn in (fn_a, fn_b):
+        jax.block_until_ready(fn(*args))  # compile
+        jax.block_until_ready(fn(*args))  # warm-up
+    times = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, bucket in zip((fn_a, fn_b), times, strict=True):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main():
@@ -77,8 +81,9 @@ def main():
         out_hw = (-(-h // stride), -(-w // stride))
         cot = rng.standard_normal((n, *out_hw, cout), np.float32)
         inputs = [jnp.asarray(a) for a in (x, kernel, bias, mask, cot)]
-        conv_s = time_it(fwd_bwd(plain_conv, stride), inputs, args.repeats)
-        pconv_s = time_it(fwd_bwd(pconv, stride), inputs, args.repeats)
+        conv_s, pconv_s = time_pair(
+            fwd_bwd(plain_conv, stride), fwd_bwd(pconv, stride), inputs, args.repeats
+        )
         rows.append(dict(shape=name, conv_ms=conv_s * 1e3, pconv_ms=pconv_s * 1e3))
         rows[-1]["ratio"] = pconv_s / conv_s
         print(f"{name:<24}{conv_s * 1e3:>10.1f}{pconv_s * 1e3:>10.1f}{rows[-1]['ratio']:>8.3f}")

@@ -1,0 +1,1 @@
+"""Evaluation: image-quality metrics, classical baselines, and reports by bucket."""
