@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
@@ -108,3 +111,41 @@ def test_classical_baselines_reject_bad_input():
         classical_inpaint(image, np.zeros((4, 8)))
     with pytest.raises(ValueError, match="uint8 HxWx3"):
         classical_inpaint(image.astype(np.float32), np.zeros((8, 8)))
+
+
+def test_report_buckets_and_files(tmp_path):
+    from jaxinpaint.evaluation.report import aggregate, mask_ratio_bucket, write_report
+
+    assert [mask_ratio_bucket(r) for r in (0.0, 0.099, 0.1, 0.35, 0.59, 0.75)] == [
+        "0-10%",
+        "0-10%",
+        "10-20%",
+        "30-40%",
+        "40-60%",
+        "60-100%",
+    ]
+    records = [
+        dict(
+            id=str(i),
+            category="mask" if i % 2 else "cup",
+            gender="female" if i < 2 else None,
+            mask_ratio=0.05 + 0.1 * i,
+            metrics={
+                "model": {"psnr": 20.0 + i, "ssim_hole": float("nan") if i == 0 else 0.5},
+                "telea": {"psnr": 10.0 + i, "ssim_hole": 0.25},
+            },
+        )
+        for i in range(4)
+    ]
+    summary = aggregate(records)
+    assert summary["overall"]["n"] == 4
+    assert summary["overall"]["model"]["psnr"] == 21.5
+    assert summary["overall"]["model"]["ssim_hole"] == 0.5  # the NaN is skipped
+    assert list(summary["by_mask_ratio"]) == ["0-10%", "10-20%", "20-30%", "30-40%"]
+    assert summary["by_category"]["mask"]["telea"]["psnr"] == 12.0
+    assert summary["by_gender"] == {"female": summary["by_gender"]["female"]}
+    assert summary["by_gender"]["female"]["n"] == 2
+    json_path, md_path = write_report(summary, str(tmp_path))
+    text = Path(md_path).read_text()
+    assert "| 30-40% | 1 | telea | 13.00 | 0.250 |" in text
+    assert json.loads(Path(json_path).read_text())["overall"]["n"] == 4
