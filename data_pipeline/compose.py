@@ -1,0 +1,191 @@
+"""Compositing: one occluder per face, reproducible from a seed, as an in-memory stream of examples.
+
+Each example is a dict of numpy values:
+    id        str, "<face id>-<k>" (k-th occlusion of that face)
+    original  HxWx3 uint8, the face crop
+    occluded  HxWx3 uint8, the same crop with the occluder pasted on
+    mask      HxWx1 uint8, 1 where the occluder is (the hole), 0 elsewhere
+    category  int, class id from data_pipeline.categories (1..19)
+    bbox      float32 [x, y, w, h] in pixels, the tight box of the mask
+    gender, age, race  int, -1 when unknown (gender 0 = male, 1 = female)
+    face_id, occluder  str, for tracing an example back to its sources
+
+The mask is exact: it is the occluder's warped alpha at or above `ALPHA_CUT`, and alpha below the
+cut is dropped before blending, so `occluded == original` wherever `mask == 0`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from data_pipeline import faces as faces_lib
+from data_pipeline import occluders, sample_faces
+from data_pipeline.categories import CATEGORIES, category_id
+
+ALPHA_CUT = 0.25  # occluder alpha below this is dropped: soft fringes would otherwise leak
+MIN_AREA = 0.01  # of the image: smaller visible occluders are re-drawn
+MIN_VISIBLE = 0.4  # of the occluder's own area: caps and scarves may hang off a tight crop
+_TRIES = 20
+
+
+def category_for(index: int, seed: int, categories: Sequence[str] = CATEGORIES) -> str:
+    """Balanced category schedule: each run of len(categories) examples is a fresh permutation."""
+    n = len(categories)
+    perm = np.random.default_rng([seed, 0x0CC, index // n]).permutation(n)
+    return categories[perm[index % n]]
+
+
+def _jitter_colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mild brightness, contrast and saturation changes so repeated variants do not look pasted."""
+    x = rgb.astype(np.float32)
+    gray = x.mean(axis=-1, keepdims=True)
+    x = gray + (x - gray) * rng.uniform(0.85, 1.15)  # saturation
+    x = (x - 128.0) * rng.uniform(0.9, 1.1) + 128.0  # contrast
+    x = x * rng.uniform(0.85, 1.15)  # brightness
+    return x
+
+
+def _warp(occ: occluders.Occluder, size: int, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The occluder's colour (float) and alpha (0..1) warped into a size x size canvas."""
+    rgba = occ.rgba.astype(np.float32)
+    alpha = rgba[..., 3:] / 255.0
+    premult = np.concatenate([rgba[..., :3] * alpha, alpha], axis=-1)  # no dark fringes
+    out = cv2.warpAffine(
+        premult,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    a = out[..., 3]
+    rgb = out[..., :3] / np.maximum(a, 1e-6)[..., None]
+    return rgb, a
+
+
+def place(
+    occ: occluders.Occluder,
+    face_box: Sequence[float],
+    size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples a placement; returns (rgb float HxWx3, alpha HxW in 0..1, 2x3 affine matrix)."""
+    prior = occluders.PLACEMENTS[occ.category]
+    bx, by, bw, bh = face_box
+    oh, ow = occ.rgba.shape[:2]
+    ref = ow if prior.by == "width" else max(ow, oh)
+    scale = rng.uniform(*prior.size) * bw / ref
+    angle = rng.uniform(-prior.rotate, prior.rotate)
+    cx = bx + bw * (prior.anchor[0] + rng.uniform(-prior.jitter[0], prior.jitter[0]))
+    cy = by + bh * (prior.anchor[1] + rng.uniform(-prior.jitter[1], prior.jitter[1]))
+    flip = prior.flip and rng.random() < 0.5
+    # occluder pixel -> centred, mirrored, scaled, rotated, moved to (cx, cy)
+    c, s = math.cos(math.radians(angle)) * scale, math.sin(math.radians(angle)) * scale
+    fx = -1.0 if flip else 1.0
+    lin = np.array([[c * fx, s], [-s * fx, c]], np.float64)
+    centre = np.array([(ow - 1) / 2, (oh - 1) / 2])
+    matrix = np.hstack([lin, (np.array([cx, cy]) - lin @ centre)[:, None]])
+    rgb, alpha = _warp(occ, size, matrix)
+    return rgb, alpha, matrix
+
+
+def composite(
+    face: faces_lib.Face,
+    occ: occluders.Occluder,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray] | None:
+    """Pastes `occ` onto `face` at a sampled placement; None when no placement is big enough."""
+    img = face.image
+    size = img.shape[0]
+    full_area = float((occ.rgba[..., 3] >= ALPHA_CUT * 255).sum())
+    for _ in range(_TRIES):
+        rgb, alpha, matrix = place(occ, face.face_box, size, rng)
+        alpha = np.where(alpha >= ALPHA_CUT, np.minimum(alpha, 1.0), 0.0)
+        mask = alpha > 0
+        area = int(mask.sum())
+        visible = area / max(full_area * abs(np.linalg.det(matrix[:, :2])), 1.0)
+        if area >= MIN_AREA * size * size and visible >= MIN_VISIBLE:
+            break
+    else:
+        return None
+    rgb = _jitter_colour(rgb, rng)
+    a = alpha[..., None]
+    blended = img.astype(np.float32) * (1 - a) + rgb * a
+    occluded = np.where(mask[..., None], np.clip(np.rint(blended), 0, 255), img).astype(np.uint8)
+    ys, xs = np.nonzero(mask)
+    bbox = np.array(
+        [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], np.float32
+    )
+    return {"occluded": occluded, "mask": mask[..., None].astype(np.uint8), "bbox": bbox}
+
+
+def generate(
+    faces: Iterable[faces_lib.Face],
+    library: occluders.OccluderLibrary,
+    seed: int = 0,
+    per_face: int = 1,
+    categories: Sequence[str] = CATEGORIES,
+    repeat: bool = False,
+) -> Iterator[dict]:
+    """Yields `per_face` occluded examples per face (see the module docstring for the keys).
+
+    The same faces, library, seed and arguments give the same examples. Categories follow a
+    balanced schedule; the variant, placement and colour jitter come from a generator seeded by
+    (seed, example index). With `repeat`, the faces are cycled forever with fresh occlusions
+    (faces must then be a re-iterable sequence).
+    """
+    if per_face < 1:
+        raise ValueError(f"per_face must be at least 1, got {per_face}")
+    for c in categories:
+        category_id(c)  # raises on unknown names
+    library.check(tuple(categories))
+    index = 0
+    cycle = 0
+    while True:
+        made = 0
+        for face in faces:
+            for k in range(per_face):
+                cat = category_for(index, seed, categories)
+                rng = np.random.default_rng([seed, index])
+                variants = library.items[cat]
+                index += 1
+                # a variant that cannot be placed visibly (a tiny or odd PNG) yields to the next
+                for v in rng.permutation(len(variants)):
+                    occ = variants[v]
+                    parts = composite(face, occ, rng)
+                    if parts is not None:
+                        break
+                else:
+                    continue
+                made += 1
+                yield {
+                    "id": f"{face.id}-{k + cycle * per_face}",
+                    "original": face.image,
+                    **parts,
+                    "category": category_id(cat),
+                    "gender": face.gender,
+                    "age": face.age,
+                    "race": face.race,
+                    "face_id": face.id,
+                    "occluder": occ.name,
+                }
+        cycle += 1
+        if not repeat:
+            return
+        if not made:  # an exhausted iterator or faces too small: looping would hang
+            raise ValueError(
+                "repeat=True needs a re-iterable sequence of faces that yields examples"
+            )
+
+
+def sample_stream(
+    size: int = 64, seed: int = 0, per_face: int = 1, repeat: bool = True
+) -> Iterator[dict]:
+    """Examples from the committed sample faces and occluder library: needs no data on disk."""
+    return generate(
+        sample_faces.load(size), occluders.OccluderLibrary.load(), seed, per_face, repeat=repeat
+    )

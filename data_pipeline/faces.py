@@ -1,0 +1,244 @@
+"""Face sources: find, crop, label and de-duplicate faces from any folder of photos.
+
+Faces are found with OpenCV's Haar frontal-face cascade (seed 4.1.2), cropped square with a margin
+and resized. UTKFace names (`age_gender_race_date.jpg`) and the CelebA(-HQ) attribute files give
+labels; gender is 0 = male, 1 = female, -1 = unknown (UTKFace's convention), age and race -1 when
+unknown. Near-duplicates are dropped by a 64-bit difference hash of the crop.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import multiprocessing
+import os
+import re
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from data_pipeline import images
+
+DEFAULT_SIZE = 256
+DEFAULT_MARGIN = 0.25  # of the Haar box side, added on each side: keeps hair, chin and ears
+_DETECT_MAX_SIDE = 640  # Haar runs on a copy no larger than this; big photos gain nothing but time
+_UTK_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_")
+_CELEBA_ATTRS = ("CelebAMask-HQ-attribute-anno.txt", "list_attr_celeba.txt")
+
+
+@dataclasses.dataclass
+class Face:
+    """One face crop. `face_box` is the Haar box inside the crop, [x, y, w, h] in pixels."""
+
+    id: str
+    image: np.ndarray  # HxWx3 uint8, square
+    face_box: tuple[float, float, float, float]
+    source: str
+    gender: int = -1
+    age: int = -1
+    race: int = -1
+
+
+class SkipLog:
+    """Counts skipped photos by reason and keeps the first few paths of each for the summary."""
+
+    def __init__(self, keep: int = 5):
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.examples: dict[str, list[str]] = collections.defaultdict(list)
+        self._keep = keep
+
+    def add(self, path: str, reason: str) -> None:
+        self.counts[reason] += 1
+        if len(self.examples[reason]) < self._keep:
+            self.examples[reason].append(path)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+_cascade = None
+
+
+def _haar() -> cv2.CascadeClassifier:
+    global _cascade
+    if _cascade is None:
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        _cascade = cv2.CascadeClassifier(path)
+        if _cascade.empty():
+            raise RuntimeError(f"OpenCV Haar cascade {path!r} could not be loaded")
+    return _cascade
+
+
+def detect_faces(
+    rgb: np.ndarray, min_size: int = 48, max_side: int = _DETECT_MAX_SIDE
+) -> list[tuple[int, int, int, int]]:
+    """Haar frontal-face boxes [x, y, w, h] in `rgb` pixels, largest first.
+
+    Detection runs on a copy shrunk to `max_side`, which finds the one big face of a portrait
+    quickly; group photos of small faces need a larger `max_side`.
+    """
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    gray = cv2.equalizeHist(gray)
+    min_px = max(24, round(min_size * scale))
+    boxes = _haar().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_px,) * 2)
+    found = [tuple(round(v / scale) for v in b) for b in np.asarray(boxes).reshape(-1, 4)]
+    return sorted(found, key=lambda b: -b[2] * b[3])
+
+
+def crop_face(
+    rgb: np.ndarray, box: Iterable[float], size: int, margin: float = DEFAULT_MARGIN
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A size x size crop around `box` grown by `margin`; returns it and the box in crop pixels.
+
+    The square is shifted to stay inside the photo where it fits; otherwise the photo is padded
+    by reflection so the crop is never cut off.
+    """
+    x, y, bw, bh = (float(v) for v in box)
+    side = max(bw, bh) * (1 + 2 * margin)
+    cx, cy = x + bw / 2, y + bh / 2
+    h, w = rgb.shape[:2]
+    x0 = min(max(cx - side / 2, 0.0), max(w - side, 0.0)) if side <= w else cx - side / 2
+    y0 = min(max(cy - side / 2, 0.0), max(h - side, 0.0)) if side <= h else cy - side / 2
+    x0, y0, s = round(x0), round(y0), round(side)
+    pad = max(0, -x0, -y0, x0 + s - w, y0 + s - h)
+    if pad:
+        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    crop = rgb[y0 + pad : y0 + pad + s, x0 + pad : x0 + pad + s]
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
+    crop = cv2.resize(crop, (size, size), interpolation=interp)
+    k = size / s
+    return np.ascontiguousarray(crop), ((x - x0) * k, (y - y0) * k, bw * k, bh * k)
+
+
+def dhash(rgb: np.ndarray) -> int:
+    """64-bit difference hash: robust to resizing and re-encoding, changed by any real edit."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+class Deduplicator:
+    """Remembers hashes; `seen(h)` is True when a stored hash is within `max_distance` bits."""
+
+    def __init__(self, max_distance: int = 4):
+        self._hashes = np.zeros(1024, np.uint64)  # grown by doubling: 50k faces stay cheap
+        self._n = 0
+        self._max = max_distance
+
+    def seen(self, h: int) -> bool:
+        stored = self._hashes[: self._n]
+        if self._n and np.bitwise_count(stored ^ np.uint64(h)).min() <= self._max:
+            return True
+        if self._n == self._hashes.size:
+            self._hashes = np.concatenate([self._hashes, np.zeros_like(self._hashes)])
+        self._hashes[self._n] = h
+        self._n += 1
+        return False
+
+
+def read_celeba_gender(root: str) -> dict[str, int]:
+    """File name -> gender from a CelebA(-HQ) attribute file in `root`, if there is one."""
+    for name in _CELEBA_ATTRS:
+        path = os.path.join(root, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        header = lines[1].split()
+        if "Male" not in header:
+            raise ValueError(f"{path}: expected a 'Male' column in the attribute header")
+        col = header.index("Male") + 1  # rows start with the file name
+        out = {}
+        for line in lines[2:]:
+            parts = line.split()
+            if len(parts) > col:
+                out[parts[0]] = 0 if parts[col] == "1" else 1
+        return out
+    return {}
+
+
+def labels_from_name(path: str, celeba: dict[str, int]) -> dict[str, int]:
+    """Labels a file name carries: UTKFace `age_gender_race_*`, or a CelebA attribute row."""
+    name = os.path.basename(path)
+    m = _UTK_NAME.match(name)
+    if m:
+        return {"age": int(m[1]), "gender": int(m[2]), "race": int(m[3])}
+    if name in celeba:
+        return {"gender": celeba[name]}
+    return {}
+
+
+def face_id(root: str, path: str) -> str:
+    """A short stable id: the file stem plus a hash of the path relative to the face folder."""
+    rel = os.path.relpath(path, root)
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", os.path.splitext(os.path.basename(rel))[0])[:40]
+    return f"{stem}-{hashlib.sha1(rel.encode()).hexdigest()[:6]}"
+
+
+def read_face(path: str, size: int, margin: float) -> tuple[np.ndarray, tuple] | str:
+    """The crop and face box of the largest face in one photo, or the reason to skip it."""
+    try:
+        rgb = images.load_rgb(path)
+    except images.SkipImage as e:
+        return e.reason
+    boxes = detect_faces(rgb)
+    if not boxes:
+        return images.NO_FACE
+    return crop_face(rgb, boxes[0], size, margin)
+
+
+def _read_face_job(job: tuple[str, int, float]):
+    return read_face(*job)
+
+
+def _read_all(paths: list[str], size: int, margin: float, workers: int) -> Iterator:
+    """read_face over `paths` in order; with workers > 1 in a process pool, two batches in flight
+    at most, so a slow consumer never piles up thousands of decoded crops."""
+    jobs = [(p, size, margin) for p in paths]
+    if workers <= 1:
+        yield from map(_read_face_job, jobs)
+        return
+    batch = workers * 8
+    # spawn, not fork: forking a process that already runs TensorFlow's threads can deadlock
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pending = pool.map_async(_read_face_job, jobs[:batch])
+        for start in range(batch, len(jobs) + batch, batch):
+            ahead = pool.map_async(_read_face_job, jobs[start : start + batch])
+            yield from pending.get()
+            pending = ahead
+
+
+def iter_faces(
+    root: str,
+    size: int = DEFAULT_SIZE,
+    margin: float = DEFAULT_MARGIN,
+    skips: SkipLog | None = None,
+    paths: list[str] | None = None,
+    workers: int = 1,
+) -> Iterator[Face]:
+    """Yields one face crop per usable photo under `root` (the largest face when there are several).
+
+    Photos that cannot be read, have no face, or repeat an earlier crop are counted in `skips`.
+    `workers` > 1 reads and crops in that many processes; the result does not depend on it.
+    """
+    skips = skips if skips is not None else SkipLog()
+    celeba = read_celeba_gender(root)
+    dedup = Deduplicator()
+    paths = paths if paths is not None else images.list_images(root)
+    for path, got in zip(paths, _read_all(paths, size, margin, workers), strict=True):
+        if isinstance(got, str):
+            skips.add(path, got)
+            continue
+        crop, box = got
+        if dedup.seen(dhash(crop)):
+            skips.add(path, images.DUPLICATE)
+            continue
+        yield Face(face_id(root, path), crop, box, path, **labels_from_name(path, celeba))
