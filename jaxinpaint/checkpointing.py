@@ -1,0 +1,70 @@
+"""Orbax checkpoints of the train state and the input position, in `<workdir>/checkpoints`."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+from jaxinpaint.gan import TrainState
+
+
+class Checkpointer:
+    """Saves `(state, {"step", "data_position"})`; restores the latest or a given step."""
+
+    def __init__(self, directory: str | os.PathLike, *, keep: int):
+        self.directory = os.path.abspath(os.fspath(directory))
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        )
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, state: TrainState, *, data_position: int) -> None:
+        """Starts an (asynchronous) save at `state.step`; call `wait()` before exiting."""
+        step = int(jax.device_get(state.step))
+        meta = {"step": step, "data_position": int(data_position)}
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+            force=True,
+        )
+
+    def restore(self, like: TrainState, step: int | None = None) -> tuple[TrainState, dict]:
+        """State shaped and sharded like `like` (arrays or ShapeDtypeStructs), and its metadata."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        target = jax.tree.map(
+            lambda x: (
+                x
+                if isinstance(x, jax.ShapeDtypeStruct)
+                else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+            ),
+            like,
+        )
+        try:
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
+                ),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"checkpoint {self.directory}/{step} does not match this config's model "
+                f"(different widths or levels?): {e}"
+            ) from None
+        return restored["state"], dict(restored["meta"])
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()

@@ -1,0 +1,57 @@
+"""Examples composited in memory by `data_pipeline`, addressable by index.
+
+`data_pipeline.compose.generate` is a stream; training needs example `i` on demand (to resume at
+any step and to give each process its own share), so this module applies the same per-index
+recipe (`compose.category_for` for the category schedule, a generator seeded by
+`(seed, index)`, `compose.composite` for the pasting) to face `index mod #faces`. The faces are
+the committed sample set (or `config.data.faces_dir`) resized to `config.image_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+_RETRY_STRIDE = 1_000_003  # an index whose every variant fails to place moves to index + k·stride
+
+
+def _load_faces(config) -> list:
+    from data_pipeline import faces as faces_lib
+    from data_pipeline import sample_faces
+
+    if not config.data.faces_dir:
+        return sample_faces.load(config.image_size)
+    found = list(faces_lib.iter_faces(config.data.faces_dir, size=config.image_size))
+    if not found:
+        raise FileNotFoundError(f"config.data.faces_dir={config.data.faces_dir!r} has no faces")
+    return found
+
+
+def example_fn(config) -> Callable[[int], dict[str, np.ndarray]]:
+    """`index -> {"occluded", "original", "mask"}`, the same for the same config and index."""
+    from data_pipeline import compose, occluders
+
+    faces = _load_faces(config)
+    library = occluders.OccluderLibrary.load(config.data.occluders_dir or occluders.LIBRARY_DIR)
+    library.check()
+    seed = config.data.seed
+
+    def example(index: int) -> dict[str, np.ndarray]:
+        for attempt in range(8):
+            i = index + attempt * _RETRY_STRIDE
+            face = faces[i % len(faces)]
+            category = compose.category_for(i, seed)
+            rng = np.random.default_rng([seed, i])
+            variants = library.items[category]
+            for v in rng.permutation(len(variants)):
+                parts = compose.composite(face, variants[v], rng)
+                if parts is not None:
+                    return {
+                        "occluded": parts["occluded"],
+                        "original": face.image,
+                        "mask": parts["mask"],
+                    }
+        raise ValueError(f"no occluder could be placed for example {index}; check the library")
+
+    return example

@@ -1,0 +1,101 @@
+"""A trained generator, loaded from a training workdir, as a plain function on uint8 images.
+
+`launch/train.py` writes `<workdir>/config.json` next to the checkpoints, so a workdir alone is
+enough to rebuild the model: `Inpainter.from_workdir("runs/demo")`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxinpaint.checkpointing import Checkpointer
+from jaxinpaint.gan import InpaintingGAN
+
+CONFIG_FILE = "config.json"
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
+    """Writes the run's config as JSON into the workdir (atomically); returns the path."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, CONFIG_FILE)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=workdir)
+    with os.fdopen(fd, "w") as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a workdir was trained with."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} not found: --inpainter must be a workdir written by launch/train.py"
+        )
+    try:
+        with open(path) as f:
+            return ml_collections.ConfigDict(json.load(f))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a valid config JSON file: {e}") from None
+
+
+class Inpainter:
+    """`Inpainter(config, gen_params)(face_RxRx3_uint8, hole_RxR) -> face_RxRx3_uint8`."""
+
+    def __init__(self, config: ml_collections.ConfigDict, gen_params: Any):
+        self.config = config
+        self.size = int(config.image_size)
+        self.gen_params = gen_params
+        self._generate = jax.jit(InpaintingGAN(config).generate)
+
+    @classmethod
+    def from_workdir(cls, workdir: str, step: int | None = None) -> Inpainter:
+        """The generator of a workdir's latest (or given) checkpoint."""
+        config = load_config(workdir)
+        gan = InpaintingGAN(config)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+            jax.eval_shape(gan.init, jax.random.key(0)),
+        )
+        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+        try:
+            if ckpt.latest_step() is None:
+                raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint")
+            state, _ = ckpt.restore(abstract, step)
+        except (OSError, ValueError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ValueError(f"could not read the checkpoint in {workdir}: {e}") from None
+        finally:
+            ckpt.close()
+        return cls(config, state.gen_params)
+
+    def inpaint_batch(
+        self, occluded_BxRxRx3: np.ndarray, hole_BxRxRx1: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`(pred, composite)` as float32 in [0, 1] for uint8 images and 0/1 holes."""
+        batch = {
+            "occluded": jnp.asarray(occluded_BxRxRx3, jnp.uint8),
+            "original": jnp.asarray(occluded_BxRxRx3, jnp.uint8),  # unused by the generator
+            "mask": jnp.asarray(hole_BxRxRx1, jnp.uint8),
+        }
+        pred, composite = self._generate(self.gen_params, batch)
+        return np.asarray(pred), np.asarray(composite)
+
+    def __call__(self, face_RxRx3: np.ndarray, hole_RxR: np.ndarray) -> np.ndarray:
+        if face_RxRx3.shape != (self.size, self.size, 3):
+            raise ValueError(
+                f"the inpainter works at {self.size}x{self.size}x3, got {face_RxRx3.shape}"
+            )
+        hole = np.asarray(hole_RxR).reshape(1, self.size, self.size, 1) > 0
+        _, composite = self.inpaint_batch(face_RxRx3[None], hole.astype(np.uint8))
+        return np.clip(composite[0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
