@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -37,13 +38,28 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class _Preemption:
-    """Turns SIGTERM into a flag the loop checks after each step (then saves and stops)."""
+    """Turns SIGTERM into a stop that every process takes at the same step (then saves).
+
+    One process: a Python SIGTERM handler sets a flag the loop checks after each step. Several
+    processes: JAX's preemption service (started by `jax.distributed.initialize`) catches the
+    signal on any host and agrees on the step at which all of them stop; a Python handler here
+    would replace the service's and let one host stop alone, so none is installed.
+    """
 
     def __init__(self):
-        self.requested = False
+        self._requested = False
         self._previous = None
+        self._multi_process = jax.process_count() > 1
+
+    def stop_at(self, step: int) -> bool:
+        """True when training must stop (and save) after `step`; call it on every step."""
+        if self._multi_process:
+            return multihost_utils.reached_preemption_sync_point(step)
+        return self._requested
 
     def __enter__(self):
+        if self._multi_process:
+            return self
         try:
             self._previous = signal.signal(signal.SIGTERM, self._handle)
         except ValueError:  # not the main thread: no handler, the loop just runs
@@ -52,7 +68,7 @@ class _Preemption:
 
     def _handle(self, signum, frame):
         del signum, frame
-        self.requested = True
+        self._requested = True
 
     def __exit__(self, *exc):
         if self._previous is not None:
@@ -143,9 +159,12 @@ def _restore_or_init(trainer: Trainer, ckpt: Checkpointer, rng: jax.Array) -> tu
     return state, 0
 
 
-def _write_samples(trainer: Trainer, state: TrainState, fixed: dict, workdir: str) -> str:
+def _write_samples(trainer: Trainer, state: TrainState, fixed: dict, workdir: str) -> str | None:
+    """Every process runs the generator (it spans the global mesh); process 0 writes the PNG."""
     batch = jax.device_put(fixed, trainer.replicated)
     pred, composite = jax.device_get(trainer.generate(state.gen_params, batch))
+    if jax.process_index() != 0:
+        return None
     grid = samples.make_grid(fixed["occluded"], fixed["mask"], pred, composite, fixed["original"])
     path = os.path.join(workdir, "samples", f"step_{int(jax.device_get(state.step)):07d}.png")
     samples.write_png(path, grid)
@@ -178,7 +197,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
-    fixed = input_pipeline.fixed_examples(config, config.num_samples) if is_lead else None
+    fixed = input_pipeline.fixed_examples(config, config.num_samples)  # same on every process
     writer = EventWriter(workdir) if is_lead else None
     last_good = ckpt.latest_step()
     pending: tuple[int, dict] | None = None  # metrics of the last dispatched step, not yet read
@@ -208,7 +227,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                 # Read the previous step's metrics while this one runs.
                 read_pending()
                 pending = (step, metrics)
-                stop = preemption.requested or step == total
+                preempted = preemption.stop_at(step)
+                stop = preempted or step == total
                 if step == 1 and is_lead:
                     logging.info("First step done (includes compilation).")
                 if step % config.log_every == 0 or stop:
@@ -227,13 +247,15 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                         )  # fmt: skip
                     window.clear()
                     window_start = time.perf_counter()
-                if is_lead and (step % config.sample_every == 0 or stop):
-                    logging.info("Wrote %s", _write_samples(trainer, state, fixed, workdir))
+                if step % config.sample_every == 0 or stop:
+                    path = _write_samples(trainer, state, fixed, workdir)
+                    if path:
+                        logging.info("Wrote %s", path)
                 if step % config.checkpoint_every == 0 or stop:
                     read_pending()  # never save a state whose losses were not checked
                     ckpt.save(state, data_position=position)
                     last_good = step
-                if preemption.requested:
+                if preempted:
                     logging.warning("SIGTERM: saved step %d; stopping.", step)
                     break
         finally:

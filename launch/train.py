@@ -4,6 +4,10 @@ r"""Train the inpainting GAN.
     python launch/train.py --config=configs/full.py --workdir=runs/full
 
 Running the same command again resumes from the workdir's latest checkpoint.
+
+Several processes (one per host, all devices of all hosts in one mesh): under SLURM, Open MPI or
+on a TPU VM slice nothing more is needed (see launch/cluster/); elsewhere give every process
+    --coordinator=HOST:PORT --num_processes=N --process_id=I
 """
 
 import logging as std_logging
@@ -14,12 +18,20 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import jaxinpaint
+from jaxinpaint import distributed
 from jaxinpaint.train import NonFiniteLossError, train_and_evaluate
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(jaxinpaint.__file__))
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, events and samples.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator", "", "HOST:PORT of process 0, for a multi-process run JAX cannot detect."
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", 0, "Processes in the run (with --coordinator)."
+)
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index, 0..num_processes-1.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -35,6 +47,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.get_absl_handler().addFilter(_OwnInfoOnly())
     try:
+        distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
         train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except (ValueError, FileNotFoundError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
