@@ -119,9 +119,12 @@ class Reconstructor:
         self.min_face = min_face
         self.detect_side = detect_side
 
-    def hole_for(self, face_RxRx3: np.ndarray) -> np.ndarray:
-        """The dilated boolean hole of one face crop at the model's resolution."""
-        hole = np.asarray(self.mask_source(face_RxRx3), np.float32)
+    def hole_for(self, face_RxRx3: np.ndarray, hole: np.ndarray | None = None) -> np.ndarray:
+        """The dilated boolean hole of one face crop at the model's resolution (from the mask
+        source unless `hole` is given)."""
+        if hole is None:
+            hole = self.mask_source(face_RxRx3)
+        hole = np.asarray(hole, np.float32)
         if hole.ndim == 3:
             hole = hole[..., 0]
         if hole.shape != face_RxRx3.shape[:2]:
@@ -134,14 +137,22 @@ class Reconstructor:
             hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
         return hole.astype(bool)
 
-    def reconstruct_face(self, photo: np.ndarray, box) -> tuple[np.ndarray, FaceResult]:
-        """Reconstructs one face of `photo` (HxWx3 uint8) in place of a copy; returns both."""
+    def reconstruct_face(
+        self, photo: np.ndarray, box, photo_mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, FaceResult]:
+        """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it and the result.
+        With `photo_mask` (HxW, > 0.5 = remove) the hole comes from it, not the mask source."""
         window = face_window(box, self.margin)
         side = window[2]
         face = _extract(photo, window)
         interp = cv2.INTER_AREA if side > self.size else cv2.INTER_CUBIC
         face_r = cv2.resize(face, (self.size, self.size), interpolation=interp)
-        hole_r = self.hole_for(face_r)
+        if photo_mask is None:
+            hole_r = self.hole_for(face_r)
+        else:
+            crop = _extract(np.asarray(photo_mask, np.float32), window)
+            given = cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+            hole_r = self.hole_for(face_r, given)
         result = FaceResult(tuple(int(v) for v in box), window, float(hole_r.mean()))
         if not result.inpainted:
             return photo, result
@@ -164,15 +175,23 @@ class Reconstructor:
         out[inside] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out, result
 
-    def __call__(self, photo_HxWx3: np.ndarray) -> Reconstruction:
+    def __call__(
+        self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
+    ) -> Reconstruction:
+        """Reconstructs every face found in the photo; `photo_mask` (HxW, > 0.5 = remove), when
+        given, replaces the mask source."""
         photo = np.asarray(photo_HxWx3)
         if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[-1] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB photo, got {photo.dtype} {photo.shape}")
+        if photo_mask is not None and np.asarray(photo_mask).shape[:2] != photo.shape[:2]:
+            raise ValueError(
+                f"the mask is {np.asarray(photo_mask).shape[:2]} but the photo is {photo.shape[:2]}"
+            )
         boxes = detect_faces(photo, min_size=self.min_face, max_side=self.detect_side)
         if self.max_faces is not None:
             boxes = boxes[: self.max_faces]
         faces = []
         for box in boxes:
-            photo, result = self.reconstruct_face(photo, box)
+            photo, result = self.reconstruct_face(photo, box, photo_mask)
             faces.append(result)
         return Reconstruction(photo, tuple(faces))

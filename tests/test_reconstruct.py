@@ -75,3 +75,17 @@ def test_bad_inputs_raise_clear_errors():
         Reconstructor(lambda f, h: f.astype(np.float32), lower_face_mask, size=64)(photo)
     with pytest.raises(ValueError, match="size >= 8"):
         Reconstructor(paint_green, lower_face_mask, size=4)
+
+
+def test_a_photo_mask_replaces_the_mask_source():
+    photo = data.astronaut()
+    photo_mask = np.zeros(photo.shape[:2], np.uint8)
+    photo_mask[135:148, 212:238] = 1  # the mouth
+    never = lambda face: pytest.fail("the mask source must not be called")
+    rec = Reconstructor(paint_green, never, size=64, dilate=0, feather=0)(photo, photo_mask)
+    changed = np.any(rec.image != photo, axis=-1)
+    ys, xs = np.nonzero(changed)
+    assert ys.min() >= 130 and ys.max() <= 153
+    assert xs.min() >= 207 and xs.max() <= 243
+    with pytest.raises(ValueError, match="the mask is"):
+        Reconstructor(paint_green, never, size=64)(photo, photo_mask[:10])
