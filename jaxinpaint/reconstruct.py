@@ -20,7 +20,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from data_pipeline.faces import DEFAULT_MARGIN, detect_faces
+from data_pipeline.faces import DEFAULT_MARGIN, OCCLUDED_CASCADE, detect_faces
 
 MaskSource = Callable[[np.ndarray], np.ndarray]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -175,6 +175,21 @@ class Reconstructor:
         out[inside] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out, result
 
+    def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
+        """Face boxes, largest first: the default Haar cascade, then one that tolerates
+        occluded eyes, then (with a photo mask) a face-sized box around the masked pixels."""
+        kwargs = dict(min_size=self.min_face, max_side=self.detect_side)
+        boxes = detect_faces(photo, **kwargs)
+        if not boxes:
+            cascade, neighbours = OCCLUDED_CASCADE
+            boxes = detect_faces(photo, cascade=cascade, min_neighbors=neighbours, **kwargs)
+        if not boxes and photo_mask is not None and np.any(np.asarray(photo_mask) > 0.5):
+            ys, xs = np.nonzero(np.asarray(photo_mask) > 0.5)
+            side = 2 * max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+            cx, cy = (xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2
+            boxes = [(round(cx - side / 2), round(cy - side / 2), side, side)]
+        return boxes
+
     def __call__(
         self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
     ) -> Reconstruction:
@@ -187,7 +202,7 @@ class Reconstructor:
             raise ValueError(
                 f"the mask is {np.asarray(photo_mask).shape[:2]} but the photo is {photo.shape[:2]}"
             )
-        boxes = detect_faces(photo, min_size=self.min_face, max_side=self.detect_side)
+        boxes = self.find_faces(photo, photo_mask)
         if self.max_faces is not None:
             boxes = boxes[: self.max_faces]
         faces = []

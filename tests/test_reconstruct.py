@@ -89,3 +89,28 @@ def test_a_photo_mask_replaces_the_mask_source():
     assert xs.min() >= 207 and xs.max() <= 243
     with pytest.raises(ValueError, match="the mask is"):
         Reconstructor(paint_green, never, size=64)(photo, photo_mask[:10])
+
+
+def test_faces_behind_sunglasses_and_mask_only_photos_are_found():
+    from data_pipeline import compose, occluders
+    from data_pipeline.faces import Face, detect_faces
+
+    photo = data.astronaut()
+    face = Face("astronaut", photo, tuple(float(v) for v in detect_faces(photo)[0]), "nasa")
+    library = occluders.OccluderLibrary.load()
+    rng = np.random.default_rng(3)
+    parts = next(
+        p for v in library.items["sunglasses"] if (p := compose.composite(face, v, rng)) is not None
+    )
+    covered = parts["occluded"]
+    assert detect_faces(covered) == []  # the default cascade needs the eyes
+    rec = Reconstructor(paint_green, lambda f: np.zeros(f.shape[:2]), size=64)
+    (box,) = rec.find_faces(covered)
+    x, y, w, h = box
+    assert x < 230 < x + w and y < 100 < y + h  # the astronaut's face
+    # No face at all, but a mask: a face-sized window around the masked pixels.
+    blank = np.full((200, 300, 3), 128, np.uint8)
+    mask = np.zeros(blank.shape[:2], np.uint8)
+    mask[90:110, 140:170] = 1
+    (box,) = rec.find_faces(blank, mask)
+    assert box[2] == box[3] >= 59 and box[0] < 140 and box[0] + box[2] > 170

@@ -59,7 +59,7 @@ def test_photo_with_a_mask_file_is_reconstructed(inpainter_workdir, tmp_path):
 def test_no_face_is_written_unchanged_with_a_message(inpainter_workdir, tmp_path):
     noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp_path / "noise.png")
-    mask = np.full((96, 128), 255, np.uint8)
+    mask = np.zeros((96, 128), np.uint8)  # an empty mask: nothing to place a face around
     Image.fromarray(mask).save(tmp_path / "mask.png")
     out = tmp_path / "noise_out.png"
     rc, log = run(
