@@ -1,0 +1,89 @@
+"""Forward latency of the occluder detector on one 256x256 face, on the CPU.
+
+    python bench/detector.py [--repeats=20] [--detector=runs/detector/model_final.pt]
+
+Without --detector the model is untrained and built from configs/detector_demo.py (the CPU
+settings: 300/100 RPN proposals, at most 10 detections) with a score threshold of 0, so the mask
+head always runs on all 10 detections: the slow end of what a trained model costs. The image is
+the astronaut photo's face (scikit-image, public domain) resized to 256x256. The figure is the
+median of --repeats timed `Detector.predict` calls after warm-up; the last line is
+`detector_ms=<median ms>`.
+"""
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# This file shares the package's name; drop its folder from the path so `detector` is the package.
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != ROOT / "bench"]
+
+from detector import model as model_lib  # noqa: E402
+from detector import predict  # noqa: E402
+
+
+def face_256() -> np.ndarray:
+    """The astronaut's face, 256x256 RGB uint8."""
+    crop = skdata.astronaut()[20:280, 110:370]
+    return np.asarray(Image.fromarray(crop).resize((256, 256), Image.BILINEAR))
+
+
+def demo_detector(size: int) -> predict.Detector:
+    spec = importlib.util.spec_from_file_location("cfg", ROOT / "configs" / "detector_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    torch.manual_seed(0)
+    return predict.Detector(model_lib.build_model(config.model, size), score_thresh=0.0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20, help="timed forward passes")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed passes first")
+    parser.add_argument("--detector", default="", help="a trained checkpoint to time instead")
+    parser.add_argument("--json", default="", help="also write the numbers to this JSON file")
+    args = parser.parse_args()
+
+    image = face_256()
+    det = predict.Detector.from_checkpoint(args.detector) if args.detector else demo_detector(256)
+    for _ in range(args.warmup):
+        det.predict([image])
+    times, counts = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        instances = det.predict([image])[0]
+        times.append((time.perf_counter() - start) * 1000)
+        counts.append(len(instances))
+    median = statistics.median(times)
+    result = {
+        "detector_ms": median,
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "repeats": args.repeats,
+        "instances_per_image": statistics.median(counts),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "checkpoint": args.detector or "untrained, configs/detector_demo.py, score_thresh 0",
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        path = pathlib.Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"detector_ms={median:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Occluder detector: Mask R-CNN R50-FPN with the seed's hyperparameters (seed ch. 5, Fig. 5.5).
+
+Run (one process; add `torchrun --nproc_per_node=N` in front for N GPUs or CPU processes):
+
+    python launch/train_detector.py --config=configs/detector.py \
+        --config.data.coco_dir=DATA/coco --workdir=runs/detector
+
+Evaluate a trained run again without training: add `--eval_only`.
+"""
+
+import ml_collections
+
+
+def get_config(arg=None):
+    """The seed's detector: LR 0.001, 2 images per batch, ROI batch 64, 2000 iterations."""
+    del arg  # no variants; derived configs start from this one
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # torch seed for init, sampling and augmentation
+
+    config.data = ml_collections.ConfigDict()
+    config.data.coco_dir = ""  # <out>/coco of the dataset builder: {train,test}/ + annotations/
+    config.data.train_split = (
+        "train"  # images in coco_dir/<split>/, labels in instances_<split>.json
+    )
+    config.data.test_split = "test"
+    config.data.hflip_prob = 0.5  # horizontal-flip augmentation (detectron2's default RandomFlip)
+    config.data.num_workers = 2  # DataLoader workers per process (seed: 2)
+
+    config.model = ml_collections.ConfigDict()
+    config.model.weights = "none"  # "none" = from scratch; "coco" = torchvision COCO (downloads)
+    config.model.image_size = 0  # network input side in px; 0 = the training images' size
+    config.model.norm = "auto"  # backbone norm: auto (frozen BN with coco, GroupNorm otherwise)
+    config.model.trainable_backbone_layers = 3  # with weights=coco; from scratch all 5 train
+    config.model.rpn_pre_nms_top_n_test = 1000  # torchvision defaults; lower them on a CPU
+    config.model.rpn_post_nms_top_n_test = 1000
+    config.model.box_detections_per_img = 100
+    config.model.roi_batch_size_per_image = 64  # seed: ROI_HEADS.BATCH_SIZE_PER_IMAGE
+    config.model.eval_score_thresh = 0.05  # keep low scores for COCOeval (detectron2's default)
+
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 2  # images per step over all processes (seed: IMS_PER_BATCH)
+    config.train.lr = 0.001  # seed: BASE_LR
+    config.train.momentum = 0.9  # SGD, detectron2's solver defaults
+    config.train.weight_decay = 1e-4
+    config.train.warmup_steps = 1000  # linear warm-up from warmup_factor * lr (detectron2)
+    config.train.warmup_factor = 0.001
+    config.train.clip_grad_norm = 0.0  # max global gradient norm; 0 = no clipping (seed)
+    config.train.lr_decay_steps = ()  # steps where lr is multiplied by 0.1 (seed: none reached)
+    config.train.num_steps = 2000  # seed: MAX_ITER
+    config.train.log_every = 20  # steps between metrics lines in metrics.jsonl
+    config.train.checkpoint_every = 500  # steps between checkpoints (and on the last step)
+    config.train.eval_every = (
+        200  # steps between COCO evaluations (seed: EVAL_PERIOD); 0 = end only
+    )
+    config.train.keep_checkpoints = 2  # older step checkpoints are deleted
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.max_images = 0  # 0 = the whole test split
+    config.eval.num_visualizations = 8  # PNGs per evaluation, instances >= predict.score_thresh
+
+    config.predict = ml_collections.ConfigDict()
+    config.predict.score_thresh = 0.7  # seed: SCORE_THRESH_TEST for masks handed on
+    config.predict.classes = ()  # category names in the union mask; empty = all 19
+    return config

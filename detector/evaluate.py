@@ -1,0 +1,163 @@
+"""COCO evaluation of the detector: bbox and segm AP, AP50, AP75 and per-category AP.
+
+`coco_results` turns predictions into COCO result records (boxes as xywh, masks as RLE);
+`evaluate_results` runs pycocotools COCOeval on them; `write_report` writes the numbers as JSON
+and as a Markdown table. `evaluate_model` ties these to a model and a COCO split.
+"""
+
+import contextlib
+import io
+import json
+import os
+import pathlib
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from pycocotools.cocoeval import COCOeval
+
+from data_pipeline.categories import CATEGORIES, CATEGORY_TO_ID
+from detector import visualize
+
+IOU_TYPES = ("bbox", "segm")
+SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def coco_results(image_id: int, boxes_Nx4, scores_N, labels_N, masks_NxHxW) -> list[dict]:
+    """COCO result records of one image; boxes xyxy in pixels, masks 0/1 (or probabilities)."""
+    records = []
+    boxes = np.asarray(boxes_Nx4, np.float64).reshape(-1, 4)
+    masks = np.asarray(masks_NxHxW)
+    for i in range(len(boxes)):
+        x0, y0, x1, y1 = boxes[i]
+        binary = np.asfortranarray((masks[i] >= 0.5).astype(np.uint8))
+        rle = mask_utils.encode(binary)
+        rle["counts"] = rle["counts"].decode("ascii")  # JSON-serialisable
+        records.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(labels_N[i]),
+                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                "score": float(scores_N[i]),
+                "segmentation": rle,
+            }
+        )
+    return records
+
+
+def _per_category_ap(coco_eval: COCOeval) -> dict[str, float]:
+    """AP (IoU .50:.95, all areas, 100 detections) of each category, NaN where it has no labels."""
+    # precision: [T iou thresholds, R recall points, K categories, A areas, M max-dets]
+    precision = coco_eval.eval["precision"]
+    out = {}
+    for k, cat_id in enumerate(coco_eval.params.catIds):
+        p = precision[:, :, k, 0, -1]
+        p = p[p > -1]
+        name = coco_eval.cocoGt.cats[cat_id]["name"]
+        out[name] = float(np.mean(p) * 100) if p.size else float("nan")
+    return out
+
+
+def evaluate_results(coco_gt, results: list[dict], image_ids=None) -> dict:
+    """COCOeval bbox and segm metrics (in percent, like detectron2) of `results` against `coco_gt`.
+
+    Returns {"bbox": {"AP": .., "AP50": .., ..., "per_category": {name: AP}}, "segm": {...}}.
+    With no results at all every AP is 0.
+    """
+    ids = sorted(coco_gt.getImgIds()) if image_ids is None else sorted(image_ids)
+    metrics = {}
+    for iou_type in IOU_TYPES:
+        if not results:
+            metrics[iou_type] = {k: 0.0 for k in SUMMARY_KEYS}
+            metrics[iou_type]["per_category"] = {
+                coco_gt.cats[c]["name"]: 0.0 for c in coco_gt.getCatIds()
+            }
+            continue
+        # Like detectron2, each task sees only its own field: with a bbox present, loadRes would
+        # take the segm areas from the boxes and misplace instances in the area ranges.
+        drop = "segmentation" if iou_type == "bbox" else "bbox"
+        task_results = [{k: v for k, v in r.items() if k != drop} for r in results]
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_dt = coco_gt.loadRes(task_results)
+            coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+            coco_eval.params.imgIds = ids
+            coco_eval.evaluate()
+            coco_eval.accumulate()
+            coco_eval.summarize()
+        stats = [float(s * 100) if s >= 0 else float("nan") for s in coco_eval.stats[:6]]
+        metrics[iou_type] = dict(zip(SUMMARY_KEYS, stats, strict=True))
+        metrics[iou_type]["per_category"] = _per_category_ap(coco_eval)
+    return metrics
+
+
+def markdown_table(metrics: dict) -> str:
+    """The metrics as two Markdown tables: summary AP and per-category AP."""
+    lines = ["| type | " + " | ".join(SUMMARY_KEYS) + " |", "|---" * (len(SUMMARY_KEYS) + 1) + "|"]
+    for iou_type in IOU_TYPES:
+        vals = [f"{metrics[iou_type][k]:.1f}" for k in SUMMARY_KEYS]
+        lines.append(f"| {iou_type} | " + " | ".join(vals) + " |")
+    names = [n for n in CATEGORIES if n in metrics["bbox"]["per_category"]]
+    lines += ["", "| category | bbox AP | segm AP |", "|---|---|---|"]
+    for name in names:
+        b = metrics["bbox"]["per_category"][name]
+        s = metrics["segm"]["per_category"][name]
+        lines.append(f"| {name} (id {CATEGORY_TO_ID[name]}) | {b:.1f} | {s:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _nan_to_none(tree):
+    """NaN (a category without test labels) as JSON null, so the file is strict JSON."""
+    if isinstance(tree, dict):
+        return {k: _nan_to_none(v) for k, v in tree.items()}
+    return None if isinstance(tree, float) and np.isnan(tree) else tree
+
+
+def write_report(metrics: dict, out_dir, stem: str = "coco_eval") -> tuple[pathlib.Path, ...]:
+    """Write `<stem>.json` (NaN as null) and `<stem>.md` into `out_dir`; returns their paths."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    _write_text(json_path, json.dumps(_nan_to_none(metrics), indent=2, allow_nan=False) + "\n")
+    _write_text(md_path, markdown_table(metrics))
+    return json_path, md_path
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model, dataset, out_dir, *, device="cpu", max_images=0, num_vis=0, vis_thresh=0.7, stem=None
+):
+    """Run `model` over a CocoInstances split, COCOeval it, and write the report + PNGs.
+
+    `stem` names the report files (default "coco_eval"); visualisations of the first `num_vis`
+    images, instances scoring at least `vis_thresh`, go to `<out_dir>/vis/`. Returns the metrics.
+    """
+    model.eval()
+    n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
+    results, image_ids = [], []
+    vis_dir = pathlib.Path(out_dir) / "vis"
+    for index in range(n):
+        image_id = dataset.ids[index]
+        image = dataset.load_image(image_id)
+        x = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0).to(device)
+        out = model([x])[0]
+        masks = out["masks"][:, 0].cpu().numpy()
+        boxes, scores = out["boxes"].cpu().numpy(), out["scores"].cpu().numpy()
+        labels = out["labels"].cpu().numpy()
+        results += coco_results(image_id, boxes, scores, labels, masks)
+        image_ids.append(image_id)
+        if index < num_vis:
+            keep = scores >= vis_thresh
+            drawn = visualize.draw_instances(
+                image, boxes[keep], scores[keep], labels[keep], masks[keep] >= 0.5
+            )
+            visualize.save_png(vis_dir / f"{image_id:08d}.png", drawn)
+    metrics = evaluate_results(dataset.coco, results, image_ids)
+    metrics["num_images"] = n
+    write_report(metrics, out_dir, stem or "coco_eval")
+    return metrics

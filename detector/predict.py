@@ -1,0 +1,124 @@
+"""Prediction API: images -> instances (class, score, box, mask) -> union mask of chosen classes.
+
+    det = Detector.from_checkpoint("runs/detector/model_final.pt")
+    instances = det.predict([image_HxWx3_uint8])[0]        # list of Instance, best first
+    mask_HxW = det.union_mask(instances)                     # uint8 0/1, score >= 0.7
+    mask_HxW = det(image_HxWx3_uint8)                        # the same in one call
+
+The callable form is what launch/reconstruct.py hands to the inpainter (`image -> mask`).
+"""
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY, category_id
+from detector import checkpoint
+from detector import model as model_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """One detected occluder. `box` is (x0, y0, x1, y1) in pixels; `mask` is HxW bool."""
+
+    label: int
+    score: float
+    box: tuple[float, float, float, float]
+    mask: np.ndarray
+
+    @property
+    def category(self) -> str:
+        return ID_TO_CATEGORY[self.label]
+
+
+def box_mask(instances: Sequence[Instance], height: int, width: int) -> np.ndarray:
+    """HxW uint8 0/1: the union of the instances' boxes (whole pixels they touch)."""
+    out = np.zeros((height, width), np.uint8)
+    for inst in instances:
+        x0, y0, x1, y1 = inst.box
+        x0, y0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+        x1, y1 = min(int(np.ceil(x1)), width), min(int(np.ceil(y1)), height)
+        out[y0:y1, x0:x1] = 1
+    return out
+
+
+class Detector:
+    """A trained Mask R-CNN with its score threshold and the classes whose masks count."""
+
+    def __init__(self, model, *, score_thresh=0.7, classes=(), device="cpu", batch_size=4):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.score_thresh = float(score_thresh)
+        self.batch_size = int(batch_size)
+        names = tuple(classes) or CATEGORIES
+        self.class_ids = frozenset(category_id(n) for n in names)  # raises on unknown names
+        # The model drops low scores before its per-image cap, so the cap counts kept instances.
+        model_lib.set_score_thresh(self.model, self.score_thresh)
+
+    @classmethod
+    def from_checkpoint(cls, path, *, score_thresh=None, classes=None, device="cpu", **kwargs):
+        """Rebuild the model stored in a training checkpoint; thresholds default to its config."""
+        state = checkpoint.load(path, map_location=device)
+        config = checkpoint.config_of(state)
+        model = model_lib.build_model(config.model, int(state["image_size"]), load_weights=False)
+        model.load_state_dict(state["model"])
+        if score_thresh is None:
+            score_thresh = config.predict.score_thresh
+        if classes is None:
+            classes = tuple(config.predict.classes)
+        return cls(model, score_thresh=score_thresh, classes=classes, device=device, **kwargs)
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[np.ndarray]) -> list[list[Instance]]:
+        """Instances scoring at least the threshold in each HxWx3 uint8 RGB image, best first."""
+        results = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            tensors = [self._to_tensor(im) for im in chunk]
+            for out in self.model(tensors):
+                keep = out["scores"] >= self.score_thresh
+                boxes = out["boxes"][keep].cpu().numpy()
+                scores = out["scores"][keep].cpu().numpy()
+                labels = out["labels"][keep].cpu().numpy()
+                masks = (out["masks"][keep][:, 0] >= 0.5).cpu().numpy()
+                results.append(
+                    [
+                        Instance(
+                            int(labels[i]), float(scores[i]), tuple(map(float, boxes[i])), masks[i]
+                        )
+                        for i in range(len(scores))
+                    ]
+                )
+        return results
+
+    def union_mask(self, instances: Sequence[Instance], height=None, width=None) -> np.ndarray:
+        """HxW uint8 0/1: the union of the chosen classes' masks (zeros when none)."""
+        chosen = [i for i in instances if i.label in self.class_ids]
+        if not chosen:
+            if height is None:
+                raise ValueError("no instances to take the mask size from; pass height and width")
+            return np.zeros((height, width), np.uint8)
+        return np.any([i.mask for i in chosen], axis=0).astype(np.uint8)
+
+    def masks(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, list]]:
+        """(union mask, box mask, chosen instances) per image; both masks HxW uint8 0/1."""
+        out = []
+        for image, instances in zip(images, self.predict(images), strict=True):
+            h, w = image.shape[:2]
+            chosen = [i for i in instances if i.label in self.class_ids]
+            out.append((self.union_mask(chosen, h, w), box_mask(chosen, h, w), chosen))
+        return out
+
+    def __call__(self, image_HxWx3: np.ndarray) -> np.ndarray:
+        """The union mask of one image: the `image -> mask` callable of reconstruction."""
+        return self.masks([image_HxWx3])[0][0]
+
+    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"image has shape {image.shape} and dtype {image.dtype}; expected HxWx3 uint8 RGB"
+            )
+        return torch.from_numpy(image.copy()).permute(2, 0, 1).float().div_(255.0).to(self.device)

@@ -1,0 +1,240 @@
+"""Train and evaluate the occluder detector; one process or many under `torchrun` (DDP).
+
+Workdir layout:
+    checkpoints/ckpt_<step>.pt   resumable state (model, optimizer, step, config)
+    model_final.pt               the trained model for prediction and the mask cache
+    metrics.jsonl                one JSON line per logged step and per evaluation
+    eval/step_<step>/            coco_eval.json, coco_eval.md and vis/*.png
+"""
+
+import json
+import logging
+import math
+import os
+import pathlib
+import time
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from detector import checkpoint, data, evaluate
+from detector import model as model_lib
+
+log = logging.getLogger(__name__)
+
+
+def learning_rate(train_config, step: int) -> float:
+    """Linear warm-up from `warmup_factor * lr`, then x0.1 drops."""
+    lr = train_config.lr
+    if step < train_config.warmup_steps:
+        alpha = step / train_config.warmup_steps
+        lr *= train_config.warmup_factor * (1 - alpha) + alpha
+    return lr * 0.1 ** sum(step >= s for s in train_config.lr_decay_steps)
+
+
+def _setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when torchrun started several."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def _append_jsonl(path: pathlib.Path, record: dict) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _resolve_image_size(config, state) -> int:
+    """The network input size: the checkpoint's, the config's, or the training images'."""
+    if state is not None:
+        return int(state["image_size"])
+    if config.model.image_size > 0:
+        return int(config.model.image_size)
+    _, ann_file = data.split_paths(config.data.coco_dir, config.data.train_split)
+    return data.image_size_of(ann_file)
+
+
+def _evaluate(config, model, test_set, workdir, step, device) -> dict:
+    out_dir = pathlib.Path(workdir) / "eval" / f"step_{step:08d}"
+    metrics = evaluate.evaluate_model(
+        model,
+        test_set,
+        out_dir,
+        device=device,
+        max_images=config.eval.max_images,
+        num_vis=config.eval.num_visualizations,
+        vis_thresh=config.predict.score_thresh,
+    )
+    summary = {
+        f"{t}/{k}": metrics[t][k] for t in evaluate.IOU_TYPES for k in ("AP", "AP50", "AP75")
+    }
+    log.info("step %d eval: %s", step, " ".join(f"{k}={v:.1f}" for k, v in summary.items()))
+    _append_jsonl(pathlib.Path(workdir) / "metrics.jsonl", {"step": step, "eval": summary})
+    return metrics
+
+
+def evaluate_only(config, workdir) -> dict:
+    """COCO-evaluate the newest checkpoint of `workdir` (else model_final.pt) on the test split."""
+    workdir = pathlib.Path(workdir)
+    path = checkpoint.latest(workdir / "checkpoints") or workdir / checkpoint.FINAL_NAME
+    state = checkpoint.load(path)
+    stored = checkpoint.config_of(state)
+    net = model_lib.build_model(stored.model, int(state["image_size"]), load_weights=False)
+    net.load_state_dict(state["model"])
+    test_set = data.CocoInstances(config.data.coco_dir, config.data.test_split)
+    return _evaluate(config, net, test_set, workdir, int(state["step"]), "cpu")
+
+
+def train_and_evaluate(config, workdir) -> dict:
+    """Train `config` in `workdir`, resuming from its newest checkpoint; evaluate on a cadence.
+
+    Returns {"model": the trained (unwrapped) model, "step": last step, "eval": last metrics or
+    None}. Under torchrun each process trains on its share of every global batch; rank 0 alone
+    writes checkpoints, logs and evaluations.
+    """
+    workdir = pathlib.Path(workdir)
+    rank, world, device = _setup_distributed()
+    train_cfg = config.train
+    if train_cfg.batch_size % world:
+        raise ValueError(
+            f"config.train.batch_size={train_cfg.batch_size} does not divide over {world} "
+            "processes; expected a multiple of the process count"
+        )
+    train_set = data.CocoInstances(
+        config.data.coco_dir, config.data.train_split, config.data.hflip_prob, config.seed
+    )
+    test_set = data.CocoInstances(config.data.coco_dir, config.data.test_split)
+    if len(train_set) == 0:
+        raise ValueError(f"{train_set.ann_file} lists no images; expected a training set")
+
+    # Resume order: the workdir's newest checkpoint, else from scratch (or COCO weights).
+    ckpt_dir = workdir / "checkpoints"
+    resume_path = checkpoint.latest(ckpt_dir)
+    state = checkpoint.load(resume_path) if resume_path else None
+    image_size = _resolve_image_size(config, state)
+    torch.manual_seed(config.seed)  # identical initial weights in every process
+    # A resumed run takes its weights from the checkpoint, so nothing is downloaded again.
+    net = model_lib.build_model(config.model, image_size, load_weights=state is None).to(device)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay
+    )
+    step = 0
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        if rank == 0:
+            log.info("resumed from %s at step %d", resume_path, step)
+    torch.manual_seed(config.seed + 1000 * rank + step)  # RPN/ROI sampling differs per process
+
+    if world > 1:
+        net = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    sampler = torch.utils.data.DistributedSampler(
+        train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=train_cfg.batch_size // world,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        collate_fn=data.collate,
+        drop_last=True,
+    )
+    if len(loader) == 0:
+        raise ValueError(
+            f"{train_set.ann_file} has {len(train_set)} images, fewer than one batch of "
+            f"{train_cfg.batch_size}; expected more images or a smaller config.train.batch_size"
+        )
+    bare = net.module if world > 1 else net
+    metrics_path = workdir / "metrics.jsonl"
+    if rank == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "training %d params, input %d px, %d train / %d test images, %d process(es) on %s",
+            model_lib.count_parameters(bare),
+            image_size,
+            len(train_set),
+            len(test_set),
+            world,
+            device,
+        )
+
+    last_eval, epoch = None, step // len(loader)  # a resumed run restarts its current epoch
+    tick, tick_step = time.perf_counter(), step
+    while step < train_cfg.num_steps:
+        sampler.set_epoch(epoch)
+        train_set.epoch = epoch
+        net.train()
+        for images, targets in loader:
+            lr = learning_rate(train_cfg, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images = [im.to(device) for im in images]
+            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+            losses = net(images, targets)
+            loss = sum(losses.values())
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"detector loss is {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train_cfg.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, train_cfg.clip_grad_norm)
+            optimizer.step()
+            step += 1
+            last = step == train_cfg.num_steps
+            if step % train_cfg.log_every == 0 or last:
+                values = torch.stack([loss.detach(), *(v.detach() for v in losses.values())])
+                if world > 1:
+                    dist.all_reduce(values)
+                    values /= world
+                now = time.perf_counter()
+                record = {"step": step, "lr": lr, "loss": values[0].item()}
+                record.update({k: v.item() for k, v in zip(losses, values[1:], strict=True)})
+                # Includes any evaluation since the last line; an eval line marks those.
+                record["sec_per_step"] = (now - tick) / (step - tick_step)
+                tick, tick_step = now, step
+                if rank == 0:
+                    _append_jsonl(metrics_path, record)
+                    log.info("step %d loss %.4f lr %.2e", step, record["loss"], lr)
+            if rank == 0 and (step % train_cfg.checkpoint_every == 0 or last):
+                checkpoint.save(
+                    checkpoint.step_path(ckpt_dir, step),
+                    model=bare,
+                    optimizer=optimizer,
+                    step=step,
+                    config=config,
+                    image_size=image_size,
+                )
+                checkpoint.prune(ckpt_dir, train_cfg.keep_checkpoints)
+            if (train_cfg.eval_every and step % train_cfg.eval_every == 0) or last:
+                if rank == 0:
+                    last_eval = _evaluate(config, bare, test_set, workdir, step, device)
+                if world > 1:
+                    dist.barrier()  # the others wait while rank 0 evaluates
+                net.train()
+            if last:
+                break
+        epoch += 1
+
+    if rank == 0:
+        checkpoint.save(
+            workdir / checkpoint.FINAL_NAME,
+            model=bare,
+            optimizer=None,
+            step=step,
+            config=config,
+            image_size=image_size,
+        )
+    if world > 1:
+        dist.barrier()
+    return {"model": bare, "step": step, "eval": last_eval}

@@ -1,0 +1,44 @@
+"""PNG pictures of detector output: masks tinted, boxes outlined, labels with scores."""
+
+import os
+import pathlib
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from data_pipeline.categories import ID_TO_CATEGORY
+
+
+def _colour(label: int) -> tuple[int, int, int]:
+    """A fixed, well-spread colour per class id (golden-ratio hue steps)."""
+    hue = (label * 0.618034) % 1.0
+    i, f = int(hue * 6), hue * 6 - int(hue * 6)
+    q, t = int(255 * (1 - f)), int(255 * f)
+    return [(255, t, 0), (q, 255, 0), (0, 255, t), (0, q, 255), (t, 0, 255), (255, 0, q)][i % 6]
+
+
+def draw_instances(image_HxWx3, boxes_Nx4, scores_N, labels_N, masks_NxHxW) -> np.ndarray:
+    """The image with each instance's mask tinted, its box outlined and `name score` written."""
+    out = np.asarray(image_HxWx3, np.float32).copy()
+    masks = np.asarray(masks_NxHxW, bool)
+    for i in range(len(boxes_Nx4)):
+        colour = np.array(_colour(int(labels_N[i])), np.float32)
+        out[masks[i]] = 0.5 * out[masks[i]] + 0.5 * colour
+    canvas = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    for i in range(len(boxes_Nx4)):
+        label = int(labels_N[i])
+        x0, y0, x1, y1 = (float(v) for v in boxes_Nx4[i])
+        draw.rectangle([x0, y0, x1, y1], outline=_colour(label), width=1)
+        name = ID_TO_CATEGORY.get(label, str(label))
+        draw.text((x0 + 2, y0 + 1), f"{name} {float(scores_N[i]):.2f}", fill=(255, 255, 255))
+    return np.asarray(canvas)
+
+
+def save_png(path, image_HxWx3: np.ndarray) -> None:
+    """Write an RGB uint8 image as PNG (temp name, then rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    Image.fromarray(np.asarray(image_HxWx3, np.uint8)).save(tmp)
+    os.replace(tmp, path)

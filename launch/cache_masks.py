@@ -1,0 +1,56 @@
+"""Fill the mask cache: run a trained detector over the inpainting set, write TFRecords by id.
+
+    python launch/cache_masks.py --detector=runs/detector/model_final.pt \
+        --dataset=DATA/tfds --out=DATA/mask_cache [--score_thresh=0.7] [--classes=cap,mask]
+
+--dataset is a TFDS `occluded_faces` folder (all splits unless --splits) or a folder of images.
+"""
+
+import sys
+
+from absl import app, flags
+
+from detector import mask_cache, predict, sources
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("detector", None, "Detector checkpoint (model_final.pt of a training run).")
+flags.DEFINE_string("dataset", None, "TFDS occluded_faces folder, or a folder of images.")
+flags.DEFINE_string("out", None, "Cache folder (default: <dataset>/mask_cache).")
+flags.DEFINE_list("splits", ["all"], "TFDS splits to cover.")
+flags.DEFINE_float("score_thresh", None, "Minimum score (default: the checkpoint's config, 0.7).")
+flags.DEFINE_list("classes", None, "Category names in the union mask (default: all 19).")
+flags.DEFINE_integer("num_shards", 4, "TFRecord shards to write.")
+flags.DEFINE_integer("batch_size", 8, "Images per detector call.")
+flags.DEFINE_string("device", "cpu", "torch device, e.g. cpu or cuda.")
+flags.mark_flags_as_required(["detector", "dataset"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    out = FLAGS.out or f"{FLAGS.dataset.rstrip('/')}/mask_cache"
+    try:
+        det = predict.Detector.from_checkpoint(
+            FLAGS.detector,
+            score_thresh=FLAGS.score_thresh,
+            classes=FLAGS.classes,
+            device=FLAGS.device,
+            batch_size=FLAGS.batch_size,
+        )
+        examples, total = sources.open_examples(FLAGS.dataset, FLAGS.splits)
+        meta = mask_cache.cache_masks(
+            det,
+            examples,
+            out,
+            num_shards=FLAGS.num_shards,
+            batch_size=FLAGS.batch_size,
+            total=total,
+            detector_name=FLAGS.detector,
+        )
+    except (FileNotFoundError, ValueError) as err:  # bad paths, checkpoints or flag values
+        sys.exit(f"error: {err}")
+    print(f"{meta['num_examples']} examples ({meta['num_with_mask']} with a mask) -> {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,114 @@
+"""Prediction API and the TFRecord mask cache: what is written reads back, joined by id."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_detector_model import tiny_model_config
+
+from detector import mask_cache, predict, sources, synthetic
+from detector import model as model_lib
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.*")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    torch.manual_seed(0)
+    model = model_lib.build_model(tiny_model_config(), image_size=64)
+    # An untrained model scores near 1/20; threshold 0 keeps its instances so masks are non-empty.
+    return predict.Detector(model, score_thresh=0.0, batch_size=3)
+
+
+@pytest.fixture(scope="module")
+def examples():
+    rng = np.random.default_rng(5)
+    return [
+        (f"ex-{i}", synthetic.make_image(rng, 64, synthetic.DEFAULT_CLASSES, 2)[0])
+        for i in range(5)
+    ]
+
+
+def test_predict_instances_and_union_mask(detector, examples):
+    images = [im for _, im in examples[:2]]
+    per_image = detector.predict(images)
+    assert len(per_image) == 2
+    instances = per_image[0]
+    assert instances, "threshold 0 keeps the untrained model's detections"
+    inst = instances[0]
+    assert inst.mask.shape == (64, 64) and inst.mask.dtype == bool
+    assert 1 <= inst.label <= 19 and isinstance(inst.category, str)
+    union = detector.union_mask(instances)
+    assert union.dtype == np.uint8 and set(np.unique(union)) <= {0, 1}
+    np.testing.assert_array_equal(union, np.any([i.mask for i in instances], axis=0))
+    np.testing.assert_array_equal(detector(images[0]), union)  # the image -> mask callable
+
+
+def test_union_mask_counts_only_chosen_classes_and_threshold(detector):
+    a = predict.Instance(4, 0.9, (0, 0, 4, 4), np.eye(8, dtype=bool))  # cap
+    b = predict.Instance(14, 0.95, (4, 4, 8, 8), np.fliplr(np.eye(8, dtype=bool)))  # mask
+    caps = predict.Detector(detector.model, score_thresh=0.5, classes=("cap",))
+    np.testing.assert_array_equal(caps.union_mask([a, b]), np.eye(8, dtype=np.uint8))
+    assert caps.union_mask([b], 8, 8).sum() == 0
+    np.testing.assert_array_equal(predict.box_mask([a], 8, 8)[:4, :4], np.ones((4, 4)))
+    assert predict.box_mask([a], 8, 8).sum() == 16
+    with pytest.raises(ValueError, match="unknown occluder category"):
+        predict.Detector(detector.model, classes=("hat",))
+    high = predict.Detector(detector.model, score_thresh=0.99)
+    assert high.predict([np.zeros((64, 64, 3), np.uint8)]) == [[]]
+    model_lib.set_score_thresh(detector.model, 0.0)  # the shared model back as the fixture had it
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        detector.predict([np.zeros((64, 64), np.uint8)])
+
+
+def test_cache_reads_back_and_joins_by_id(detector, examples, tmp_path):
+    expected = dict(
+        zip([i for i, _ in examples], detector.masks([im for _, im in examples]), strict=True)
+    )
+    # Same batches as `expected` (3 + 2 images): batching changes the floats in the last bits.
+    meta = mask_cache.cache_masks(detector, iter(examples), tmp_path, num_shards=2, batch_size=3)
+    assert meta["num_examples"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mask_cache.json",
+        "masks.tfrecord-00000-of-00002",
+        "masks.tfrecord-00001-of-00002",
+    ]
+    cache = mask_cache.read_mask_cache(tmp_path)
+    assert set(cache) == set(expected)
+    for example_id, (mask, boxes_mask, chosen) in expected.items():
+        got = cache[example_id]
+        np.testing.assert_array_equal(got["mask"], mask)
+        np.testing.assert_array_equal(got["box_mask"], boxes_mask)
+        assert got["labels"].tolist() == [c.label for c in chosen]
+        np.testing.assert_allclose(got["boxes"], [c.box for c in chosen], rtol=1e-6)
+    # The join the inpainting pipeline does: its examples (other order) + the cache by id.
+    for example_id, _ in reversed(examples):
+        assert cache[example_id]["mask"].shape == (64, 64)
+
+
+def test_cache_rejects_duplicate_ids_and_leaves_no_partial_shards(detector, examples, tmp_path):
+    twice = [examples[0], examples[1], examples[0]]
+    with pytest.raises(ValueError, match="occurs twice"):
+        mask_cache.cache_masks(detector, twice, tmp_path, num_shards=1, batch_size=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_encode_decode_round_trip_without_instances():
+    mask = np.zeros((6, 7), np.uint8)
+    mask[1:3, 2:5] = 1
+    record = mask_cache.encode_example("a/b", mask, mask)
+    example_id, out = mask_cache.decode_example(record)
+    assert example_id == "a/b"
+    np.testing.assert_array_equal(out["mask"], mask)
+    assert out["boxes"].shape == (0, 4)
+
+
+def test_folder_source_uses_file_stems(tmp_path):
+    for name in ("b", "a"):
+        Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / f"{name}.png")
+    iterator, total = sources.open_examples(tmp_path)
+    items = list(iterator)
+    assert total == 2 and [i for i, _ in items] == ["a", "b"]
+    assert items[0][1].shape == (8, 8, 3)
+    with pytest.raises(FileNotFoundError):
+        sources.open_examples(tmp_path / "missing")

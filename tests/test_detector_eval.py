@@ -1,0 +1,87 @@
+"""COCO evaluation plumbing: perfect predictions score AP 100, imperfect ones less."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from detector import data, evaluate, synthetic
+
+# pycocotools 2.0.11 trips numpy 2's __array__ copy deprecation; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.*")
+
+
+@pytest.fixture(scope="module")
+def coco_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco")
+    synthetic.make_coco(root, num_train=2, num_test=6, size=64, max_instances=3, seed=3)
+    return data.CocoInstances(root, "test")
+
+
+def gt_predictions(dataset, shift=0):
+    """COCO results equal to the ground truth (boxes from masks), optionally shifted right."""
+    results = []
+    for index in range(len(dataset)):
+        image_id = dataset.ids[index]
+        target = dataset.target(image_id, 64, 64)
+        boxes = target["boxes"].numpy() + np.array([shift, 0, shift, 0], np.float32)
+        masks = np.roll(target["masks"].numpy(), shift, axis=-1)
+        scores = np.ones(len(boxes))
+        results += evaluate.coco_results(image_id, boxes, scores, target["labels"].numpy(), masks)
+    return results
+
+
+def test_predictions_equal_to_ground_truth_give_ap_100(coco_set, tmp_path):
+    results = gt_predictions(coco_set)
+    assert len(results) >= 4  # the set really has instances
+    metrics = evaluate.evaluate_results(coco_set.coco, results)
+    for iou_type in ("bbox", "segm"):
+        for key in ("AP", "AP50", "AP75"):
+            assert metrics[iou_type][key] == pytest.approx(100.0), (iou_type, key)
+        present = {
+            coco_set.coco.cats[a["category_id"]]["name"] for a in coco_set.coco.anns.values()
+        }
+        for name, ap in metrics[iou_type]["per_category"].items():
+            if name in present:
+                assert ap == pytest.approx(100.0), name
+            else:
+                assert np.isnan(ap), name  # no labels of that class: AP undefined
+    json_path, md_path = evaluate.write_report(metrics, tmp_path)
+    written = json.loads(json_path.read_text())
+    assert written["segm"]["AP"] == pytest.approx(100.0)
+    assert None in written["segm"]["per_category"].values()  # NaN is written as null
+    table = md_path.read_text()
+    assert "| bbox | 100.0 | 100.0 | 100.0 |" in table
+    assert "| cap (id 4) |" in table
+
+
+def test_shifted_predictions_score_below_100(coco_set):
+    metrics = evaluate.evaluate_results(coco_set.coco, gt_predictions(coco_set, shift=6))
+    assert metrics["bbox"]["AP"] < 90 and metrics["segm"]["AP"] < 90
+    assert metrics["bbox"]["AP50"] > 0  # a 6 px shift still overlaps most shapes
+
+
+def test_no_predictions_give_ap_0(coco_set):
+    metrics = evaluate.evaluate_results(coco_set.coco, [])
+    assert metrics["bbox"]["AP"] == 0.0 and metrics["segm"]["AP"] == 0.0
+
+
+def test_wrong_category_ids_are_rejected(tmp_path):
+    root = synthetic.make_coco(tmp_path, num_train=1, num_test=1, size=32)
+    path = root / "annotations" / "instances_test.json"
+    coco = json.loads(path.read_text())
+    coco["categories"][0]["id"] = 99
+    path.write_text(json.dumps(coco))
+    with pytest.raises(ValueError, match="expected 1"):
+        data.CocoInstances(root, "test")
+
+
+def test_flip_mirrors_boxes_and_masks(coco_set):
+    image_id = next(i for i in coco_set.ids if coco_set.coco.getAnnIds(imgIds=i))
+    target = coco_set.target(image_id, 64, 64)
+    image = coco_set.load_image(image_id)
+    _, flipped = data.hflip(torch.from_numpy(image).permute(2, 0, 1), target)
+    mask = flipped["masks"][0].numpy()
+    ys, xs = np.nonzero(mask)
+    assert flipped["boxes"][0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]

@@ -1,0 +1,149 @@
+"""Detector model: builds, runs on images with zero and several instances, and learns."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+from data_pipeline.categories import NUM_CLASSES, category_id
+from detector import model as model_lib
+from detector import synthetic
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_config(name="detector.py"):
+    spec = importlib.util.spec_from_file_location("cfg", ROOT / "configs" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def tiny_model_config():
+    config = load_config().model
+    config.rpn_pre_nms_top_n_test = 100
+    config.rpn_post_nms_top_n_test = 50
+    config.box_detections_per_img = 10
+    config.eval_score_thresh = 0.0  # an untrained model scores low; keep its boxes
+    return config
+
+
+def targets_of(instances, size):
+    boxes, labels, masks = [], [], []
+    for name, mask in instances:
+        ys, xs = np.nonzero(mask)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        labels.append(category_id(name))
+        masks.append(mask)
+    return {
+        "boxes": torch.tensor(np.array(boxes, np.float32).reshape(-1, 4)),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "masks": torch.tensor(np.array(masks, np.uint8).reshape(-1, size, size)),
+    }
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return model_lib.build_model(tiny_model_config(), image_size=64)
+
+
+def test_heads_have_19_classes_plus_background(model):
+    assert NUM_CLASSES == 20
+    assert model.roi_heads.box_predictor.cls_score.out_features == NUM_CLASSES
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == NUM_CLASSES
+    # The input transform keeps the dataset's size instead of upsampling to 800 px.
+    assert model.transform.min_size == (64,) and model.transform.max_size == 64
+
+
+def test_rejects_bad_config_values():
+    config = tiny_model_config()
+    config.weights = "imagenet"
+    with pytest.raises(ValueError, match="weights"):
+        model_lib.build_model(config, 64)
+    with pytest.raises(ValueError, match="image size"):
+        model_lib.build_model(tiny_model_config(), 0)
+
+
+def test_forward_eval_shapes(model):
+    model.eval()
+    images = [torch.rand(3, 64, 64), torch.rand(3, 48, 64)]
+    with torch.inference_mode():
+        outs = model(images)
+    for out, image in zip(outs, images, strict=True):
+        n = len(out["scores"])
+        assert out["boxes"].shape == (n, 4)
+        assert out["masks"].shape == (n, 1, *image.shape[1:])  # masks at the input's size
+        assert out["labels"].dtype == torch.int64
+        assert ((out["labels"] >= 1) & (out["labels"] < NUM_CLASSES)).all()
+
+
+def test_train_losses_with_zero_and_several_instances(model):
+    rng = np.random.default_rng(1)
+    image, _ = synthetic.make_image(rng, 64, synthetic.DEFAULT_CLASSES, 0)
+    _, instances = synthetic.make_image(rng, 64, synthetic.DEFAULT_CLASSES, 0)
+    while len(instances) < 2:
+        image2, instances = synthetic.make_image(rng, 64, synthetic.DEFAULT_CLASSES, 3)
+    images = [torch.from_numpy(im).permute(2, 0, 1).float() / 255 for im in (image, image2)]
+    model.train()
+    losses = model(images, [targets_of([], 64), targets_of(instances, 64)])
+    assert set(losses) == {
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_mask",
+        "loss_objectness",
+        "loss_rpn_box_reg",
+    }
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["loss_mask"] > 0  # the image with instances trains the mask head
+
+
+def test_one_step_lowers_loss_on_fixed_batch():
+    torch.manual_seed(0)
+    model = model_lib.build_model(tiny_model_config(), image_size=64)
+    rng = np.random.default_rng(2)
+    batch = [synthetic.make_image(rng, 64, synthetic.DEFAULT_CLASSES, 2) for _ in range(2)]
+    images = [torch.from_numpy(im).permute(2, 0, 1).float() / 255 for im, _ in batch]
+    targets = [targets_of(inst, 64) for _, inst in batch]
+    opt = torch.optim.SGD(model.parameters(), lr=0.002, momentum=0.9)
+    model.train()
+
+    def loss():
+        torch.manual_seed(123)  # the same RPN/ROI samples before and after the step
+        return sum(model(images, targets).values())
+
+    before = loss()
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = loss()
+    assert after.item() < before.item() - 1e-3
+
+
+def test_coco_architecture_builds_offline_with_torchvision_layout():
+    # What a checkpoint of a weights=coco run is loaded into: no download, same tensors as
+    # torchvision's COCO model (frozen BN keeps no num_batches_tracked).
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    config = tiny_model_config()
+    config.weights = "coco"
+    ours = model_lib.build_model(config, 64, load_weights=False).state_dict()
+    ref = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=NUM_CLASSES)
+    ref_shapes = {
+        k: v.shape for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
+    assert {k: v.shape for k, v in ours.items()} == ref_shapes
+
+
+def test_learning_rate_warms_up_then_drops():
+    from detector.train import learning_rate
+
+    cfg = load_config().train
+    cfg.warmup_steps, cfg.lr_decay_steps = 100, (300,)
+    assert learning_rate(cfg, 0) == pytest.approx(0.001 * 0.001)  # seed LR x warm-up factor
+    assert learning_rate(cfg, 50) == pytest.approx(0.001 * (0.001 * 0.5 + 0.5))
+    assert learning_rate(cfg, 100) == pytest.approx(0.001)
+    assert learning_rate(cfg, 300) == pytest.approx(0.0001)
