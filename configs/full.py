@@ -26,6 +26,12 @@ def get_config(arg=None):
     c.data.occluders_dir = ""  # occluder library for source == "generated" ("" = default)
     c.data.seed = 0  # example generation / shuffling seed
     c.data.shuffle_buffer = 1024  # tf.data shuffle buffer (tfds source)
+    # Which hole the tfds source trains on: "gt" (exact occluder mask) | "detector" |
+    # "detector_box" (from launch/cache_masks.py's cache, joined by example id) | "union" (gt or
+    # detector). Detector masks teach the generator the holes it will get at reconstruct time.
+    c.data.mask_source = "gt"
+    c.data.mask_cache_dir = ""  # the detector mask cache ("" = <tfds_data_dir>/mask_cache)
+    c.data.mask_dilation = 0  # grow the hole by this many pixels (square window)
 
     c.gen = ml_collections.ConfigDict()
     c.gen.widths = (64, 128, 256, 512, 1024)  # vanilla encoder + decoder widths per level

@@ -28,6 +28,7 @@ import numpy as np
 
 Example = dict[str, np.ndarray]
 SOURCES = ("generated", "tfds", "synthetic")
+MASK_SOURCES = ("gt", "detector", "detector_box", "union")
 
 
 def synthetic_example(seed: int, index: int, size: int) -> Example:
@@ -57,6 +58,18 @@ def validate(config) -> None:
     source = config.data.source
     if source not in SOURCES:
         raise ValueError(f"config.data.source must be one of {SOURCES}, got {source!r}")
+    mask_source = config.data.get("mask_source", "gt")
+    if mask_source not in MASK_SOURCES:
+        raise ValueError(
+            f"config.data.mask_source must be one of {MASK_SOURCES}, got {mask_source!r}"
+        )
+    if mask_source != "gt" and source != "tfds":
+        raise ValueError(
+            f"config.data.mask_source={mask_source!r} needs config.data.source='tfds' (detector "
+            "masks are cached for the built dataset's example ids)"
+        )
+    if config.data.get("mask_dilation", 0) < 0:
+        raise ValueError(f"config.data.mask_dilation must be >= 0, got {config.data.mask_dilation}")
     if source == "tfds" and not config.data.tfds_data_dir:
         raise ValueError(
             "config.data.source='tfds' needs config.data.tfds_data_dir: the --out folder of the "
