@@ -1,0 +1,149 @@
+"""Per-photo latency of `launch/reconstruct.py`'s work at 256x256, on this machine's CPU.
+
+    python bench/reconstruct.py [--repeats=10] [--config=configs/full.py]
+        [--detector=runs/detector/model_final.pt] [--inpainter=runs/full]
+
+One photo: the astronaut portrait (scikit-image, public domain) wearing library sunglasses. One
+call = Haar face search + 256x256 face crop + detector (Mask R-CNN R50-FPN, union mask) +
+generator + feathered paste at full resolution. Without checkpoints both models are untrained
+(the full config's generator, the CPU detector settings of configs/detector_demo.py with a score
+threshold of 0, so the mask head runs on every detection): the time is the same as for trained
+weights. The hole is the detector's mask united with the sunglasses' true mask, so the generator
+always runs. Median of --repeats calls after warm-up; last line `reconstruct_ms=<median>`.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != ROOT / "bench"]
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from detector import model as model_lib  # noqa: E402
+from detector import predict  # noqa: E402
+from jaxinpaint.gan import InpaintingGAN, prepare_batch  # noqa: E402
+from jaxinpaint.inference import Inpainter  # noqa: E402
+from jaxinpaint.reconstruct import Reconstructor, face_window  # noqa: E402
+
+
+def load_config(path: pathlib.Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def untrained_inpainter(config) -> Inpainter:
+    gan = InpaintingGAN(config)
+    occluded, _, hole = prepare_batch(gan.dummy_batch(1))
+    params = jax.jit(lambda k: gan.generator.init(k, occluded, hole, train=False)["params"])(
+        jax.random.key(0)
+    )
+    return Inpainter(config, params)
+
+
+def untrained_detector(size: int) -> predict.Detector:
+    config = load_config(ROOT / "configs" / "detector_demo.py")
+    torch.manual_seed(0)
+    return predict.Detector(model_lib.build_model(config.model, size), score_thresh=0.0)
+
+
+def sunglasses_photo():
+    sys.path.insert(0, str(ROOT / "launch"))
+    import demo  # the demo's sample photo
+
+    path, mask_path = "/tmp/_bench_reconstruct.png", "/tmp/_bench_reconstruct_mask.png"
+    demo.sample_photo(path, mask_path)
+    from PIL import Image
+
+    photo = np.asarray(Image.open(path).convert("RGB"))
+    mask = np.asarray(Image.open(mask_path)) > 127
+    os.remove(path)
+    os.remove(mask_path)
+    return photo, mask
+
+
+def timed(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--config", default=str(ROOT / "configs" / "full.py"))
+    parser.add_argument("--detector", default="", help="trained detector checkpoint")
+    parser.add_argument("--inpainter", default="", help="trained inpainter workdir")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "reconstruct.json"))
+    args = parser.parse_args()
+
+    inpainter = (
+        Inpainter.from_workdir(args.inpainter)
+        if args.inpainter
+        else untrained_inpainter(load_config(pathlib.Path(args.config)))
+    )
+    size = inpainter.size
+    det = predict.Detector.from_checkpoint(args.detector) if args.detector else None
+    det = det or untrained_detector(size)
+    photo, true_mask = sunglasses_photo()
+
+    rec = Reconstructor(inpainter, det, size=size)
+    (box,) = rec.find_faces(photo)[:1]
+    x0, y0, side = face_window(box)
+    crop = photo[max(y0, 0) : y0 + side, max(x0, 0) : x0 + side]
+    import cv2
+
+    face = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    truth = cv2.resize(
+        true_mask[max(y0, 0) : y0 + side, max(x0, 0) : x0 + side].astype(np.uint8), (size, size)
+    )
+    rec.mask_source = lambda f: np.maximum(det(f), truth)
+    hole = rec.hole_for(face)
+
+    rows = {
+        "face search (Haar)": timed(lambda: rec.find_faces(photo), args.repeats),
+        "detector": timed(lambda: det(face), args.repeats),
+        "inpainter": timed(lambda: inpainter(face, hole), args.repeats),
+        "whole photo": timed(lambda: rec(photo), args.repeats),
+    }
+    print(f"photo {photo.shape[1]}x{photo.shape[0]}, model {size}x{size}, repeats {args.repeats}")
+    print(f"{'part':<22}{'ms':>10}")
+    for name, ms in rows.items():
+        print(f"{name:<22}{ms:>10.1f}")
+    result = dict(
+        benchmark="reconstruct_latency",
+        machine=platform.machine(),
+        cpus=os.cpu_count(),
+        jax=jax.__version__,
+        torch=torch.__version__,
+        size=size,
+        repeats=args.repeats,
+        ms=rows,
+        reconstruct_ms=rows["whole photo"],
+    )
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json + ".tmp", "w") as f:
+        json.dump(result, f, indent=2)
+    os.replace(args.json + ".tmp", args.json)
+    print(f"wrote {args.json}")
+    print(f"reconstruct_ms={rows['whole photo']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
