@@ -12,14 +12,7 @@ from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN
 from jaxinpaint.models import crop, hole_crop_origin
 from jaxinpaint.vgg import VGG16Features, load_vgg16_params
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    """Unoptimised XLA compiles these small graphs much faster; restored for other modules."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _count(tree):

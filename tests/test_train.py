@@ -15,14 +15,7 @@ from jaxinpaint.event_writer import EventWriter, crc32c, read_scalars
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN
 from jaxinpaint.vgg import load_vgg16_params
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    """Unoptimised XLA compiles these small graphs much faster; restored for other modules."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 # Two steps of tiny_config() from init seed 0 on synthetic_batch(32, 2), dropout key 1.
