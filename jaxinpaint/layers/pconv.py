@@ -10,8 +10,9 @@ The reference is NVIDIA's `PartialConv2d(multi_channel=True, return_mask=True)`:
 
 `conv(x·mask)` already excludes the bias, so `y = (conv(x·mask)·ratio + b)·update`.
 
-The window sum is computed as a channel sum of the mask followed by one single-channel window sum,
-which equals NVIDIA's full `conv(mask, ones(kh, kw, Cin, Cout))` at 1/(Cin·Cout) of its cost. As in
+The window sum is computed as a channel sum of the mask followed by one single-channel box sum
+(two separable 1-D window sums), which equals NVIDIA's full `conv(mask, ones(kh, kw, Cin, Cout))`
+at a tiny fraction of its cost. As in
 the reference (which computes it under `torch.no_grad`), no gradient flows through the mask path.
 """
 
@@ -53,6 +54,30 @@ def _check_padding(padding: Padding) -> Padding:
     return pads
 
 
+def _box_sum(
+    x_NxHxWx1: jax.Array,
+    window: tuple[int, int],
+    window_strides: tuple[int, int],
+    padding: Padding,
+    rhs_dilation: tuple[int, int],
+) -> jax.Array:
+    """Sum over each (dilated, strided, zero-padded) window, as a convolution with a kernel of ones
+    would compute it, in two separable 1-D passes: on a CPU this is several times faster than a
+    single-channel convolution, whose cost would otherwise show next to the real one."""
+    if isinstance(padding, str):
+        span = tuple((k - 1) * d + 1 for k, d in zip(window, rhs_dilation, strict=True))
+        padding = lax.padtype_to_pads(x_NxHxWx1.shape[1:3], span, window_strides, padding)
+    (kh, kw), (sh, sw), (dh, dw) = window, window_strides, rhs_dilation
+    rows = lax.reduce_window(
+        x_NxHxWx1, 0.0, lax.add, (1, kh, 1, 1), (1, sh, 1, 1),
+        ((0, 0), tuple(padding[0]), (0, 0), (0, 0)), window_dilation=(1, dh, 1, 1),
+    )  # fmt: skip
+    return lax.reduce_window(
+        rows, 0.0, lax.add, (1, 1, kw, 1), (1, 1, sw, 1),
+        ((0, 0), (0, 0), tuple(padding[1]), (0, 0)), window_dilation=(1, 1, dw, 1),
+    )  # fmt: skip
+
+
 def partial_conv(
     x: jax.Array,
     mask: jax.Array,
@@ -91,23 +116,25 @@ def partial_conv(
         )
     if bias is not None and bias.shape != (cout,):
         raise ValueError(f"bias must have shape ({cout},), got {bias.shape}")
-    conv_kwargs = dict(
-        window_strides=_pair(strides, "strides"),
-        padding=_check_padding(padding),
-        rhs_dilation=_pair(dilation, "dilation"),
-        dimension_numbers=_DIMENSION_NUMBERS,
-    )
+    strides, dilation = _pair(strides, "strides"), _pair(dilation, "dilation")
+    padding = _check_padding(padding)
 
     mask = lax.stop_gradient(mask).astype(x.dtype)
-    raw = lax.conv_general_dilated(x * mask, kernel, **conv_kwargs)
+    raw = lax.conv_general_dilated(
+        x * mask,
+        kernel,
+        window_strides=strides,
+        padding=padding,
+        rhs_dilation=dilation,
+        dimension_numbers=_DIMENSION_NUMBERS,
+    )
 
     # Window sum of the mask over kh·kw·Cin, in float32 so that large windows count exactly.
     if mask.shape[-1] == 1:
         mask_sum = mask.astype(jnp.float32) * cin
     else:
         mask_sum = jnp.sum(mask, axis=-1, keepdims=True, dtype=jnp.float32)
-    ones = jnp.ones((kh, kw, 1, 1), jnp.float32)
-    window_sum = lax.conv_general_dilated(mask_sum, ones, **conv_kwargs)
+    window_sum = _box_sum(mask_sum, (kh, kw), strides, padding, dilation)
     update = jnp.clip(window_sum, 0.0, 1.0)
     ratio = (kh * kw * cin) / (window_sum + _EPS) * update
 
