@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinpaint.layers import fast_pool
+
 # torchvision's ImageNet statistics, for inputs in [0, 1].
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -124,7 +126,7 @@ class VGG16Features(nn.Module):
         i = 0
         for v in _CFG:
             if v == "M":
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = fast_pool.max_pool_2x2(x)
                 feats.append(x)
             else:
                 x = nn.relu(nn.Conv(v, (3, 3), padding=((1, 1), (1, 1)), name=f"Conv_{i}")(x))

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxinpaint.layers import fast_conv
+
 Padding = str | Sequence[tuple[int, int]]
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -120,7 +122,7 @@ def partial_conv(
     padding = _check_padding(padding)
 
     mask = lax.stop_gradient(mask).astype(x.dtype)
-    raw = lax.conv_general_dilated(
+    raw = fast_conv.conv_general_dilated(  # lax's, with a faster strided input gradient
         x * mask,
         kernel,
         window_strides=strides,

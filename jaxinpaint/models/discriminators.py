@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxinpaint.layers import fast_conv
+
 
 class Discriminator(nn.Module):
     """Strided 5×5 convs + LeakyReLU(0.2), flatten, linear → logit `[B]`."""
@@ -25,7 +27,12 @@ class Discriminator(nn.Module):
         x = img_BxHxWx3 * 2.0 - 1.0  # centre the [0, 1] images
         for i, width in enumerate(self.widths):
             x = nn.Conv(
-                width, (self.kernel, self.kernel), strides=(2, 2), padding="SAME", name=f"conv{i}"
+                width,
+                (self.kernel, self.kernel),
+                strides=(2, 2),
+                padding="SAME",
+                name=f"conv{i}",
+                conv_general_dilated=fast_conv.conv_general_dilated,  # fast strided input grads
             )(x)
             x = nn.leaky_relu(x, 0.2)
         x = x.reshape(x.shape[0], -1)

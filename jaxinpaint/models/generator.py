@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxinpaint.layers import PartialConv2d
+from jaxinpaint.layers import PartialConv2d, fast_pool
 
 _he = nn.initializers.he_normal()
 
@@ -57,7 +57,7 @@ class VanillaEncoder(nn.Module):
         skips = []
         for i, width in enumerate(self.widths):
             if i > 0:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = fast_pool.max_pool_2x2(x)
             x = nn.relu(_conv(width, name=f"conv{i}_a")(x))
             x = nn.relu(_conv(width, name=f"conv{i}_b")(x))
             if i >= levels - self.dropout_levels and self.dropout_rate > 0:

@@ -1,0 +1,368 @@
+r"""Images/s of the inpainting GAN's train step in JAX and in its PyTorch twin, on this CPU.
+
+    python bench/train_step.py                          # full config, 256², batch 4, 5 repeats
+    python bench/train_step.py --size=64 --repeats=2    # quick smoke run (a few minutes)
+    python bench/train_step.py --config=configs/demo.py --variants=shipped
+
+Both sides run the same architecture (`bench/torch_twin.py` reads the same config) on the same
+uint8 batch. Timed runs alternate between the sides so that load from other processes on a
+shared machine falls on all alike; each figure is the median of `--repeats` runs after a
+warm-up. Besides the whole step it times its parts on every side (generator forward+backward,
+both discriminators forward+backward, VGG16 forward+backward on the generator's images); "rest"
+is the step minus the parts (losses, crops, optimizer updates, glue). The JAX compile time is
+the `lower` and `compile` time of the jitted step.
+
+JAX variants (`--variants`): `shipped` is `jaxinpaint.train.Trainer.train_step` exactly as
+training runs it; `ynn_off` compiles with XLA:CPU's YNNPACK fusions off; `phase_dx` traces with
+strided convs through `jaxinpaint.layers.fast_conv`; `tuned` does both; `tuned_pool` also
+traces 2×2 max pools through `jaxinpaint.layers.fast_pool` (docs/bench.md).
+Results go to `--json` (written atomically); the last line printed is
+`jax_over_torch=<shipped JAX images/s ÷ PyTorch images/s>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `bench.torch_twin` when run as `python bench/train_step.py`
+
+from bench import torch_twin  # noqa: E402
+from jaxinpaint.gan import prepare_batch  # noqa: E402
+from jaxinpaint.layers import fast_conv, fast_pool  # noqa: E402
+from jaxinpaint.train import Trainer, make_mesh  # noqa: E402
+from jaxinpaint.vgg import load_vgg16_params  # noqa: E402
+
+
+def load_config(path: str, size: int | None, batch: int | None):
+    """`get_config()` of a config file, with the image size and batch overridden if given."""
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"error: config file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(f"_bench_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    if size is not None:
+        levels = len(config.gen.widths)
+        if size % 2 ** (levels - 1):
+            raise SystemExit(f"error: --size={size} must divide by 2**{levels - 1} for this config")
+        config.image_size = size
+        config.disc.local_size = min(config.disc.local_size, size // 2)
+    if batch is not None:
+        config.global_batch_size = batch
+    return config
+
+
+def make_batch(batch: int, size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random uint8 images with one rectangular hole each (NHWC, like the input pipeline)."""
+    rng = np.random.default_rng(seed)
+    original = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+    mask = np.zeros((batch, size, size, 1), np.uint8)
+    for m in mask:
+        h, w = rng.integers(size // 4, size // 2, 2)
+        top, left = rng.integers(0, size - h), rng.integers(0, size - w)
+        m[top : top + h, left : left + w] = 255
+    occluded = np.where(mask > 0, rng.integers(0, 256, original.shape, dtype=np.uint8), original)
+    return {"occluded": occluded, "original": original, "mask": mask}
+
+
+# ---- JAX side ---------------------------------------------------------------------------------
+
+
+# XLA:CPU runs convolutions through YNNPACK by default; its kernel-gradient convolutions are
+# several times slower than XLA's Eigen ones (bench/conv_grad.py), hence the `ynn_off` variants.
+YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# name → (XLA compiler options, strided convs through fast_conv, 2×2 max pools through fast_pool)
+VARIANTS = {
+    "shipped": (None, False, False),  # jaxinpaint.train.Trainer.train_step as training runs it
+    "ynn_off": (YNN_OFF, False, False),
+    "phase_dx": (None, True, False),
+    "tuned": (YNN_OFF, True, False),
+    "tuned_pool": (YNN_OFF, True, True),
+}
+
+
+def _max_pool(original):
+    def max_pool(inputs, window_shape, strides=None, padding="VALID"):
+        if (
+            tuple(window_shape) == (2, 2)
+            and tuple(strides or ()) == (2, 2)
+            and padding == "VALID"
+            and inputs.ndim == 4
+            and inputs.shape[1] % 2 == inputs.shape[2] % 2 == 0
+        ):
+            return fast_pool.max_pool_2x2(inputs)
+        return original(inputs, window_shape, strides, padding)
+
+    return max_pool
+
+
+@contextlib.contextmanager
+def patched_layers(conv: bool, pool: bool):
+    """While tracing, route every `lax.conv_general_dilated` (flax's and pconv's) through
+    `fast_conv.conv_general_dilated` (which changes only the strided convs' input gradient) and
+    `flax.linen.max_pool` 2×2/2 through `fast_pool.max_pool_2x2` (which changes its gradient's
+    lowering only). A measuring device: the model's code is unchanged."""
+    original_conv, original_pool = jax.lax.conv_general_dilated, nn.max_pool
+    if conv:
+        jax.lax.conv_general_dilated = fast_conv.conv_general_dilated
+    if pool:
+        nn.max_pool = _max_pool(original_pool)
+    try:
+        yield
+    finally:
+        jax.lax.conv_general_dilated, nn.max_pool = original_conv, original_pool
+
+
+def jax_side(config, batch_np, variant: str):
+    """Compiled step and parts of the JAX model: `(name → zero-arg runner)`, compile seconds."""
+    compiler_options, phase_dx, pool = VARIANTS[variant]
+    trainer = Trainer(config, make_mesh(config.global_batch_size))
+    gan = trainer.gan
+    state = trainer.init(jax.random.key(config.seed))
+    vgg_params = trainer.vgg_params
+    batch = trainer.global_batch(batch_np)
+    rng = jax.random.key(1)
+    jit = functools.partial(jax.jit, compiler_options=compiler_options)
+    if variant == "shipped":
+        step_fn = trainer.train_step
+    else:
+        step_fn = jit(
+            gan.train_step,
+            in_shardings=(
+                trainer.state_sharding,
+                trainer.batch_sharding,
+                *[trainer.replicated] * 2,
+            ),
+            out_shardings=(trainer.state_sharding, trainer.replicated),
+            donate_argnums=(0,),
+        )
+    occluded, target, hole = prepare_batch(batch)
+    gen_params = jax.tree_util.tree_map(jnp.copy, state.gen_params)  # the step donates `state`
+    disc_params = jax.tree_util.tree_map(jnp.copy, state.disc_params)
+
+    def gen_fwd_bwd(params, occluded, hole):
+        # Images as arguments, not closed-over constants, which XLA would constant-fold.
+        def loss(p):
+            pred, comp = gan.generator.apply(
+                {"params": p}, occluded, hole, train=True, rngs={"dropout": rng}
+            )
+            return jnp.mean(pred) + jnp.mean(comp)
+
+        return jax.value_and_grad(loss)(params)
+
+    pair = jnp.concatenate([target, target])  # the discriminators see [fake, real]
+    images = {"global": pair, "local": pair[:, : config.disc.local_size, : config.disc.local_size]}
+
+    def disc_fwd_bwd(params, imgs):
+        def loss(p, x):
+            return sum(
+                jnp.mean(d.apply({"params": p[n]}, x[n])) for n, d in gan.discriminators.items()
+            )
+
+        return jax.value_and_grad(loss, argnums=(0, 1))(params, imgs)
+
+    def vgg_fwd_bwd(x, tgt):
+        # As in the step: one VGG pass over [pred, composite, target], no gradient for target.
+        def loss(x):
+            feats = gan.vgg.apply(vgg_params, jnp.concatenate([x, jax.lax.stop_gradient(tgt)]))
+            return sum(jnp.mean(f) for f in feats)
+
+        return jax.value_and_grad(loss)(x)
+
+    with patched_layers(phase_dx, pool):
+        start = time.perf_counter()
+        lowered = step_fn.lower(state, batch, rng, vgg_params)
+        lower_s = time.perf_counter() - start
+        start = time.perf_counter()
+        step = lowered.compile()
+        compile_s = time.perf_counter() - start
+        gen_c = jit(gen_fwd_bwd).lower(gen_params, occluded, hole).compile()
+        disc_c = jit(disc_fwd_bwd).lower(disc_params, images).compile()
+        vgg_c = jit(vgg_fwd_bwd).lower(pair, target).compile()
+
+    holder = {"state": state}
+
+    def run_step():
+        holder["state"], metrics = step(holder["state"], batch, rng, vgg_params)
+        jax.block_until_ready(metrics)
+
+    parts = {
+        "step": run_step,
+        "generator": lambda: jax.block_until_ready(gen_c(gen_params, occluded, hole)),
+        "discriminators": lambda: jax.block_until_ready(disc_c(disc_params, images)),
+        "vgg": lambda: jax.block_until_ready(vgg_c(pair, target)),
+    }
+    return parts, {"lower_s": lower_s, "compile_s": compile_s}
+
+
+# ---- PyTorch side -----------------------------------------------------------------------------
+
+
+def torch_side(config, batch_np, vgg_params):
+    """The twin's step and parts: `name → zero-arg runner`."""
+    twin = torch_twin.TwinGAN(config, vgg_params)
+    occluded, target, hole = twin.prepare_batch(batch_np)
+    local = config.disc.local_size
+    pair = torch.cat([target, target]).requires_grad_(True)
+    images = {"global": pair, "local": pair[:, :, :local, :local]}
+
+    def generator():
+        twin.generator.train()
+        pred, comp = twin.generator(occluded, hole)
+        loss = pred.mean() + comp.mean()
+        torch.autograd.grad(loss, twin.gen_params)
+
+    def discriminators():
+        loss = sum(d(images[n]).mean() for n, d in twin.discriminators.items())
+        torch.autograd.grad(loss, [*twin.disc_params, pair])
+
+    def vgg():
+        feats = twin.vgg(pair)
+        with torch.no_grad():
+            twin.vgg(target)
+        torch.autograd.grad(sum(f.mean() for f in feats), pair)
+
+    return {
+        "step": lambda: twin.train_step(batch_np),
+        "generator": generator,
+        "discriminators": discriminators,
+        "vgg": vgg,
+    }
+
+
+# ---- timing -----------------------------------------------------------------------------------
+
+
+def interleaved_medians(sides: dict[str, dict], repeats: int) -> dict[str, dict[str, float]]:
+    """Median seconds of every part on every side; sides alternate inside each repeat."""
+    names = list(next(iter(sides.values())))
+    for parts in sides.values():  # warm-up (and the first, compiling call of the JAX parts)
+        for fn in parts.values():
+            fn()
+    times = {side: {n: [] for n in names} for side in sides}
+    for _ in range(repeats):
+        for name in names:
+            for side, parts in sides.items():
+                start = time.perf_counter()
+                parts[name]()
+                times[side][name].append(time.perf_counter() - start)
+    return {s: {n: statistics.median(t) for n, t in ts.items()} for s, ts in times.items()}
+
+
+def write_json(path: str, result: dict) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2)
+    os.replace(tmp, path)
+
+
+PARTS = ("step", "generator", "discriminators", "vgg", "rest")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "configs" / "full.py"))
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: config's)")
+    parser.add_argument("--size", type=int, default=None, help="image side (default: config's)")
+    parser.add_argument(
+        "--variants",
+        default="shipped,tuned",
+        help=f"comma-separated JAX variants to time, from {','.join(VARIANTS)}",
+    )
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "train_step.json"))
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        raise SystemExit(f"error: --repeats must be >= 1, got {args.repeats}")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or "shipped" not in variants:
+        raise SystemExit(
+            f"error: --variants must include 'shipped' and name only {', '.join(VARIANTS)}; "
+            f"got {args.variants!r}"
+        )
+
+    config = load_config(args.config, args.size, args.batch)
+    batch_size, size = config.global_batch_size, config.image_size
+    threads = len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    batch_np = make_batch(batch_size, size, seed=config.seed)
+
+    sides, compile_info = {}, {}
+    for variant in variants:
+        sides[f"jax_{variant}"], compile_info[f"jax_{variant}"] = jax_side(
+            config, batch_np, variant
+        )
+    sides["torch"] = torch_side(config, batch_np, load_vgg16_params()["params"])
+    medians = interleaved_medians(sides, args.repeats)
+    for side in medians.values():
+        side["rest"] = side["step"] - side["generator"] - side["discriminators"] - side["vgg"]
+    ips = {side: batch_size / m["step"] for side, m in medians.items()}
+    ratios = {f"{s}_over_torch": ips[s] / ips["torch"] for s in sides if s != "torch"}
+
+    print(
+        f"device: {jax.devices()[0].device_kind}, {threads} threads, torch {torch.__version__}, "
+        f"jax {jax.__version__}; batch {batch_size}, {size}x{size}, median of {args.repeats} "
+        "(sides interleaved)"
+    )
+    for name, info in compile_info.items():
+        print(f"{name}: lower {info['lower_s']:.1f} s, compile {info['compile_s']:.1f} s")
+    print(f"{'ms (fwd+bwd)':<16}" + "".join(f"{s:>16}" for s in medians))
+    for part in PARTS:
+        print(f"{part:<16}" + "".join(f"{m[part] * 1e3:>16.1f}" for m in medians.values()))
+    print(f"{'images/s':<16}" + "".join(f"{v:>16.3f}" for v in ips.values()))
+
+    write_json(
+        args.json,
+        {
+            "benchmark": "train_step",
+            "config": os.path.relpath(args.config, ROOT),
+            "image_size": size,
+            "batch": batch_size,
+            "repeats": args.repeats,
+            "device": jax.devices()[0].device_kind,
+            "machine": platform.machine(),
+            "threads": threads,
+            "jax": jax.__version__,
+            "torch": torch.__version__,
+            "jax_variants": {
+                f"jax_{v}": dict(
+                    zip(("xla_options", "fast_conv", "fast_pool"), VARIANTS[v], strict=True)
+                )
+                for v in variants
+            },
+            "jax_compile_s": compile_info,
+            "median_ms": {s: {n: v * 1e3 for n, v in m.items()} for s, m in medians.items()},
+            "images_per_s": ips,
+            **ratios,
+        },
+    )
+    print(f"wrote {args.json}")
+    for key, value in ratios.items():
+        if key != "jax_shipped_over_torch":
+            print(f"{key}={value:.3f}")
+    # The last line is the step as training runs it.
+    print(f"jax_over_torch={ratios['jax_shipped_over_torch']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
