@@ -34,7 +34,7 @@ from jaxinpaint.vgg import load_vgg16_params
 
 # XLA:CPU sends convolution kernel gradients to YNNPACK, ~2.6x slower there than its Eigen path
 # (1419 vs 539 ms for 4x256²x64->64 3x3, bench/conv_grad.py); this option keeps them on Eigen.
-_CPU_STEP_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+CPU_STEP_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -120,7 +120,7 @@ class Trainer:
             ),
             out_shardings=(self.state_sharding, self.replicated),
             donate_argnums=(0,),
-            compiler_options=_CPU_STEP_OPTIONS if jax.default_backend() == "cpu" else None,
+            compiler_options=CPU_STEP_OPTIONS if jax.default_backend() == "cpu" else None,
         )
         self.generate = jax.jit(self.gan.generate, out_shardings=self.replicated)
         self.vgg_params = jax.device_put(
