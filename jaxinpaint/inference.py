@@ -68,12 +68,10 @@ class Inpainter:
         )
         ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
         try:
-            if ckpt.latest_step() is None:
-                raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint")
-            state, _ = ckpt.restore(abstract, step)
+            state, _ = ckpt.restore(abstract, step)  # FileNotFoundError when there is none
+        except FileNotFoundError:
+            raise
         except (OSError, ValueError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
             raise ValueError(f"could not read the checkpoint in {workdir}: {e}") from None
         finally:
             ckpt.close()
