@@ -1,12 +1,15 @@
 r"""Evaluate a trained inpainter against OpenCV's Telea and Navier-Stokes inpainting.
 
     python launch/evaluate.py --workdir=runs/demo --dataset=runs/demo/data [--split=test]
+        [--inception=pt_inception-2015-12-05-6726825d.pth]
 
 Reads the `occluded_faces` split of a `launch/build_dataset.py` output, fills every hole with the
 workdir's generator and with both classical baselines, and writes into `<workdir>/eval/`:
 `eval_<split>.json` and `eval_<split>.md` (PSNR and SSIM over the whole image and over the hole,
 LPIPS; overall and by mask ratio, category and gender) and `best_worst_<split>.png` (rows:
 occluded | mask | model | telea | ns | original; the 4 best, then the 4 worst by the model's LPIPS).
+With `--inception` (pytorch-fid's FID Inception weights, `.pth`, or the same state dict as `.npz`;
+docs/evaluation.md) the reports also hold each method's FID against the originals.
 Examples whose size differs from the model's are resized to it. Exit status 1 on a user error.
 """
 
@@ -25,6 +28,9 @@ flags.DEFINE_string("split", "test", "Dataset split: train, validation or test."
 flags.DEFINE_string("out", None, "Report folder (default: <workdir>/eval).")
 flags.DEFINE_integer("max_examples", 0, "Evaluate at most this many examples (0 = all).")
 flags.DEFINE_integer("batch_size", 8, "Examples per generator call.")
+flags.DEFINE_string(
+    "inception", None, "FID Inception weights (pytorch-fid's .pth, or .npz); no FID without."
+)
 flags.mark_flags_as_required(["workdir", "dataset"])
 
 
@@ -41,16 +47,44 @@ def _resized(example: dict, size: int) -> dict:
     return out
 
 
+def _inception_state_dict(path: str) -> dict:
+    """pytorch-fid's weights file read with torch (kept out of jaxinpaint/), or an .npz."""
+    from jaxinpaint.evaluation import fid
+
+    if path.endswith(".npz"):
+        return fid.load_state_dict_npz(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Inception weights {path} do not exist")
+    import pickle
+
+    import torch
+
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"Inception weights {path} are not a readable torch file ({e})") from e
+    if not isinstance(state_dict, dict):
+        raise ValueError(
+            f"Inception weights {path} hold a {type(state_dict).__name__}, not a state dict"
+        )
+    return {k: v.numpy() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+
+
 def main(argv):
     del argv
     from data_pipeline import tfds_builder
-    from jaxinpaint.evaluation import evaluate, report
+    from jaxinpaint.evaluation import evaluate, fid, report
     from jaxinpaint.inference import Inpainter
     from jaxinpaint.samples import write_png
 
     try:
         inpainter = Inpainter.from_workdir(FLAGS.workdir)
         examples = tfds_builder.load_numpy(FLAGS.dataset, FLAGS.split)
+        fid_features = None
+        if FLAGS.inception:
+            fid_features = fid.InceptionFeatures(
+                _inception_state_dict(FLAGS.inception), source=FLAGS.inception
+            )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -63,9 +97,13 @@ def main(argv):
 
     with tqdm(desc=f"evaluate {FLAGS.split}", unit="img") as bar:
         result = evaluate.evaluate(
-            model, examples, batch_size=FLAGS.batch_size, progress=bar.update
+            model,
+            examples,
+            fid_features=fid_features,
+            batch_size=FLAGS.batch_size,
+            progress=bar.update,
         )
-    summary = report.aggregate(result.records)
+    summary = report.aggregate(result.records, result.fid)
     out_dir = FLAGS.out or os.path.join(FLAGS.workdir, "eval")
     title = f"Inpainting on the {FLAGS.split} split ({len(result.records)} faces)"
     json_path, md_path = report.write_report(summary, out_dir, f"eval_{FLAGS.split}", title)
@@ -74,12 +112,14 @@ def main(argv):
     write_png(strip_path, evaluate.strip(result, best + worst))
 
     overall = summary["overall"]
-    print(f"{'method':<8}{'PSNR':>8}{'PSNR hole':>11}{'SSIM':>8}{'SSIM hole':>11}{'LPIPS':>8}")
+    header = f"{'method':<8}{'PSNR':>8}{'PSNR hole':>11}{'SSIM':>8}{'SSIM hole':>11}{'LPIPS':>8}"
+    print(header + (f"{'FID':>9}" if result.fid else ""))
     for method in ("model", "telea", "ns"):
         m = overall[method]
         print(
             f"{method:<8}{m['psnr']:>8.2f}{m['psnr_hole']:>11.2f}{m['ssim']:>8.3f}"
             f"{m['ssim_hole']:>11.3f}{m['lpips']:>8.4f}"
+            + (f"{result.fid[method]:>9.2f}" if result.fid else "")
         )
     print(f"wrote {md_path}, {json_path} and {strip_path}")
     return 0

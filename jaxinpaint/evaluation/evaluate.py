@@ -3,7 +3,8 @@
 For every example (original, occluded, mask, category, gender) each method fills the hole of the
 occluded image; the composite is scored against the original with PSNR and SSIM over the whole
 image and over the hole, and LPIPS over the whole image. The records feed
-`jaxinpaint.evaluation.report`.
+`jaxinpaint.evaluation.report`. Given the FID Inception network, each method also gets one FID
+between its composites and the originals (a set metric: it has no per-example value).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from data_pipeline.categories import ID_TO_CATEGORY
 from jaxinpaint.evaluation import metrics
 from jaxinpaint.evaluation.baselines import METHODS, classical_inpaint
+from jaxinpaint.evaluation.fid import InceptionFeatures, fid
 from jaxinpaint.evaluation.lpips import LPIPS
 
 GENDERS = {0: "male", 1: "female"}
@@ -28,6 +30,7 @@ class Evaluation:
     records: list[dict]  # one per example, see jaxinpaint.evaluation.report
     composites: dict[str, list[np.ndarray]]  # method -> uint8 HxWx3 per example (for strips)
     examples: list[dict]  # the evaluated examples (original, occluded, mask, ...)
+    fid: dict[str, float] = dataclasses.field(default_factory=dict)  # method -> FID, if asked
 
 
 def _batches(examples: Iterable[dict], size: int) -> Iterator[list[dict]]:
@@ -51,13 +54,16 @@ def evaluate(
     *,
     baselines: Iterable[str] = tuple(METHODS),
     lpips: LPIPS | None = None,
+    fid_features: InceptionFeatures | None = None,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> Evaluation:
-    """Scores `model` (named "model"; None to skip it) and each baseline on every example."""
+    """Scores `model` (named "model"; None to skip it) and each baseline on every example;
+    with `fid_features`, also each method's FID against the originals."""
     lpips = lpips or LPIPS()
     baselines = tuple(baselines)
     result = Evaluation([], {}, [])
+    features: dict[str, list[np.ndarray]] = {}  # "original" and each method -> [B, 2048]
     for batch in _batches(examples, batch_size):
         original = np.stack([ex["original"] for ex in batch])
         occluded = np.stack([ex["occluded"] for ex in batch])
@@ -71,6 +77,9 @@ def evaluate(
             outputs[name] = np.stack(
                 [classical_inpaint(o, h, name) for o, h in zip(occluded, hole, strict=True)]
             )
+        if fid_features is not None:
+            for name, images in (("original", original), *outputs.items()):
+                features.setdefault(name, []).append(fid_features(images))
         target = original.astype(np.float32) / 255.0
         hole_f = hole.astype(np.float32)
         scores = {}
@@ -101,6 +110,9 @@ def evaluate(
             progress(len(batch))
     if not result.records:
         raise ValueError("no examples to evaluate")
+    if features:
+        reference = np.concatenate(features.pop("original"))
+        result.fid = {name: fid(np.concatenate(f), reference) for name, f in features.items()}
     return result
 
 

@@ -7,6 +7,7 @@ A record is one example evaluated by several methods (the model and the classica
 
 Buckets: mask ratio (percent of the image covered by the hole), category, and gender where the
 source labels it. Means skip NaN (a hole metric of an empty hole) and count what they averaged.
+FID, a set metric, is reported once per method over all examples, when it was computed.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def _mean_table(records: Sequence[dict]) -> dict:
     return table
 
 
-def aggregate(records: Iterable[dict]) -> dict:
-    """Overall means and means by mask-ratio bucket, category and gender."""
+def aggregate(records: Iterable[dict], fid: dict[str, float] | None = None) -> dict:
+    """Overall means and means by mask-ratio bucket, category and gender (and `fid`, a
+    {method: FID} over all the records, if given)."""
     records = list(records)
     if not records:
         raise ValueError("no evaluated examples to aggregate")
@@ -69,6 +71,8 @@ def aggregate(records: Iterable[dict]) -> dict:
     for grouping, members in groups.items():
         keys = sorted(members, key=lambda k: order.get(k, k) if grouping == "by_mask_ratio" else k)
         summary[grouping] = {key: _mean_table(members[key]) for key in keys}
+    if fid:
+        summary["fid"] = dict(fid)
     return summary
 
 
@@ -102,6 +106,17 @@ def to_markdown(summary: dict, title: str = "Evaluation") -> str:
                 cells = " | ".join(_fmt(table[method].get(m)) for m in metrics)
                 lines.append(f"| {group} | {table['n']} | {method} | {cells} |")
         lines.append("")
+    if summary.get("fid"):
+        lines += [
+            f"## FID against the originals ({overall['n']} images)",
+            "",
+            "| method | FID |",
+            "|---|---|",
+            *(f"| {method} | {value:.2f} |" for method, value in summary["fid"].items()),
+            "",
+            "FID is biased upwards on small sets; compare methods on the same images only.",
+            "",
+        ]
     return "\n".join(lines)
 
 

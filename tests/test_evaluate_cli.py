@@ -1,0 +1,98 @@
+"""launch/evaluate.py end to end: a tiny dataset, a 1-step inpainter, FID weights as a torch
+file; and its errors for bad weights."""
+
+import json
+import subprocess
+import sys
+
+import fid_reference
+import pytest
+import torch
+from data_helpers import detectable_sample_faces
+from inpaint_tiny import REPO, tiny_config
+from PIL import Image
+
+from data_pipeline import build
+from jaxinpaint import train
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    faces = root / "faces"
+    faces.mkdir()
+    for i, path in enumerate(detectable_sample_faces(3)):
+        Image.open(path).save(faces / f"{i}.jpg", quality=95)
+    build.build_dataset(str(faces), str(root / "data"), size=48, per_face=2, progress=False)
+    config = tiny_config()
+    config.total_steps = 1
+    train.train_and_evaluate(config, str(root / "work"))
+    state = fid_reference.weights_file_state_dict(fid_reference.random_pytorch_fid_inception())
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, root / "inception.pth")
+    return root
+
+
+def run(setup, *args):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "launch/evaluate.py",
+            f"--workdir={setup / 'work'}",
+            f"--dataset={setup / 'data'}",
+            "--split=train",
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_report_with_fid_and_baselines(setup):
+    out = setup / "report"
+    rc, log = run(setup, f"--inception={setup / 'inception.pth'}", f"--out={out}")
+    assert rc == 0, log
+    summary = json.loads((out / "eval_train.json").read_text())
+    assert set(summary["fid"]) == {"model", "telea", "ns"}
+    assert all(v > 0 for v in summary["fid"].values())
+    assert {"model", "telea", "ns"} <= set(summary["overall"])
+    markdown = (out / "eval_train.md").read_text()
+    assert "## FID against the originals" in markdown and "| telea |" in markdown
+    assert (out / "best_worst_train.png").is_file()
+    header = next(line for line in log.splitlines() if line.startswith("method"))
+    assert header.split() == [
+        "method",
+        "PSNR",
+        "PSNR",
+        "hole",
+        "SSIM",
+        "SSIM",
+        "hole",
+        "LPIPS",
+        "FID",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.pth", None, "missing.pth do not exist"),
+        ("corrupt.pth", b"not a torch file", "corrupt.pth are not a readable torch file"),
+        ("tensor.pth", "tensor", "tensor.pth hold a Tensor, not a state dict"),
+        ("other.pth", "other", "other.pth: unexpected entry 'conv.weight'"),
+    ],
+)
+def test_bad_inception_weights_are_one_clear_error(setup, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif content == "other":
+        torch.save({"conv.weight": torch.zeros(1)}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    rc, log = run(setup, f"--inception={path}", f"--out={tmp_path / 'report'}")
+    assert rc == 1, log
+    assert message in log, log
+    assert not (tmp_path / "report").exists()
