@@ -268,9 +268,10 @@ def crop(img: torch.Tensor, origins, size: int) -> torch.Tensor:
 class TwinGAN:
     """Modules, optimizers and one training step, mirroring `jaxinpaint.gan.InpaintingGAN`."""
 
-    def __init__(self, config, vgg_params: dict | None = None, seed: int = 0):
+    def __init__(self, config, vgg_params: dict | None = None, seed: int = 0, device="cpu"):
         torch.manual_seed(seed)
         self.config = config
+        self.device = torch.device(device)
         size = config.image_size
         self.local_size = config.disc.local_size
         self.generator = Generator(config.gen)
@@ -286,7 +287,7 @@ class TwinGAN:
         if vgg_params is not None:
             self.vgg.load_jax_params(vgg_params)
         for module in (self.generator, self.discriminators, self.vgg):
-            module.to(memory_format=torch.channels_last)
+            module.to(self.device, memory_format=torch.channels_last)
         self.gen_params = list(self.generator.parameters())
         self.disc_params = list(self.discriminators.parameters())
         go, do = config.gen_optim, config.disc_optim
@@ -295,12 +296,12 @@ class TwinGAN:
             self.disc_params, do.lr, betas=(do.b1, do.b2), foreach=True
         )
 
-    @staticmethod
-    def prepare_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """uint8 NHWC numpy/torch `occluded`, `original`, `mask` → float NCHW channels_last."""
+    def prepare_batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """uint8 NHWC numpy/torch `occluded`, `original`, `mask` → float NCHW channels_last on
+        the twin's device."""
 
         def to_nchw(a):
-            t = torch.as_tensor(a).permute(0, 3, 1, 2)
+            t = torch.as_tensor(a).to(self.device).permute(0, 3, 1, 2)
             return t.contiguous(memory_format=torch.channels_last)
 
         occluded = to_nchw(batch["occluded"]).float() / 255.0

@@ -218,9 +218,9 @@ def jax_side(config, batch_np, variant: str):
 # ---- PyTorch side -----------------------------------------------------------------------------
 
 
-def torch_side(config, batch_np, vgg_params):
-    """The twin's step and parts: `name → zero-arg runner`."""
-    twin = torch_twin.TwinGAN(config, vgg_params)
+def torch_side(config, batch_np, vgg_params, device: str):
+    """The twin's step and parts: `name → zero-arg runner` (each waits for the GPU, if any)."""
+    twin = torch_twin.TwinGAN(config, vgg_params, device=device)
     occluded, target, hole = twin.prepare_batch(batch_np)
     local = config.disc.local_size
     pair = torch.cat([target, target]).requires_grad_(True)
@@ -242,12 +242,21 @@ def torch_side(config, batch_np, vgg_params):
             twin.vgg(target)
         torch.autograd.grad(sum(f.mean() for f in feats), pair)
 
-    return {
+    def synced(fn):
+        def run():
+            fn()
+            if twin.device.type == "cuda":
+                torch.cuda.synchronize(twin.device)
+
+        return run
+
+    parts = {
         "step": lambda: twin.train_step(batch_np),
         "generator": generator,
         "discriminators": discriminators,
         "vgg": vgg,
     }
+    return {name: synced(fn) for name, fn in parts.items()}
 
 
 # ---- timing -----------------------------------------------------------------------------------
@@ -291,6 +300,11 @@ def main(argv=None):
         default="shipped,tuned",
         help=f"comma-separated JAX variants to time, from {','.join(VARIANTS)}",
     )
+    parser.add_argument(
+        "--torch_device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="the twin's device (default: cuda when available)",
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "train_step.json"))
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -314,7 +328,11 @@ def main(argv=None):
         sides[f"jax_{variant}"], compile_info[f"jax_{variant}"] = jax_side(
             config, batch_np, variant
         )
-    sides["torch"] = torch_side(config, batch_np, load_vgg16_params()["params"])
+    if args.torch_device.startswith("cuda"):
+        # TF32 convolutions and matmuls, as XLA uses for float32 on this GPU by default.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    sides["torch"] = torch_side(config, batch_np, load_vgg16_params()["params"], args.torch_device)
     medians = interleaved_medians(sides, args.repeats)
     for side in medians.values():
         side["rest"] = side["step"] - side["generator"] - side["discriminators"] - side["vgg"]
@@ -322,7 +340,8 @@ def main(argv=None):
     ratios = {f"{s}_over_torch": ips[s] / ips["torch"] for s in sides if s != "torch"}
 
     print(
-        f"device: {jax.devices()[0].device_kind}, {threads} threads, torch {torch.__version__}, "
+        f"device: {jax.devices()[0].device_kind} (torch: {args.torch_device}), {threads} threads, "
+        f"torch {torch.__version__}, "
         f"jax {jax.__version__}; batch {batch_size}, {size}x{size}, median of {args.repeats} "
         "(sides interleaved)"
     )
@@ -342,6 +361,7 @@ def main(argv=None):
             "batch": batch_size,
             "repeats": args.repeats,
             "device": jax.devices()[0].device_kind,
+            "torch_device": args.torch_device,
             "machine": platform.machine(),
             "threads": threads,
             "jax": jax.__version__,
