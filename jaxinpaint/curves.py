@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from jaxinpaint.event_writer import read_scalars
-from jaxinpaint.samples import write_png
+from jaxinpaint.samples import write_image
 
 DEFAULT_TAGS = (
     "gen/loss",
@@ -78,7 +78,7 @@ def plot(workdir: str, tags: Sequence[str] = DEFAULT_TAGS, out: str | None = Non
     for i, tag in enumerate(tags):
         sheet.paste(_panel(tag, series[tag]), ((i % cols) * _W, (i // cols) * _H))
     out = out or os.path.join(workdir, "curves.png")
-    write_png(out, np.asarray(sheet))
+    write_image(out, np.asarray(sheet))
     return out
 
 

@@ -43,14 +43,28 @@ def make_grid(
     return grid
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Writes `image` to `path` through a temporary file, so no half-written PNG is left."""
-    directory = os.path.dirname(os.fspath(path)) or "."
+# Pillow's format for each output extension.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format `path`'s extension names; ValueError for any other extension."""
+    fmt = IMAGE_FORMATS.get(os.path.splitext(os.fspath(path))[1].lower())
+    if fmt is None:
+        raise ValueError(f"output {path} must end in {', '.join(IMAGE_FORMATS)}")
+    return fmt
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes a uint8 image in the format of `path`'s extension (JPEG at quality 95) through a
+    temporary file in the same folder, so no half-written file is ever left."""
+    fmt = image_format(path)
+    directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
+            Image.fromarray(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

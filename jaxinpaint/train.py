@@ -172,7 +172,7 @@ def _write_samples(trainer: Trainer, state: TrainState, fixed: dict, workdir: st
         return None
     grid = samples.make_grid(fixed["occluded"], fixed["mask"], pred, composite, fixed["original"])
     path = os.path.join(workdir, "samples", f"step_{int(jax.device_get(state.step)):07d}.png")
-    samples.write_png(path, grid)
+    samples.write_image(path, grid)
     return path
 
 

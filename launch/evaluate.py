@@ -75,7 +75,7 @@ def main(argv):
     from data_pipeline import tfds_builder
     from jaxinpaint.evaluation import evaluate, fid, report
     from jaxinpaint.inference import Inpainter
-    from jaxinpaint.samples import write_png
+    from jaxinpaint.samples import write_image
 
     try:
         inpainter = Inpainter.from_workdir(FLAGS.workdir)
@@ -109,7 +109,7 @@ def main(argv):
     json_path, md_path = report.write_report(summary, out_dir, f"eval_{FLAGS.split}", title)
     best, worst = evaluate.best_and_worst(result, "model", "lpips")
     strip_path = os.path.join(out_dir, f"best_worst_{FLAGS.split}.png")
-    write_png(strip_path, evaluate.strip(result, best + worst))
+    write_image(strip_path, evaluate.strip(result, best + worst))
 
     overall = summary["overall"]
     header = f"{'method':<8}{'PSNR':>8}{'PSNR hole':>11}{'SSIM':>8}{'SSIM hole':>11}{'LPIPS':>8}"

@@ -19,7 +19,6 @@ message); 1 bad arguments, missing or corrupt checkpoint; 2 an input is not a re
 
 import os
 import sys
-import tempfile
 
 import numpy as np
 from absl import app, flags
@@ -41,26 +40,6 @@ flags.mark_flags_as_required(["input", "output", "inpainter"])
 
 class UserError(Exception):
     """Reported as one line, exit status 1."""
-
-
-def save_image(path: str, rgb: np.ndarray) -> None:
-    """Writes through a temporary file in the same folder, so no partial file is ever left."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}.get(
-        os.path.splitext(path)[1].lower()
-    )
-    if fmt is None:
-        raise UserError(f"output {path} must end in .png, .jpg, .jpeg, .webp or .bmp")
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(rgb).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def build_reconstructor():
@@ -103,11 +82,12 @@ def build_reconstructor():
 def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> str:
     """Writes the result for one photo; returns a one-line message. Raises SkipImage."""
     from data_pipeline.images import load_rgb
+    from jaxinpaint.samples import write_image
 
     photo = load_rgb(src, min_side=16)
     result = reconstructor(photo, photo_mask)
     out = np.concatenate([photo, result.image], axis=1) if FLAGS.side_by_side else result.image
-    save_image(dst, out)
+    write_image(dst, out)
     if not result.faces:
         return f"{src}: no face found; written unchanged to {dst}"
     if not result.changed:
@@ -127,8 +107,16 @@ def main(argv):
     try:
         if not os.path.exists(FLAGS.input):
             raise UserError(f"--input {FLAGS.input} does not exist")
+        single = not os.path.isdir(FLAGS.input)
+        if single:
+            from jaxinpaint.samples import image_format
+
+            try:
+                image_format(FLAGS.output)
+            except ValueError as e:
+                raise UserError(str(e)) from None
         reconstructor = build_reconstructor()
-        if not os.path.isdir(FLAGS.input):
+        if single:
             photo_mask = None
             if FLAGS.mask:
                 try:

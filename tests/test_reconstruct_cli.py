@@ -104,6 +104,9 @@ def test_bad_inputs_fail_cleanly_without_output(inpainter_workdir, tmp_path):
     ]:
         rc, log = run(*args, f"--inpainter={inpainter_workdir}", f"--output={out}")
         assert rc == code and message in log, log
+    gif = tmp_path / "never.gif"
+    rc, log = run(f"--input={tmp_path / 'photo.png'}", f"--inpainter={tmp_path}", f"--output={gif}")
+    assert rc == 1 and "never.gif must end in .png, .jpg" in log, log  # before loading models
     rc, log = run(
         f"--input={tmp_path / 'photo.png'}",
         f"--mask={tmp_path / 'small_mask.png'}",
@@ -111,5 +114,5 @@ def test_bad_inputs_fail_cleanly_without_output(inpainter_workdir, tmp_path):
         f"--output={out}",
     )
     assert rc == 1 and "config.json not found" in log, log
-    assert not out.exists()
+    assert not out.exists() and not gif.exists()
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
