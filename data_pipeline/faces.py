@@ -101,6 +101,16 @@ def detect_faces(
     return sorted(found, key=lambda b: -b[2] * b[3])
 
 
+def extract_square(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The side×side pixels whose top-left corner is (x0, y0), reflected (OpenCV's
+    BORDER_REFLECT_101) where the square leaves the photo."""
+    h, w = rgb.shape[:2]
+    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
+    if pad:
+        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    return rgb[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
+
+
 def crop_face(
     rgb: np.ndarray, box: Iterable[float], size: int, margin: float = DEFAULT_MARGIN
 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -116,10 +126,7 @@ def crop_face(
     x0 = min(max(cx - side / 2, 0.0), max(w - side, 0.0)) if side <= w else cx - side / 2
     y0 = min(max(cy - side / 2, 0.0), max(h - side, 0.0)) if side <= h else cy - side / 2
     x0, y0, s = round(x0), round(y0), round(side)
-    pad = max(0, -x0, -y0, x0 + s - w, y0 + s - h)
-    if pad:
-        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-    crop = rgb[y0 + pad : y0 + pad + s, x0 + pad : x0 + pad + s]
+    crop = extract_square(rgb, x0, y0, s)
     interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
     crop = cv2.resize(crop, (size, size), interpolation=interp)
     k = size / s

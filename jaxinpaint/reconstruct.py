@@ -20,7 +20,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from data_pipeline.faces import DEFAULT_MARGIN, OCCLUDED_CASCADE, detect_faces
+from data_pipeline.faces import DEFAULT_MARGIN, OCCLUDED_CASCADE, detect_faces, extract_square
 
 MaskSource = Callable[[np.ndarray], np.ndarray]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -64,16 +64,6 @@ def _window_slices(window, shape):
         slice(py0 - y0, py1 - y0),
         slice(px0 - x0, px1 - x0),
     )
-
-
-def _extract(photo: np.ndarray, window) -> np.ndarray:
-    """The window's pixels, reflected where the window leaves the photo."""
-    x0, y0, side = window
-    h, w = photo.shape[:2]
-    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-    if pad:
-        photo = cv2.copyMakeBorder(photo, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-    return photo[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
 
 
 class Reconstructor:
@@ -144,13 +134,13 @@ class Reconstructor:
         With `photo_mask` (HxW, > 0.5 = remove) the hole comes from it, not the mask source."""
         window = face_window(box, self.margin)
         side = window[2]
-        face = _extract(photo, window)
+        face = extract_square(photo, *window)
         interp = cv2.INTER_AREA if side > self.size else cv2.INTER_CUBIC
         face_r = cv2.resize(face, (self.size, self.size), interpolation=interp)
         if photo_mask is None:
             hole_r = self.hole_for(face_r)
         else:
-            crop = _extract(np.asarray(photo_mask, np.float32), window)
+            crop = extract_square(np.asarray(photo_mask, np.float32), *window)
             given = cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
             hole_r = self.hole_for(face_r, given)
         result = FaceResult(tuple(int(v) for v in box), window, float(hole_r.mean()))
