@@ -52,10 +52,11 @@ def untrained_inpainter(config) -> Inpainter:
     return Inpainter(config, params)
 
 
-def untrained_detector(size: int) -> predict.Detector:
+def untrained_detector(size: int, device: str) -> predict.Detector:
     config = load_config(ROOT / "configs" / "detector_demo.py")
     torch.manual_seed(0)
-    return predict.Detector(model_lib.build_model(config.model, size), score_thresh=0.0)
+    model = model_lib.build_model(config.model, size)
+    return predict.Detector(model, score_thresh=0.0, device=device)
 
 
 def sunglasses_photo():
@@ -90,6 +91,7 @@ def main():
     parser.add_argument("--config", default=str(ROOT / "configs" / "full.py"))
     parser.add_argument("--detector", default="", help="trained detector checkpoint")
     parser.add_argument("--inpainter", default="", help="trained inpainter workdir")
+    parser.add_argument("--device", default=predict.default_device(), help="detector device")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "reconstruct.json"))
     args = parser.parse_args()
 
@@ -99,8 +101,10 @@ def main():
         else untrained_inpainter(load_config(pathlib.Path(args.config)))
     )
     size = inpainter.size
-    det = predict.Detector.from_checkpoint(args.detector) if args.detector else None
-    det = det or untrained_detector(size)
+    if args.detector:
+        det = predict.Detector.from_checkpoint(args.detector, device=args.device)
+    else:
+        det = untrained_detector(size, args.device)
     photo, true_mask = sunglasses_photo()
 
     rec = Reconstructor(inpainter, det, size=size)
@@ -122,7 +126,10 @@ def main():
         "inpainter": timed(lambda: inpainter(face, hole), args.repeats),
         "whole photo": timed(lambda: rec(photo), args.repeats),
     }
-    print(f"photo {photo.shape[1]}x{photo.shape[0]}, model {size}x{size}, repeats {args.repeats}")
+    print(
+        f"photo {photo.shape[1]}x{photo.shape[0]}, model {size}x{size}, repeats {args.repeats}; "
+        f"JAX on {jax.devices()[0].device_kind}, detector on {args.device}"
+    )
     print(f"{'part':<22}{'ms':>10}")
     for name, ms in rows.items():
         print(f"{name:<22}{ms:>10.1f}")
@@ -131,6 +138,8 @@ def main():
         machine=platform.machine(),
         cpus=os.cpu_count(),
         jax=jax.__version__,
+        jax_device=jax.devices()[0].device_kind,
+        detector_device=args.device,
         torch=torch.__version__,
         size=size,
         repeats=args.repeats,

@@ -67,6 +67,27 @@ class PartialConv2d(nn.Module):
         return y, update
 
 
+def _fold_taps(kernel: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    t0, t1, t2 = kernel.split(1, dim)
+    return torch.cat([t0, t1 + t2], dim), torch.cat([t0 + t1, t2], dim)
+
+
+def upsample2x_conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """`conv(nearest ×2 upsampling of x)` as four 2×2 convolutions at x's resolution, one per
+    output phase: the formulation of `jaxinpaint.models.generator.upsample2x_conv3x3`, so that
+    both sides do the same multiply-adds."""
+    phases = []
+    for a, rows in enumerate(_fold_taps(conv.weight, 2)):
+        row = []
+        for b, kernel in enumerate(_fold_taps(rows, 3)):
+            padded = F.pad(x, (1 - b, b, 1 - a, a))  # (left, right, top, bottom)
+            row.append(F.conv2d(padded, kernel, conv.bias))
+        phases.append(torch.stack(row, dim=-1))  # [N, C, H, W, 2 (column parity)]
+    n, c, h, w = x.shape[0], conv.out_channels, x.shape[2], x.shape[3]
+    y = torch.stack(phases, dim=3).reshape(n, c, 2 * h, 2 * w)  # [N, C, H, 2, W, 2] → ×2
+    return y.contiguous(memory_format=torch.channels_last)
+
+
 class Generator(nn.Module):
     """`Generator(gen_config)(occluded, hole) -> (pred, composite)`, NCHW images in [0, 1]."""
 
@@ -131,7 +152,7 @@ class Generator(nn.Module):
         for conv in self.atrous:
             x = F.relu(conv(x))
         for i in reversed(range(self.levels - 1)):
-            x = F.relu(self.up[str(i)](F.interpolate(x, scale_factor=2, mode="nearest")))
+            x = F.relu(upsample2x_conv3x3(x, self.up[str(i)]))
             x = torch.cat([x, vanilla[i], partial[i]], dim=1)
             conv_a, conv_b = self.dec[str(i)]
             x = F.relu(conv_b(F.relu(conv_a(x))))

@@ -44,9 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `bench.torch_twin` when run as `python bench/train_step.py`
 
 from bench import torch_twin  # noqa: E402
-from jaxinpaint.gan import prepare_batch  # noqa: E402
+from jaxinpaint.gan import CPU_COMPILER_OPTIONS, prepare_batch  # noqa: E402
 from jaxinpaint.layers import fast_conv, fast_pool  # noqa: E402
-from jaxinpaint.train import CPU_STEP_OPTIONS, Trainer, make_mesh  # noqa: E402
+from jaxinpaint.train import Trainer, make_mesh  # noqa: E402
 from jaxinpaint.vgg import load_vgg16_params  # noqa: E402
 
 
@@ -135,7 +135,7 @@ def jax_side(config, batch_np, variant: str):
     """Compiled step and parts of the JAX model: `(name → zero-arg runner)`, compile seconds."""
     compiler_options, phase_dx, pool = VARIANTS[variant]
     if variant == "shipped" and jax.default_backend() == "cpu":
-        compiler_options = CPU_STEP_OPTIONS  # the parts compile as the Trainer's step does
+        compiler_options = CPU_COMPILER_OPTIONS  # the parts compile as the Trainer's step does
     trainer = Trainer(config, make_mesh(config.global_batch_size))
     gan = trainer.gan
     state = trainer.init(jax.random.key(config.seed))

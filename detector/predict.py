@@ -44,6 +44,11 @@ def box_mask(instances: Sequence[Instance], height: int, width: int) -> np.ndarr
     return out
 
 
+def default_device() -> str:
+    """ "cuda" when PyTorch sees a GPU, else "cpu"."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class Detector:
     """A trained Mask R-CNN with its score threshold and the classes whose masks count."""
 

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from jaxinpaint.checkpointing import Checkpointer
-from jaxinpaint.gan import InpaintingGAN
+from jaxinpaint.gan import InpaintingGAN, compiler_options
 
 CONFIG_FILE = "config.json"
 
@@ -54,7 +54,9 @@ class Inpainter:
         self.config = config
         self.size = int(config.image_size)
         self.gen_params = gen_params
-        self._generate = jax.jit(InpaintingGAN(config).generate)
+        self._generate = jax.jit(
+            InpaintingGAN(config).generate, compiler_options=compiler_options()
+        )
 
     @classmethod
     def from_workdir(cls, workdir: str, step: int | None = None) -> Inpainter:

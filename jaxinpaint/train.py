@@ -29,12 +29,8 @@ from jax.sharding import PartitionSpec as P
 from jaxinpaint import curves, inference, input_pipeline, samples
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.event_writer import EventWriter
-from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN, TrainState
+from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN, TrainState, compiler_options
 from jaxinpaint.vgg import load_vgg16_params
-
-# XLA:CPU sends convolution kernel gradients to YNNPACK, ~2.6x slower there than its Eigen path
-# (1419 vs 539 ms for 4x256²x64->64 3x3, bench/conv_grad.py); this option keeps them on Eigen.
-CPU_STEP_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -120,9 +116,11 @@ class Trainer:
             ),
             out_shardings=(self.state_sharding, self.replicated),
             donate_argnums=(0,),
-            compiler_options=CPU_STEP_OPTIONS if jax.default_backend() == "cpu" else None,
+            compiler_options=compiler_options(),
         )
-        self.generate = jax.jit(self.gan.generate, out_shardings=self.replicated)
+        self.generate = jax.jit(
+            self.gan.generate, out_shardings=self.replicated, compiler_options=compiler_options()
+        )
         self.vgg_params = jax.device_put(
             load_vgg16_params(config.loss.vgg_weights or None), self.replicated
         )

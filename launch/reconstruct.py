@@ -35,6 +35,7 @@ flags.DEFINE_float("score_thresh", None, "Detector score threshold (default: the
 flags.DEFINE_integer("dilate", 4, "Pixels (at the model's resolution) the hole grows by.")
 flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.")
 flags.DEFINE_bool("side_by_side", False, "Write the input and the result side by side.")
+flags.DEFINE_string("device", None, "Detector device, e.g. cpu or cuda:0 (default: cuda if any).")
 flags.mark_flags_as_required(["input", "output", "inpainter"])
 
 
@@ -57,7 +58,7 @@ def build_reconstructor():
     mask_source = None
     if FLAGS.detector:
         from data_pipeline.categories import CATEGORIES
-        from detector.predict import Detector
+        from detector.predict import Detector, default_device
 
         unknown = sorted(set(FLAGS.remove) - set(CATEGORIES))
         if unknown:
@@ -67,6 +68,7 @@ def build_reconstructor():
                 FLAGS.detector,
                 score_thresh=FLAGS.score_thresh,
                 classes=tuple(FLAGS.remove) or None,
+                device=FLAGS.device or default_device(),
             )
         except (FileNotFoundError, ValueError, RuntimeError) as e:
             raise UserError(f"detector checkpoint {FLAGS.detector}: {e}") from None

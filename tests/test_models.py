@@ -2,6 +2,7 @@
 
 import pickle
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ from inpaint_tiny import load_config, synthetic_batch, tiny_config
 
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN
 from jaxinpaint.models import crop, hole_crop_origin
+from jaxinpaint.models.generator import UpConv, upsample2x, upsample2x_conv3x3
 from jaxinpaint.vgg import VGG16Features, load_vgg16_params
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -67,6 +69,40 @@ def test_occluder_pixels_do_not_reach_the_output():
     other["occluded"] = np.where(hole, batch["occluded"], 255 - batch["occluded"]).astype(np.uint8)
     c = generate(state.gen_params, other)
     assert float(jnp.max(jnp.abs(a[0] - c[0]))) > 1e-4
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 6), (1, 1, 1, 3), (1, 4, 4, 17)])
+def test_upsample_conv_by_phases_equals_conv_of_the_upsampled_input(shape):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, shape[-1], 4)).astype(np.float32)
+    want = jax.lax.conv_general_dilated(
+        upsample2x(x), kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    got = upsample2x_conv3x3(jnp.asarray(x), jnp.asarray(kernel))
+    assert got.shape == want.shape == (shape[0], 2 * shape[1], 2 * shape[2], 4)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="3x3 kernel"):
+        upsample2x_conv3x3(jnp.asarray(x), jnp.asarray(kernel[:1]))
+
+
+def test_up_conv_is_nn_conv_of_the_upsampled_input():
+    """Same parameter names, shapes and initial values as the `nn.Conv` it replaces (so older
+    checkpoints load), and the same output."""
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 6, 4, 5)), jnp.float32)
+    conv = nn.Conv(7, (3, 3), padding="SAME", kernel_init=nn.initializers.he_normal())
+    key = jax.random.key(3)
+    want = conv.init(key, upsample2x(x))["params"]
+    params = UpConv(7).init(key, x)["params"]
+    assert jax.tree.structure(params) == jax.tree.structure(want)
+    jax.tree.map(np.testing.assert_array_equal, params, want)
+    params = {"kernel": params["kernel"], "bias": jnp.linspace(-1.0, 1.0, 7)}
+    np.testing.assert_allclose(
+        np.asarray(UpConv(7).apply({"params": params}, x)),
+        np.asarray(conv.apply({"params": params}, upsample2x(x))),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_local_crop_is_centred_on_the_hole_and_clamped():

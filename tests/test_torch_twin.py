@@ -173,3 +173,13 @@ def test_twin_train_step_updates_both_players():
     assert all(not torch.equal(a, p) for a, p in zip(gen_before, model.gen_params, strict=True))
     assert any(not torch.equal(a, p) for a, p in zip(disc_before, model.disc_params, strict=True))
     assert all(p.grad is None for p in model.gen_params + model.disc_params)
+
+
+def test_upsample_conv_by_phases_equals_conv_of_the_upsampled_input():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 4, 3, padding=1)
+    x = torch.randn(2, 5, 6, 7)
+    want = conv(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    got = twin.upsample2x_conv3x3(x, conv)
+    assert got.shape == want.shape == (2, 4, 12, 14)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxinpaint.layers import PartialConv2d, fast_pool
 
@@ -42,6 +43,66 @@ def _conv(features: int, kernel: int = 3, dilation: int = 1, name: str | None = 
 def upsample2x(x: jax.Array) -> jax.Array:
     """Nearest-neighbour ×2 upsampling of an NHWC tensor."""
     return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _phase_taps(kernel: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """A 3-tap kernel axis folded for nearest ×2 upsampling: output 2p reads upsampled pixels
+    2p−1, 2p, 2p+1 = input p−1, p, p (taps 0 | 1+2); output 2p+1 reads p, p, p+1 (taps 0+1 | 2)."""
+    t0, t1, t2 = jnp.split(kernel, 3, axis=axis)
+    return jnp.concatenate([t0, t1 + t2], axis), jnp.concatenate([t0 + t1, t2], axis)
+
+
+# Padding of each output phase's 2-tap window: phase 0 reads (p−1, p), phase 1 reads (p, p+1).
+_PHASE_PADS = ((1, 0), (0, 1))
+
+
+def upsample2x_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """`conv(upsample2x(x), kernel)` ("SAME", stride 1, no bias) for NHWC `x` and a 3×3 HWIO
+    `kernel`, computed at `x`'s resolution: each of the four output phases (row parity, column
+    parity) is a 2×2 convolution of `x` with taps of `kernel` summed as the upsampling repeats
+    them (zero padding of the upsampled image is zero padding of `x`). Same result up to float
+    rounding, 16/36 of the multiply-adds, and no ×4 upsampled copy of `x`."""
+    if kernel.shape[:2] != (3, 3):
+        raise ValueError(f"upsample2x_conv3x3 needs a 3x3 kernel, got {kernel.shape}")
+    n, h, w, _ = x.shape
+    rows = _phase_taps(kernel, 0)
+    phases = []
+    for a in range(2):
+        cols = _phase_taps(rows[a], 1)
+        phases.append(
+            jnp.stack(
+                [
+                    lax.conv_general_dilated(
+                        x,
+                        cols[b],
+                        (1, 1),
+                        (_PHASE_PADS[a], _PHASE_PADS[b]),
+                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                    )
+                    for b in range(2)
+                ],
+                axis=3,
+            )
+        )  # [N, H, W, 2 (column parity), C]
+    y = jnp.stack(phases, axis=2)  # [N, H, 2 (row parity), W, 2, C]
+    return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
+
+
+class UpConv(nn.Module):
+    """`nn.Conv(features, (3, 3), padding="SAME")` applied to `upsample2x(x)`, with the same
+    parameters (`kernel` [3, 3, Cin, features], `bias`), initialisation and result, computed by
+    `upsample2x_conv3x3` at the input's resolution (2.25× fewer FLOPs)."""
+
+    features: int
+    kernel_init: nn.initializers.Initializer = _he
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+        return upsample2x_conv3x3(x, kernel) + bias
 
 
 class VanillaEncoder(nn.Module):
@@ -133,7 +194,7 @@ class Generator(nn.Module):
 
         for i in reversed(range(levels - 1)):
             width = self.widths[i]
-            x = nn.relu(_conv(width, name=f"up{i}")(upsample2x(x)))
+            x = nn.relu(UpConv(width, name=f"up{i}")(x))  # = conv(upsample2x(x))
             x = jnp.concatenate([x, vanilla[i], partial[i]], axis=-1)
             x = nn.relu(_conv(width, name=f"dec{i}_a")(x))
             x = nn.relu(_conv(width, name=f"dec{i}_b")(x))
