@@ -1,13 +1,13 @@
 """Forward latency of the occluder detector on one 256x256 face, on the CPU.
 
-    python bench/detector.py [--repeats=20] [--detector=runs/detector/model_final.pt]
+    python bench/detector_forward.py [--repeats=20] [--detector=runs/detector/model_final.pt]
 
 Without --detector the model is untrained and built from configs/detector_demo.py (the CPU
 settings: 300/100 RPN proposals, at most 10 detections) with a score threshold of 0, so the mask
 head always runs on all 10 detections: the slow end of what a trained model costs. The image is
 the astronaut photo's face (scikit-image, public domain) resized to 256x256. The figure is the
-median of --repeats timed `Detector.predict` calls after warm-up; the last line is
-`detector_ms=<median ms>`.
+median of --repeats timed `Detector.predict` calls after warm-up, written to --json
+(bench/results/detector_forward.json); the last line is `detector_ms=<median ms>`.
 """
 
 import argparse
@@ -16,7 +16,6 @@ import json
 import pathlib
 import platform
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -24,12 +23,10 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-# This file shares the package's name; drop its folder from the path so `detector` is the package.
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != ROOT / "bench"]
+from detector import model as model_lib
+from detector import predict
 
-from detector import model as model_lib  # noqa: E402
-from detector import predict  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def face_256() -> np.ndarray:
@@ -52,7 +49,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=20, help="timed forward passes")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes first")
     parser.add_argument("--detector", default="", help="a trained checkpoint to time instead")
-    parser.add_argument("--json", default="", help="also write the numbers to this JSON file")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "detector_forward.json"))
     args = parser.parse_args()
 
     image = face_256()
@@ -78,10 +75,12 @@ def main():
         "checkpoint": args.detector or "untrained, configs/detector_demo.py, score_thresh 0",
     }
     print(json.dumps(result, indent=2))
-    if args.json:
-        path = pathlib.Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+    path = pathlib.Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
     print(f"detector_ms={median:.1f}")
 
 
