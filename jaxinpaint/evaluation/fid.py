@@ -230,7 +230,8 @@ def load_state_dict_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 class InceptionFeatures:
     """`InceptionFeatures(state_dict)(images) -> float64 [B, 2048]`, images NHWC uint8 or
-    float in [0, 1], fed through the jitted network `batch_size` at a time."""
+    float in [0, 1], fed through the jitted network `batch_size` at a time. It runs at full
+    float32 precision (GPUs default to TF32 convolutions), so FIDs compare across machines."""
 
     def __init__(self, state_dict: Mapping[str, np.ndarray], *, batch_size: int = 16, source="?"):
         self.variables = variables_from_state_dict(state_dict, source)
@@ -249,7 +250,9 @@ class InceptionFeatures:
             padded = np.concatenate(  # one compiled shape for every chunk
                 [chunk, np.zeros((self.batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)]
             )
-            out.append(np.asarray(self._apply(self.variables, padded))[: len(chunk)])
+            with jax.default_matmul_precision("highest"):
+                features = self._apply(self.variables, padded)
+            out.append(np.asarray(features)[: len(chunk)])
         return np.concatenate(out).astype(np.float64) if out else np.zeros((0, FEATURES))
 
 
