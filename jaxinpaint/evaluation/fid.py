@@ -233,7 +233,7 @@ class InceptionFeatures:
     float in [0, 1], fed through the jitted network `batch_size` at a time. It runs at full
     float32 precision (GPUs default to TF32 convolutions), so FIDs compare across machines."""
 
-    def __init__(self, state_dict: Mapping[str, np.ndarray], *, batch_size: int = 16, source="?"):
+    def __init__(self, state_dict: Mapping[str, np.ndarray], *, batch_size=16, source="weights"):
         self.variables = variables_from_state_dict(state_dict, source)
         self.batch_size = batch_size
         self._apply = jax.jit(FIDInceptionV3().apply)
