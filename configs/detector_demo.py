@@ -3,8 +3,9 @@
     python launch/train_detector.py --config=configs/detector_demo.py \
         --config.data.coco_dir=DATA/coco --workdir=runs/detector_demo
 
-About 11 s per step on 2 shared CPU cores (an hour for the run). From scratch on the ~110-image
-sample set it is a check of the whole path, not the seed's detector (which started from COCO).
+About 1 s per step on 2 idle CPU cores (5 min for the run; 11 s when the cores are shared).
+From scratch on the ~110-image sample set it is a check of the whole path, not the seed's
+detector (which started from COCO): one run reached bbox AP 7.1, segm AP 8.0 (AP50 20.1).
 """
 
 import importlib.util

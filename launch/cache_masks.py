@@ -8,7 +8,7 @@
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from detector import mask_cache, predict, sources
 
@@ -26,6 +26,7 @@ flags.mark_flags_as_required(["detector", "dataset"])
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # tfds logs every file it reads at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = FLAGS.out or f"{FLAGS.dataset.rstrip('/')}/mask_cache"

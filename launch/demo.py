@@ -68,7 +68,7 @@ def main(argv):
     del argv
     out = os.path.abspath(FLAGS.out)
     data, det, inp, rec = (os.path.join(out, d) for d in ("data", "detector", "inpainter", "photo"))
-    det_steps, inp_steps = (20, 100) if FLAGS.quick else (100, 1500)
+    det_steps, inp_steps = (20, 100) if FLAGS.quick else (300, 1500)
     os.makedirs(out, exist_ok=True)
 
     if not os.path.exists(os.path.join(data, "summary.json")):
@@ -96,7 +96,9 @@ def main(argv):
     photo, mask = os.path.join(rec, "astronaut_sunglasses.png"), os.path.join(rec, "mask.png")
     sample_photo(photo, mask)
     common = [f"--input={photo}", f"--inpainter={inp}", "--side_by_side"]
-    run("launch/reconstruct.py", *common, f"--detector={checkpoint}",
+    # Five minutes from scratch leave the detector unsure: on this photo its best detection,
+    # the sunglasses, scores ~0.4 (a COCO-initialised one clears the default 0.7).
+    run("launch/reconstruct.py", *common, f"--detector={checkpoint}", "--score_thresh=0.3",
         f"--output={rec}/with_detector.png")  # fmt: skip
     run("launch/reconstruct.py", *common, f"--mask={mask}", f"--output={rec}/with_mask.png")
 

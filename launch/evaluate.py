@@ -18,7 +18,7 @@ import os
 import sys
 
 import cv2
-from absl import app, flags
+from absl import app, flags, logging
 from tqdm import tqdm
 
 FLAGS = flags.FLAGS
@@ -71,6 +71,7 @@ def _inception_state_dict(path: str) -> dict:
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # Orbax and tfds log every restore and read at INFO
     del argv
     from data_pipeline import tfds_builder
     from jaxinpaint.evaluation import evaluate, fid, report

@@ -21,7 +21,7 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 from PIL import Image
 
 FLAGS = flags.FLAGS
@@ -101,6 +101,7 @@ def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> str:
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # Orbax and tfds log every restore and read at INFO
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 1
