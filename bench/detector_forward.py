@@ -11,22 +11,18 @@ median of --repeats timed `Detector.predict` calls after warm-up, written to --j
 """
 
 import argparse
-import importlib.util
 import json
-import pathlib
 import platform
 import statistics
 import time
 
 import numpy as np
 import torch
+from bench_common import RESULTS, untrained_detector, write_json
 from PIL import Image
 from skimage import data as skdata
 
-from detector import model as model_lib
 from detector import predict
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def face_256() -> np.ndarray:
@@ -35,25 +31,19 @@ def face_256() -> np.ndarray:
     return np.asarray(Image.fromarray(crop).resize((256, 256), Image.BILINEAR))
 
 
-def demo_detector(size: int) -> predict.Detector:
-    spec = importlib.util.spec_from_file_location("cfg", ROOT / "configs" / "detector_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    torch.manual_seed(0)
-    return predict.Detector(model_lib.build_model(config.model, size), score_thresh=0.0)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed forward passes")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes first")
     parser.add_argument("--detector", default="", help="a trained checkpoint to time instead")
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "detector_forward.json"))
+    parser.add_argument("--json", default=str(RESULTS / "detector_forward.json"))
     args = parser.parse_args()
 
     image = face_256()
-    det = predict.Detector.from_checkpoint(args.detector) if args.detector else demo_detector(256)
+    if args.detector:
+        det = predict.Detector.from_checkpoint(args.detector)
+    else:
+        det = untrained_detector(256)
     for _ in range(args.warmup):
         det.predict([image])
     times, counts = [], []
@@ -75,12 +65,7 @@ def main():
         "checkpoint": args.detector or "untrained, configs/detector_demo.py, score_thresh 0",
     }
     print(json.dumps(result, indent=2))
-    path = pathlib.Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
-    print(f"wrote {path}")
+    write_json(args.json, result)
     print(f"detector_ms={median:.1f}")
 
 

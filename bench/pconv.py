@@ -9,7 +9,6 @@ the goal is <= 1.10.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -18,6 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_common import RESULTS, write_json
 
 from jaxinpaint.layers import partial_conv
 
@@ -69,7 +69,7 @@ def time_pair(fn_a, fn_b, args, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--json", default="bench/results/pconv.json")
+    parser.add_argument("--json", default=str(RESULTS / "pconv.json"))
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -103,12 +103,7 @@ def main():
         rows=rows,
         pconv_over_conv=worst,
     )
-    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.json)
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     print(f"pconv_over_conv={worst:.3f}")
 
 

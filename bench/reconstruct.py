@@ -13,34 +13,22 @@ always runs. Median of --repeats calls after warm-up; last line `reconstruct_ms=
 """
 
 import argparse
-import importlib.util
-import json
 import os
-import pathlib
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != ROOT / "bench"]
+import jax
+import numpy as np
+import torch
+from bench_common import RESULTS, ROOT, load_config, untrained_detector, write_json
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from detector import model as model_lib  # noqa: E402
-from detector import predict  # noqa: E402
-from jaxinpaint.gan import InpaintingGAN, prepare_batch  # noqa: E402
-from jaxinpaint.inference import Inpainter  # noqa: E402
-from jaxinpaint.reconstruct import Reconstructor, face_window  # noqa: E402
-
-
-def load_config(path: pathlib.Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from detector import predict
+from jaxinpaint.gan import InpaintingGAN, prepare_batch
+from jaxinpaint.inference import Inpainter
+from jaxinpaint.reconstruct import Reconstructor, face_window
 
 
 def untrained_inpainter(config) -> Inpainter:
@@ -52,25 +40,16 @@ def untrained_inpainter(config) -> Inpainter:
     return Inpainter(config, params)
 
 
-def untrained_detector(size: int, device: str) -> predict.Detector:
-    config = load_config(ROOT / "configs" / "detector_demo.py")
-    torch.manual_seed(0)
-    model = model_lib.build_model(config.model, size)
-    return predict.Detector(model, score_thresh=0.0, device=device)
-
-
 def sunglasses_photo():
     sys.path.insert(0, str(ROOT / "launch"))
     import demo  # the demo's sample photo
-
-    path, mask_path = "/tmp/_bench_reconstruct.png", "/tmp/_bench_reconstruct_mask.png"
-    demo.sample_photo(path, mask_path)
     from PIL import Image
 
-    photo = np.asarray(Image.open(path).convert("RGB"))
-    mask = np.asarray(Image.open(mask_path)) > 127
-    os.remove(path)
-    os.remove(mask_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        path, mask_path = os.path.join(tmp, "photo.png"), os.path.join(tmp, "mask.png")
+        demo.sample_photo(path, mask_path)
+        photo = np.asarray(Image.open(path).convert("RGB"))
+        mask = np.asarray(Image.open(mask_path)) > 127
     return photo, mask
 
 
@@ -92,13 +71,13 @@ def main():
     parser.add_argument("--detector", default="", help="trained detector checkpoint")
     parser.add_argument("--inpainter", default="", help="trained inpainter workdir")
     parser.add_argument("--device", default=predict.default_device(), help="detector device")
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "reconstruct.json"))
+    parser.add_argument("--json", default=str(RESULTS / "reconstruct.json"))
     args = parser.parse_args()
 
     inpainter = (
         Inpainter.from_workdir(args.inpainter)
         if args.inpainter
-        else untrained_inpainter(load_config(pathlib.Path(args.config)))
+        else untrained_inpainter(load_config(args.config))
     )
     size = inpainter.size
     if args.detector:
@@ -146,11 +125,7 @@ def main():
         ms=rows,
         reconstruct_ms=rows["whole photo"],
     )
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(args.json + ".tmp", args.json)
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     print(f"reconstruct_ms={rows['whole photo']:.1f}")
 
 

@@ -25,40 +25,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib.util
-import json
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import bench_common
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+import torch_twin
+from bench_common import RESULTS, ROOT, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `bench.torch_twin` when run as `python bench/train_step.py`
-
-from bench import torch_twin  # noqa: E402
-from jaxinpaint.gan import CPU_COMPILER_OPTIONS, prepare_batch  # noqa: E402
-from jaxinpaint.layers import fast_conv, fast_pool  # noqa: E402
-from jaxinpaint.train import Trainer, make_mesh  # noqa: E402
-from jaxinpaint.vgg import load_vgg16_params  # noqa: E402
+from jaxinpaint.gan import CPU_COMPILER_OPTIONS, prepare_batch
+from jaxinpaint.layers import fast_conv, fast_pool
+from jaxinpaint.train import Trainer, make_mesh
+from jaxinpaint.vgg import load_vgg16_params
 
 
 def load_config(path: str, size: int | None, batch: int | None):
     """`get_config()` of a config file, with the image size and batch overridden if given."""
-    file = Path(path)
-    if not file.is_file():
-        raise SystemExit(f"error: config file {path} does not exist")
-    spec = importlib.util.spec_from_file_location(f"_bench_config_{file.stem}", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = bench_common.load_config(path)
     if size is not None:
         levels = len(config.gen.widths)
         if size % 2 ** (levels - 1):
@@ -278,14 +267,6 @@ def interleaved_medians(sides: dict[str, dict], repeats: int) -> dict[str, dict[
     return {s: {n: statistics.median(t) for n, t in ts.items()} for s, ts in times.items()}
 
 
-def write_json(path: str, result: dict) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, path)
-
-
 PARTS = ("step", "generator", "discriminators", "vgg", "rest")
 
 
@@ -305,7 +286,7 @@ def main(argv=None):
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="the twin's device (default: cuda when available)",
     )
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "train_step.json"))
+    parser.add_argument("--json", default=str(RESULTS / "train_step.json"))
     args = parser.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"error: --repeats must be >= 1, got {args.repeats}")

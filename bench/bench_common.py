@@ -1,0 +1,45 @@
+"""What the bench scripts share. They run as `python bench/<name>.py`, which puts this folder
+first on `sys.path`, so they import this module as `bench_common`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def load_config(path: str | Path):
+    """`get_config()` of a Python config file (configs/*.py)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"error: config file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(f"_bench_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def untrained_detector(size: int, device: str = "cpu"):
+    """The demo's CPU detector (configs/detector_demo.py), untrained and seeded, with a score
+    threshold of 0 so that the mask head runs on every detection: the slow end of what a trained
+    model costs."""
+    import torch
+
+    from detector import model, predict
+
+    config = load_config(ROOT / "configs" / "detector_demo.py")
+    torch.manual_seed(0)
+    return predict.Detector(model.build_model(config.model, size), score_thresh=0.0, device=device)
+
+
+def write_json(path: str | Path, result: dict) -> None:
+    """Writes `result` as indented JSON through a temporary file, then says where."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
