@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.gan import InpaintingGAN, compiler_options
+from jaxinpaint.samples import to_uint8
 
 CONFIG_FILE = "config.json"
 
@@ -98,4 +99,4 @@ class Inpainter:
             )
         hole = np.asarray(hole_RxR).reshape(1, self.size, self.size, 1) > 0
         _, composite = self.inpaint_batch(face_RxRx3[None], hole.astype(np.uint8))
-        return np.clip(composite[0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return to_uint8(composite[0])

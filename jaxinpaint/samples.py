@@ -12,13 +12,17 @@ COLUMNS = ("occluded", "mask", "output", "composite", "ground truth")
 _GAP = 2  # pixels of white between tiles
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """uint8 images as they are; float images in [0, 1] rounded to uint8 (clipped)."""
     img = np.asarray(img)
-    if img.dtype != np.uint8:
-        img = np.clip(np.asarray(img, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
-    return img
+    if img.dtype == np.uint8:
+        return img
+    return np.clip(np.asarray(img, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _rgb_uint8(img: np.ndarray) -> np.ndarray:
+    img = to_uint8(img)
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
 
 
 def make_grid(
@@ -31,7 +35,7 @@ def make_grid(
     """`[B, H, W, C]` arrays (uint8, or float in [0, 1]; mask 0/1) → one `uint8` RGB grid."""
     mask = np.asarray(mask)
     mask_img = (mask > 0).astype(np.float32) if mask.dtype == np.uint8 else mask
-    cols = [_to_uint8(a) for a in (occluded, mask_img, output, composite, original)]
+    cols = [_rgb_uint8(a) for a in (occluded, mask_img, output, composite, original)]
     b, h, w, _ = cols[0].shape
     grid = np.full(
         (b * h + (b - 1) * _GAP, len(cols) * w + (len(cols) - 1) * _GAP, 3), 255, np.uint8

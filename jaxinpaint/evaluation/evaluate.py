@@ -19,6 +19,7 @@ from jaxinpaint.evaluation import metrics
 from jaxinpaint.evaluation.baselines import METHODS, classical_inpaint
 from jaxinpaint.evaluation.fid import InceptionFeatures, fid
 from jaxinpaint.evaluation.lpips import LPIPS
+from jaxinpaint.samples import to_uint8
 
 GENDERS = {0: "male", 1: "female"}
 # (occluded uint8 BxHxWx3, hole uint8 BxHxWx1) -> composite float32 BxHxWx3 in [0, 1]
@@ -42,10 +43,6 @@ def _batches(examples: Iterable[dict], size: int) -> Iterator[list[dict]]:
             batch = []
     if batch:
         yield batch
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def evaluate(
@@ -72,7 +69,7 @@ def evaluate(
             hole = hole[..., None]
         outputs: dict[str, np.ndarray] = {}
         if model is not None:
-            outputs["model"] = _to_uint8(model(occluded, hole))
+            outputs["model"] = to_uint8(model(occluded, hole))
         for name in baselines:
             outputs[name] = np.stack(
                 [classical_inpaint(o, h, name) for o, h in zip(occluded, hole, strict=True)]
