@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from config_files import REPO, load_config
 
 from jaxinpaint.input_pipeline import synthetic_example
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_config(name: str):
-    """`configs/<name>.py`'s get_config()."""
-    spec = importlib.util.spec_from_file_location(f"_cfg_{name}", REPO / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+__all__ = ["REPO", "load_config", "synthetic_batch", "tiny_config"]
 
 
 def tiny_config():

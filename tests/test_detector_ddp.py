@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_detector_model import load_config
+from config_files import load_config
 
 from detector import model as model_lib
 from detector import synthetic, train
@@ -19,7 +19,7 @@ TIMEOUT_S = 240
 
 
 def tiny_train_config(coco_dir, num_steps=1):
-    config = load_config("detector_demo.py")
+    config = load_config("detector_demo")
     config.data.coco_dir = str(coco_dir)
     config.model.rpn_pre_nms_top_n_test = 100
     config.model.rpn_post_nms_top_n_test = 50

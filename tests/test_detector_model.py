@@ -1,28 +1,17 @@
 """Detector model: builds, runs on images with zero and several instances, and learns."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 import torch
+from config_files import load_config
 
 from data_pipeline.categories import NUM_CLASSES, category_id
 from detector import model as model_lib
 from detector import synthetic
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_config(name="detector.py"):
-    spec = importlib.util.spec_from_file_location("cfg", ROOT / "configs" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
 
 def tiny_model_config():
-    config = load_config().model
+    config = load_config("detector").model
     config.rpn_pre_nms_top_n_test = 100
     config.rpn_post_nms_top_n_test = 50
     config.box_detections_per_img = 10
@@ -141,7 +130,7 @@ def test_coco_architecture_builds_offline_with_torchvision_layout():
 def test_learning_rate_warms_up_then_drops():
     from detector.train import learning_rate
 
-    cfg = load_config().train
+    cfg = load_config("detector").train
     cfg.warmup_steps, cfg.lr_decay_steps = 100, (300,)
     assert learning_rate(cfg, 0) == pytest.approx(0.001 * 0.001)  # seed LR x warm-up factor
     assert learning_rate(cfg, 50) == pytest.approx(0.001 * (0.001 * 0.5 + 0.5))
