@@ -173,11 +173,12 @@ class Reconstructor:
         if not boxes:
             cascade, neighbours = OCCLUDED_CASCADE
             boxes = detect_faces(photo, cascade=cascade, min_neighbors=neighbours, **kwargs)
-        if not boxes and photo_mask is not None and np.any(np.asarray(photo_mask) > 0.5):
+        if not boxes and photo_mask is not None:
             ys, xs = np.nonzero(np.asarray(photo_mask) > 0.5)
-            side = 2 * max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
-            cx, cy = (xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2
-            boxes = [(round(cx - side / 2), round(cy - side / 2), side, side)]
+            if len(xs):
+                side = 2 * max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+                cx, cy = (xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2
+                boxes = [(round(cx - side / 2), round(cy - side / 2), side, side)]
         return boxes
 
     def __call__(
@@ -188,10 +189,12 @@ class Reconstructor:
         photo = np.asarray(photo_HxWx3)
         if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[-1] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB photo, got {photo.dtype} {photo.shape}")
-        if photo_mask is not None and np.asarray(photo_mask).shape[:2] != photo.shape[:2]:
-            raise ValueError(
-                f"the mask is {np.asarray(photo_mask).shape[:2]} but the photo is {photo.shape[:2]}"
-            )
+        if photo_mask is not None:
+            photo_mask = np.asarray(photo_mask, np.float32)  # once, not once per face
+            if photo_mask.shape[:2] != photo.shape[:2]:
+                raise ValueError(
+                    f"the mask is {photo_mask.shape[:2]} but the photo is {photo.shape[:2]}"
+                )
         boxes = self.find_faces(photo, photo_mask)
         if self.max_faces is not None:
             boxes = boxes[: self.max_faces]
