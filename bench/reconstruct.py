@@ -20,11 +20,13 @@ import sys
 import tempfile
 import time
 
+import cv2
 import jax
 import numpy as np
 import torch
 from bench_common import RESULTS, ROOT, load_config, untrained_detector, write_json
 
+from data_pipeline.faces import extract_square
 from detector import predict
 from jaxinpaint.gan import InpaintingGAN, prepare_batch
 from jaxinpaint.inference import Inpainter
@@ -88,14 +90,9 @@ def main():
 
     rec = Reconstructor(inpainter, det, size=size)
     (box,) = rec.find_faces(photo)[:1]
-    x0, y0, side = face_window(box)
-    crop = photo[max(y0, 0) : y0 + side, max(x0, 0) : x0 + side]
-    import cv2
-
-    face = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    truth = cv2.resize(
-        true_mask[max(y0, 0) : y0 + side, max(x0, 0) : x0 + side].astype(np.uint8), (size, size)
-    )
+    window = face_window(box)  # the face crop as Reconstructor makes it
+    face = cv2.resize(extract_square(photo, *window), (size, size), interpolation=cv2.INTER_AREA)
+    truth = cv2.resize(extract_square(true_mask.astype(np.uint8), *window), (size, size))
     rec.mask_source = lambda f: np.maximum(det(f), truth)
     hole = rec.hole_for(face)
 
