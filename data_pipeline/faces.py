@@ -1,7 +1,10 @@
 """Face sources: find, crop, label and de-duplicate faces from any folder of photos.
 
-Faces are found with OpenCV's Haar frontal-face cascade (seed 4.1.2), cropped square with a margin
-and resized. UTKFace names (`age_gender_race_date.jpg`) and the CelebA(-HQ) attribute files give
+Faces are found with keypoints (eyes, nose, mouth) by BlazeFace (`data_pipeline.landmarks`), which
+sees faces behind sunglasses, masks and hands, and aligned to a fixed template
+(`data_pipeline.align`). OpenCV's Haar frontal-face cascades (seed 4.1.2) are the fallback: a face
+found only by them is cropped square around its box with a margin, as are all faces with
+`align=False` (for sets that come aligned, like FFHQ or CelebA-HQ). UTKFace names (`age_gender_race_date.jpg`) and the CelebA(-HQ) attribute files give
 labels; gender is 0 = male, 1 = female, -1 = unknown (UTKFace's convention), age and race -1 when
 unknown. Near-duplicates are dropped by a 64-bit difference hash of the crop.
 """
@@ -20,7 +23,8 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from data_pipeline import images
+from data_pipeline import align as align_lib
+from data_pipeline import images, landmarks
 
 DEFAULT_SIZE = 256
 DEFAULT_MARGIN = 0.25  # of the Haar box side, added on each side: keeps hair, chin and ears
@@ -31,7 +35,7 @@ _CELEBA_ATTRS = ("CelebAMask-HQ-attribute-anno.txt", "list_attr_celeba.txt")
 
 @dataclasses.dataclass
 class Face:
-    """One face crop. `face_box` is the Haar box inside the crop, [x, y, w, h] in pixels."""
+    """One face crop. `face_box` is the face's box inside the crop, [x, y, w, h] in pixels."""
 
     id: str
     image: np.ndarray  # HxWx3 uint8, square
@@ -40,6 +44,7 @@ class Face:
     gender: int = -1
     age: int = -1
     race: int = -1
+    keypoints: np.ndarray | None = None  # 6x2 in crop pixels (landmarks.KEYPOINTS) if found
 
 
 class SkipLog:
@@ -109,6 +114,124 @@ def extract_square(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     if pad:
         rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
     return rgb[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundFace:
+    """A face in a photo: its box [x, y, w, h] and, unless only Haar found it, its keypoints
+    (6 x (x, y), `landmarks.KEYPOINTS`), both in photo pixels."""
+
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray | None = None
+
+    def alignment(self, size: int, margin: float = DEFAULT_MARGIN) -> align_lib.Alignment:
+        """The template alignment from the keypoints, or the square window around the box."""
+        if self.keypoints is not None:
+            return align_lib.Alignment.from_keypoints(self.keypoints, size)
+        return align_lib.Alignment.from_window(*face_window(self.box, margin), size)
+
+
+def face_window(box: Iterable[float], margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
+    """The square (x0, y0, side) centred on a face box and grown by `margin` on every side."""
+    x, y, w, h = (float(v) for v in box)
+    side = round(max(w, h) * (1 + 2 * margin))
+    return round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side
+
+
+@functools.cache
+def _blazeface() -> landmarks.BlazeFace:
+    return landmarks.BlazeFace()
+
+
+def _box_overlap(a, b) -> float:
+    """Intersection over the smaller box's area."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    return iw * ih / max(min(aw * ah, bw * bh), 1e-9)
+
+
+def find_faces(rgb: np.ndarray, min_size: int = 24, max_side: int = 1024) -> list[FoundFace]:
+    """Every face in a photo, largest first, with keypoints where BlazeFace finds them.
+
+    BlazeFace sees a face that spans 1/8 or more of the image it is shown, so it runs on the
+    whole photo, on tiles of half the shorter side (overlapping by half), and on a window around
+    each Haar box (both cascades); its boxes are merged across passes. Haar boxes
+    that no BlazeFace box overlaps are kept without keypoints (the fallback).
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    haar = detect_faces(rgb, min_size, max_side)
+    cascade, neighbours = OCCLUDED_CASCADE
+    for box in detect_faces(rgb, min_size, max_side, cascade=cascade, min_neighbors=neighbours):
+        if all(_box_overlap(box, b) < 0.5 for b in haar):
+            haar.append(box)
+    # Tiles of half the shorter side, overlapping by half, for faces too small for the
+    # whole-photo pass; smaller faces are found through the Haar windows.
+    side = min(h, w) // 2
+    windows = []
+    if side >= 3 * min_size:
+        step = side // 2
+        windows += [
+            (x0, y0, side)
+            for y0 in range(0, h - side + 1, step)
+            for x0 in range(0, w - side + 1, step)
+        ]
+    for x, y, bw, bh in haar:
+        s = round(2 * max(bw, bh))
+        windows.append((round(x + bw / 2 - s / 2), round(y + bh / 2 - s / 2), s))
+
+    detector = _blazeface()
+    passes = [detector.raw(rgb)]
+    for x0, y0, s in windows:
+        corners, kps, scores = detector.raw(extract_square(rgb, x0, y0, s))
+        shift = np.array([x0, y0], np.float32)
+        passes.append((corners + np.tile(shift, 2), kps + shift, scores))
+    merged = landmarks.weighted_nms(
+        *(np.concatenate(p) for p in zip(*passes, strict=True)), iou=detector.iou
+    )
+    found = [
+        FoundFace(tuple(float(v) for v in d.box), d.keypoints)
+        for d in merged
+        if min(d.box[2], d.box[3]) >= min_size
+        and 0 <= d.keypoints[:4, 0].mean() < w
+        and 0 <= d.keypoints[:4, 1].mean() < h
+    ]
+    for box in haar:
+        if all(_box_overlap(box, f.box) < 0.3 for f in found):
+            found.append(FoundFace(tuple(float(v) for v in box)))
+    return sorted(found, key=lambda f: -f.box[2] * f.box[3])
+
+
+def detect_keypoints(face_rgb: np.ndarray) -> FoundFace | None:
+    """The most confident face of an image that is mostly one face (a crop), in one BlazeFace
+    pass; None when there is none."""
+    found = _blazeface()(face_rgb)
+    if not found:
+        return None
+    best = max(found, key=lambda d: d.score)
+    return FoundFace(tuple(float(v) for v in best.box), best.keypoints)
+
+
+def aligned_crop(
+    rgb: np.ndarray,
+    face: FoundFace,
+    size: int,
+    margin: float = DEFAULT_MARGIN,
+    alignment: align_lib.Alignment | None = None,
+) -> tuple[np.ndarray, tuple[float, float, float, float], np.ndarray | None]:
+    """(crop, face box in the crop, keypoints in the crop or None) for one found face, framed
+    by `alignment` (default: `face.alignment(size, margin)`)."""
+    alignment = alignment or face.alignment(size, margin)
+    crop = alignment.crop(rgb, cv2.INTER_CUBIC if alignment.scale > 1 else cv2.INTER_LINEAR)
+    x, y, bw, bh = face.box
+    (cx, cy), k = align_lib.apply(alignment.matrix, [x + bw / 2, y + bh / 2]), alignment.scale
+    box = (cx - bw * k / 2, cy - bh * k / 2, bw * k, bh * k)
+    kps = None if face.keypoints is None else align_lib.apply(alignment.matrix, face.keypoints)
+    return crop, box, kps
 
 
 def crop_face(
@@ -199,26 +322,32 @@ def face_id(root: str, path: str) -> str:
     return f"{stem}-{hashlib.sha1(rel.encode()).hexdigest()[:6]}"
 
 
-def read_face(path: str, size: int, margin: float) -> tuple[np.ndarray, tuple] | str:
-    """The crop and face box of the largest face in one photo, or the reason to skip it."""
+def read_face(
+    path: str, size: int, margin: float, align: bool = True
+) -> tuple[np.ndarray, tuple, np.ndarray | None] | str:
+    """(crop, face box, keypoints or None) of the largest face in one photo, or the reason to
+    skip it. With `align`, the face is found with keypoints and aligned to the template."""
     try:
         rgb = images.load_rgb(path)
     except images.SkipImage as e:
         return e.reason
+    if align:
+        found = find_faces(rgb)
+        return aligned_crop(rgb, found[0], size, margin) if found else images.NO_FACE
     boxes = detect_faces(rgb)
     if not boxes:
         return images.NO_FACE
-    return crop_face(rgb, boxes[0], size, margin)
+    return (*crop_face(rgb, boxes[0], size, margin), None)
 
 
-def _read_face_job(job: tuple[str, int, float]):
+def _read_face_job(job: tuple[str, int, float, bool]):
     return read_face(*job)
 
 
-def _read_all(paths: list[str], size: int, margin: float, workers: int) -> Iterator:
+def _read_all(paths: list[str], size: int, margin: float, align: bool, workers: int) -> Iterator:
     """read_face over `paths` in order; with workers > 1 in a process pool, two batches in flight
     at most, so a slow consumer never piles up thousands of decoded crops."""
-    jobs = [(p, size, margin) for p in paths]
+    jobs = [(p, size, margin, align) for p in paths]
     if workers <= 1:
         yield from map(_read_face_job, jobs)
         return
@@ -239,22 +368,25 @@ def iter_faces(
     skips: SkipLog | None = None,
     paths: list[str] | None = None,
     workers: int = 1,
+    align: bool = True,
 ) -> Iterator[Face]:
     """Yields one face crop per usable photo under `root` (the largest face when there are several).
 
     Photos that cannot be read, have no face, or repeat an earlier crop are counted in `skips`.
+    With `align` (the default) faces are aligned to the template by their keypoints.
     `workers` > 1 reads and crops in that many processes; the result does not depend on it.
     """
     skips = skips if skips is not None else SkipLog()
     celeba = read_celeba_gender(root)
     dedup = Deduplicator()
     paths = paths if paths is not None else images.list_images(root)
-    for path, got in zip(paths, _read_all(paths, size, margin, workers), strict=True):
+    for path, got in zip(paths, _read_all(paths, size, margin, align, workers), strict=True):
         if isinstance(got, str):
             skips.add(path, got)
             continue
-        crop, box = got
+        crop, box, kps = got
         if dedup.seen(dhash(crop)):
             skips.add(path, images.DUPLICATE)
             continue
-        yield Face(face_id(root, path), crop, box, path, **labels_from_name(path, celeba))
+        labels = labels_from_name(path, celeba)
+        yield Face(face_id(root, path), crop, box, path, keypoints=kps, **labels)

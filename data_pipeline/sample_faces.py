@@ -27,6 +27,7 @@ import tempfile
 import cv2
 import numpy as np
 
+from data_pipeline import align as align_lib
 from data_pipeline import faces, images
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "assets", "faces")
@@ -113,8 +114,12 @@ def build(npm_dir: str, out_dir: str = SAMPLE_DIR) -> int:
     return len(entries)
 
 
-def load(size: int = faces.DEFAULT_SIZE, sample_dir: str = SAMPLE_DIR) -> list[faces.Face]:
-    """The committed sample faces resized to `size`, with their Haar boxes scaled to match."""
+def load(
+    size: int = faces.DEFAULT_SIZE, sample_dir: str = SAMPLE_DIR, align: bool = True
+) -> list[faces.Face]:
+    """The committed sample faces at `size`: aligned to the template by their keypoints (each
+    stored crop holds one face; a face without keypoints is only resized), or with
+    `align=False` resized as stored, with their Haar boxes scaled to match."""
     path = os.path.join(sample_dir, MANIFEST)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"sample face manifest {path!r} is missing; rebuild the sample set")
@@ -123,10 +128,17 @@ def load(size: int = faces.DEFAULT_SIZE, sample_dir: str = SAMPLE_DIR) -> list[f
     out = []
     for e in manifest["faces"]:
         rgb = images.load_rgb(os.path.join(sample_dir, e["file"]))
-        interp = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_CUBIC
-        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
-        box = tuple(v * size for v in e["box"])
-        out.append(faces.Face(os.path.splitext(e["file"])[0], rgb, box, e["source"]))
+        side = rgb.shape[0]
+        box = tuple(v * side for v in e["box"])
+        found = faces.detect_keypoints(rgb) if align else None
+        face = found or faces.FoundFace(box)
+        alignment = (
+            face.alignment(size) if found else align_lib.Alignment.from_window(0, 0, side, size)
+        )
+        crop, fbox, kps = faces.aligned_crop(rgb, face, size, alignment=alignment)
+        out.append(
+            faces.Face(os.path.splitext(e["file"])[0], crop, fbox, e["source"], keypoints=kps)
+        )
     return out
 
 

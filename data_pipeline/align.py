@@ -1,0 +1,134 @@
+"""Alignment of a face to a fixed template, and the way back into the photo.
+
+A face is aligned by the similarity transform (rotation, uniform scale, shift) that takes its
+eyes, nose tip and mouth (`data_pipeline.landmarks`) closest, in least squares, to the template's
+points at the crop size: eyes level at 40 % of the height, 0.33 of the side apart, the mouth at
+75 %. That is a CelebA-128-like framing (the face fills most of the crop, with room for caps and
+scarves), the way FFHQ, CelebA-HQ, GFPGAN and CodeFormer frame faces. Each face then spends the
+model's pixels on the face, not on where it sat in the photo.
+
+`Alignment.matrix` maps photo pixels to crop pixels (a 2x3 affine matrix for `cv2.warpAffine`);
+`paste` maps a crop (or part of it) back with the inverse, so a tilted face comes back tilted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+# Template points as fractions of the crop side, in `landmarks.KEYPOINTS` order (ears unused).
+TEMPLATE = np.array([[0.335, 0.40], [0.665, 0.40], [0.5, 0.59], [0.5, 0.75]], np.float64)
+# The points' weights in the fit: eyes count double, they matter most to how a face reads.
+_WEIGHTS = np.array([2.0, 2.0, 1.0, 1.0])
+
+
+def similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The 2x3 similarity transform taking `src` points ([N, 2]) closest to `dst` in weighted
+    least squares: x' = a·x − b·y + tx, y' = b·x + a·y + ty."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    w = np.sqrt(np.ones(len(src)) if weights is None else np.asarray(weights, np.float64))
+    n = len(src)
+    rows = np.zeros((2 * n, 4))
+    rows[0::2] = np.stack([src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)], 1)
+    rows[1::2] = np.stack([src[:, 1], src[:, 0], np.zeros(n), np.ones(n)], 1)
+    ww = np.repeat(w, 2)
+    (a, b, tx, ty), *_ = np.linalg.lstsq(rows * ww[:, None], dst.reshape(-1) * ww, rcond=None)
+    return np.array([[a, -b, tx], [b, a, ty]])
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`points` ([..., 2]) mapped by a 2x3 affine matrix."""
+    points = np.asarray(points, np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Alignment:
+    """Where one face's `size`x`size` crop sits in its photo."""
+
+    matrix: np.ndarray  # 2x3, photo pixels -> crop pixels
+    size: int
+
+    @classmethod
+    def from_keypoints(cls, keypoints: np.ndarray, size: int) -> Alignment:
+        """The template fit of `landmarks.FaceDetection.keypoints` (eyes, nose, mouth used)."""
+        kps = np.asarray(keypoints, np.float64)[: len(TEMPLATE)]
+        return cls(similarity(kps, TEMPLATE * size, _WEIGHTS), size)
+
+    @classmethod
+    def from_window(cls, x0: float, y0: float, side: float, size: int) -> Alignment:
+        """An upright square window (x0, y0, side) of the photo scaled to the crop: the framing
+        of faces found without keypoints."""
+        k = size / side
+        return cls(np.array([[k, 0.0, -x0 * k], [0.0, k, -y0 * k]]), size)
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per photo pixel."""
+        return float(np.hypot(self.matrix[0, 0], self.matrix[1, 0]))
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """2x3, crop pixels -> photo pixels."""
+        return cv2.invertAffineTransform(self.matrix)
+
+    def footprint(self, pad: int = 0) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the crop's footprint in photo pixels, grown by `pad` (unclipped)."""
+        s = self.size
+        corners = apply(self.inverse, np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float64))
+        x0, y0 = (int(v) - pad for v in np.floor(corners.min(0)))
+        x1, y1 = (int(v) + pad for v in np.ceil(corners.max(0)))
+        return x0, y0, x1, y1
+
+    def photo_bounds(self, shape: tuple[int, ...], pad: int = 0) -> tuple[int, int, int, int]:
+        """`footprint` clipped to a photo of `shape`; empty (x1 <= x0) when they do not meet."""
+        x0, y0, x1, y1 = self.footprint(pad)
+        h, w = shape[:2]
+        return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+
+    def crop(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        """The aligned `size`x`size` crop; the photo is reflected where the crop leaves it.
+
+        A face much larger than the crop is first shrunk with area averaging, so the crop is
+        not aliased (`warpAffine` samples, it does not average)."""
+        image = np.asarray(image)
+        matrix = self.matrix
+        if interpolation != cv2.INTER_NEAREST and self.scale < 0.5 and image.size:
+            # Cut out the footprint first, so only what the crop needs is shrunk.
+            x0, y0, x1, y1 = self.photo_bounds(image.shape, pad=4)
+            part = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
+            k = 2 * self.scale  # leaves a factor of 1/2 to the warp
+            ph, pw = part.shape[:2]
+            small = cv2.resize(
+                part, (max(1, round(pw * k)), max(1, round(ph * k))), interpolation=cv2.INTER_AREA
+            )
+            kx, ky = small.shape[1] / pw, small.shape[0] / ph
+            shrink = np.array([[kx, 0, -x0 * kx], [0, ky, -y0 * ky], [0, 0, 1]])
+            matrix = (np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(shrink))[:2]
+            image = small
+        return cv2.warpAffine(
+            np.ascontiguousarray(image),
+            matrix,
+            (self.size, self.size),
+            flags=interpolation,
+            borderMode=cv2.BORDER_REFLECT_101,
+        )
+
+    def to_photo(
+        self, crop: np.ndarray, shape: tuple[int, ...], bounds: tuple[int, int, int, int]
+    ) -> np.ndarray:
+        """`crop` (size x size x C, float) warped back into photo pixels, for the region
+        `bounds` = (x0, y0, x1, y1) of a photo of `shape`; bilinear."""
+        x0, y0, x1, y1 = bounds
+        inverse = self.inverse.copy()
+        inverse[:, 2] -= (x0, y0)
+        return cv2.warpAffine(
+            np.ascontiguousarray(crop, np.float32),
+            inverse,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
