@@ -16,21 +16,18 @@ import argparse
 import os
 import platform
 import statistics
-import sys
-import tempfile
 import time
 
-import cv2
 import jax
 import numpy as np
 import torch
 from bench_common import RESULTS, ROOT, load_config, untrained_detector, write_json
 
-from data_pipeline.faces import extract_square
+from data_pipeline.compose import demo_photo
 from detector import predict
 from jaxinpaint.gan import InpaintingGAN, prepare_batch
 from jaxinpaint.inference import Inpainter
-from jaxinpaint.reconstruct import Reconstructor, face_window
+from jaxinpaint.reconstruct import Reconstructor
 
 
 def untrained_inpainter(config) -> Inpainter:
@@ -40,19 +37,6 @@ def untrained_inpainter(config) -> Inpainter:
         jax.random.key(0)
     )
     return Inpainter(config, params)
-
-
-def sunglasses_photo():
-    sys.path.insert(0, str(ROOT / "launch"))
-    import demo  # the demo's sample photo
-    from PIL import Image
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path, mask_path = os.path.join(tmp, "photo.png"), os.path.join(tmp, "mask.png")
-        demo.sample_photo(path, mask_path)
-        photo = np.asarray(Image.open(path).convert("RGB"))
-        mask = np.asarray(Image.open(mask_path)) > 127
-    return photo, mask
 
 
 def timed(fn, repeats, warmup=2):
@@ -86,18 +70,17 @@ def main():
         det = predict.Detector.from_checkpoint(args.detector, device=args.device)
     else:
         det = untrained_detector(size, args.device)
-    photo, true_mask = sunglasses_photo()
+    photo, true_mask = demo_photo()
 
     rec = Reconstructor(inpainter, det, size=size)
-    (box,) = rec.find_faces(photo)[:1]
-    window = face_window(box)  # the face crop as Reconstructor makes it
-    face = cv2.resize(extract_square(photo, *window), (size, size), interpolation=cv2.INTER_AREA)
-    truth = cv2.resize(extract_square(true_mask.astype(np.uint8), *window), (size, size))
+    alignment = rec.alignment(rec.find_faces(photo)[0])  # the face crop as Reconstructor makes it
+    face = alignment.crop(photo)
+    truth = alignment.crop(true_mask.astype(np.float32))
     rec.mask_source = lambda f: np.maximum(det(f), truth)
     hole = rec.hole_for(face)
 
     rows = {
-        "face search (Haar)": timed(lambda: rec.find_faces(photo), args.repeats),
+        "face search": timed(lambda: rec.find_faces(photo), args.repeats),
         "detector": timed(lambda: det(face), args.repeats),
         "inpainter": timed(lambda: inpainter(face, hole), args.repeats),
         "whole photo": timed(lambda: rec(photo), args.repeats),

@@ -24,6 +24,12 @@ def get_config(arg=None):
     c.data.split = "train"  # TFDS split for training
     c.data.faces_dir = ""  # face photos for source == "generated" ("" = bundled samples)
     c.data.occluders_dir = ""  # occluder library for source == "generated" ("" = default)
+    # Faces aligned to the template by their keypoints (source == "generated"; a tfds set is
+    # aligned or not by its build's --align). Reconstruct frames faces the same way.
+    c.data.align = True
+    # Splits by person as `launch/build_dataset.py --seed=<this>` makes them; the generated
+    # source trains on the train faces only (data_pipeline/splits.py).
+    c.data.split_seed = 0
     c.data.seed = 0  # example generation / shuffling seed
     c.data.shuffle_buffer = 1024  # tf.data shuffle buffer (tfds source)
     # Which hole the tfds source trains on: "gt" (exact occluder mask) | "detector" |

@@ -118,17 +118,20 @@ class Alignment:
         )
 
     def to_photo(
-        self, crop: np.ndarray, shape: tuple[int, ...], bounds: tuple[int, int, int, int]
+        self, crop: np.ndarray, bounds: tuple[int, int, int, int], fill: float | None = None
     ) -> np.ndarray:
-        """`crop` (size x size x C, float) warped back into photo pixels, for the region
-        `bounds` = (x0, y0, x1, y1) of a photo of `shape`; bilinear."""
+        """`crop` (size x size [x C]) warped back to photo pixels (float32, bilinear) over the
+        region `bounds` = (x0, y0, x1, y1); outside the crop's footprint the crop's edge is
+        repeated, or `fill` is used where given."""
         x0, y0, x1, y1 = bounds
         inverse = self.inverse.copy()
         inverse[:, 2] -= (x0, y0)
+        border = cv2.BORDER_REPLICATE if fill is None else cv2.BORDER_CONSTANT
         return cv2.warpAffine(
             np.ascontiguousarray(crop, np.float32),
             inverse,
             (x1 - x0, y1 - y0),
             flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
+            borderMode=border,
+            borderValue=0.0 if fill is None else fill,
         )

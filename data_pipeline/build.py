@@ -2,25 +2,26 @@
 
 Output layout (`<out>` is only created, by a rename, once everything below is complete):
     pairs/{original,occluded,mask}/<id>.png, pairs/index.jsonl   every example, staged as PNG
+    faces/<face id>.png          every usable face crop (aligned unless --noalign), once
     coco/{train,test}/<id>.png, coco/annotations/instances_{train,test}.json   detection set
     tfds/occluded_faces/1.0.0/   inpainting set (TFRecord shards; read with tfds_builder.load)
     summary.json                 what `summarize` prints
 
-Splits are by face, so no face is in two splits: the inpainting split is train/validation/test
-80/10/10, stratified by gender where labelled; the detection test split is the inpainting test
-split and its train split the rest (90/10), so a detector never trains on an inpainting test face.
+Splits are by person (`data_pipeline.splits`), so no person is in two splits: the inpainting split
+is train/validation/test 80/10/10 of the faces, stratified by gender where labelled; the
+detection test split is the inpainting test split and its train split the rest (90/10), so a
+detector never trains on an inpainting test person.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -36,25 +37,17 @@ from data_pipeline import (
     sample_faces,
     tfds_builder,
 )
+from data_pipeline import splits as splits_lib
 from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY
-
-# Position i of the faces (sorted by gender, then a seeded hash) goes to _PATTERN[i % 10]: every
-# stratum gets 80/10/10 and three faces already fill all three splits.
-_PATTERN = ("train", "test", "validation", *("train",) * 7)
 
 
 class BuildError(Exception):
     """A user error (bad --faces or --out, no usable face); the CLI prints it, no traceback."""
 
 
-def assign_splits(face_ids: Iterable[str], genders: dict[str, int], seed: int) -> dict[str, str]:
-    """face id -> "train" | "validation" | "test", stratified by gender (-1 = unknown)."""
-
-    def key(fid: str) -> tuple[int, str]:
-        return genders.get(fid, -1), hashlib.sha1(f"{seed}:{fid}".encode()).hexdigest()
-
-    ordered = sorted(set(face_ids), key=key)
-    return {fid: _PATTERN[i % len(_PATTERN)] for i, fid in enumerate(ordered)}
+def assign_splits(persons: dict[str, str], genders: dict[str, int], seed: int) -> dict[str, str]:
+    """face id -> "train" | "validation" | "test" (see `data_pipeline.splits`)."""
+    return splits_lib.assign_splits(persons, genders, seed)
 
 
 def coco_split(split: str) -> str:
@@ -75,11 +68,13 @@ def _prepare_out(out: str, overwrite: bool) -> str:
     return out
 
 
-def _face_stream(faces_arg: str, size: int, skips: faces.SkipLog, workers: int):
-    """(face count estimate, face iterator, id -> gender for the split) for --faces."""
+def _face_stream(faces_arg: str, size: int, skips: faces.SkipLog, workers: int, align: bool):
+    """(face count estimate, face iterator, id -> gender, id -> person) for --faces; the split
+    needs the last two before any pixel is read."""
     if faces_arg == "sample":
-        face_list = sample_faces.load(size)
-        return len(face_list), iter(face_list), {f.id: f.gender for f in face_list}
+        face_list = sample_faces.load(size, align=align)
+        genders = {f.id: f.gender for f in face_list}
+        return len(face_list), iter(face_list), genders, {f.id: f.person_id for f in face_list}
     root = os.path.abspath(faces_arg)
     if not os.path.isdir(root):
         raise BuildError(f"--faces={faces_arg}: expected a folder of photos or 'sample'")
@@ -87,12 +82,15 @@ def _face_stream(faces_arg: str, size: int, skips: faces.SkipLog, workers: int):
     if not paths:
         raise BuildError(f"--faces={faces_arg}: no .jpg/.jpeg/.png/.webp/.bmp files found")
     celeba = faces.read_celeba_gender(root)
-    # the split needs every face's stratum before any pixel is read: the labels are in the names
-    genders = {
-        faces.face_id(root, p): faces.labels_from_name(p, celeba).get("gender", -1) for p in paths
-    }
-    face_iter = faces.iter_faces(root, size, skips=skips, paths=paths, workers=workers)
-    return len(paths), face_iter, genders
+    celeba_persons = faces.read_celeba_persons(root)
+    # the labels and persons are in the file names (or CelebA's files beside them)
+    genders, persons = {}, {}
+    for p in paths:
+        fid = faces.face_id(root, p)
+        genders[fid] = faces.labels_from_name(p, celeba).get("gender", -1)
+        persons[fid] = celeba_persons.get(os.path.basename(p), fid)
+    face_iter = faces.iter_faces(root, size, skips=skips, paths=paths, workers=workers, align=align)
+    return len(paths), face_iter, genders, persons
 
 
 def _write_pair(pairs: str, ex: dict) -> None:
@@ -112,11 +110,13 @@ def build_dataset(
     overwrite: bool = False,
     progress: bool = True,
     workers: int = 1,
+    align: bool = True,
 ) -> dict:
     """Builds everything into a temporary folder beside `out`, then renames it; returns the summary.
 
     `faces_arg` is a folder of photos (searched recursively) or "sample" for the committed set;
-    `workers` processes read and crop the photos (the result does not depend on their number).
+    `workers` processes read and crop the photos (the result does not depend on their number);
+    with `align` every face is aligned to the template by its keypoints (`data_pipeline.align`).
     """
     if size < 32 or per_face < 1:
         raise BuildError(f"expected --size >= 32 and --per_face >= 1, got {size} and {per_face}")
@@ -128,19 +128,21 @@ def build_dataset(
     except ValueError as e:
         raise BuildError(str(e)) from None
     skips = faces.SkipLog()
-    n_inputs, face_iter, genders = _face_stream(faces_arg, size, skips, workers)
+    n_inputs, face_iter, genders, persons = _face_stream(faces_arg, size, skips, workers, align)
 
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
     try:
         summary = _build_into(
-            tmp, face_iter, n_inputs, genders, library, size, per_face, seed, skips, progress
-        )
+            tmp, face_iter, n_inputs, genders, persons, library, size, per_face, seed, skips,
+            progress,
+        )  # fmt: skip
         summary.update(
             faces=faces_arg,
             out=out,
             size=size,
             per_face=per_face,
             seed=seed,
+            align=align,
             inputs=n_inputs,
             seconds=round(time.time() - start, 1),
         )
@@ -162,19 +164,29 @@ def build_dataset(
 
 
 def _build_into(
-    tmp, face_iter, n_inputs, genders, library, size, per_face, seed, skips, progress
+    tmp, face_iter, n_inputs, genders, persons, library, size, per_face, seed, skips, progress
 ) -> dict:
     pairs = os.path.join(tmp, "pairs")
     for kind in ("original", "occluded", "mask"):
         os.makedirs(os.path.join(pairs, kind))
-    splits = assign_splits(genders, genders, seed)
+    # Stage 1: every usable face, cropped (and aligned) once, staged as PNG in faces/.
+    staged = _stage_faces(os.path.join(tmp, "faces"), face_iter, n_inputs, skips, progress)
+    if not staged:
+        reasons = ", ".join(f"{r}: {n}" for r, n in skips.counts.most_common()) or "none"
+        raise BuildError(f"no usable face among {n_inputs} photos (skipped: {reasons})")
+    # Stage 2: the split, by person, over the faces that are there.
+    usable = {face.id for face, _ in staged}
+    splits = assign_splits(
+        {fid: p for fid, p in persons.items() if fid in usable},
+        {fid: g for fid, g in genders.items() if fid in usable},
+        seed,
+    )
+    # Stage 3: the occluded examples.
     writers = {s: coco.CocoWriter(tmp, s) for s in ("train", "test")}
     per_cat: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     ious, used_faces = [], set()
-    bar = tqdm.tqdm(total=n_inputs, unit="photo", desc="faces", disable=not progress)
-
     with open(os.path.join(pairs, "index.jsonl"), "w", encoding="utf-8") as index:
-        for ex in compose.generate(_ticking(face_iter, bar, skips), library, seed, per_face):
+        for ex in compose.generate(_unstaged(staged), library, seed, per_face):
             split = splits[ex["face_id"]]
             _write_pair(pairs, ex)
             writers[coco_split(split)].add(ex)
@@ -185,6 +197,7 @@ def _build_into(
             row = {
                 "id": ex["id"],
                 "face_id": ex["face_id"],
+                "person": persons[ex["face_id"]],
                 "split": split,
                 "category": int(ex["category"]),
                 "bbox": [float(v) for v in ex["bbox"]],
@@ -198,10 +211,12 @@ def _build_into(
             index.write(json.dumps(row) + "\n")
             per_cat[ID_TO_CATEGORY[row["category"]]][split] += 1
             used_faces.add(ex["face_id"])
-    bar.close()
-    if not used_faces:
-        reasons = ", ".join(f"{r}: {n}" for r, n in skips.counts.most_common()) or "none"
-        raise BuildError(f"no usable face among {n_inputs} photos (skipped: {reasons})")
+    used_splits = {s for c in per_cat.values() for s in c}
+    if missing := [s for s in tfds_builder.SPLITS if s not in used_splits]:
+        raise BuildError(
+            f"no usable face fell in the {' and '.join(missing)} split(s): {len(used_faces)} "
+            f"usable faces of {len({persons[f] for f in usable})} persons are too few; add photos"
+        )
     for w in writers.values():
         w.close()
     tfds_builder.write(pairs, os.path.join(tmp, "tfds"), size)
@@ -220,6 +235,25 @@ def _build_into(
         "difference_mask_iou_mean": round(float(np.mean(ious)), 4),
         "occluder_variants": library.counts(),
     }
+
+
+def _stage_faces(folder, face_iter, n_inputs, skips, progress) -> list[tuple[faces.Face, str]]:
+    """Writes each face crop to `folder/<id>.png`; returns (face without pixels, path) pairs."""
+    os.makedirs(folder)
+    staged = []
+    bar = tqdm.tqdm(total=n_inputs, unit="photo", desc="faces", disable=not progress)
+    for face in _ticking(face_iter, bar, skips):
+        path = os.path.join(folder, f"{face.id}.png")
+        cv2.imwrite(path, cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR))
+        staged.append((dataclasses.replace(face, image=np.zeros((0, 0, 3), np.uint8)), path))
+    bar.close()
+    return staged
+
+
+def _unstaged(staged):
+    """The staged faces with their pixels, read back one at a time."""
+    for face, path in staged:
+        yield dataclasses.replace(face, image=cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB))
 
 
 def _ticking(face_iter, bar, skips):

@@ -189,3 +189,19 @@ def sample_stream(
     return generate(
         sample_faces.load(size), occluders.OccluderLibrary.load(), seed, per_face, repeat=repeat
     )
+
+
+def demo_photo(category: str = "sunglasses", seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(photo HxWx3 uint8, exact mask HxW bool): the astronaut portrait (public domain, NASA)
+    with a library occluder of `category` on her face; the demo's and the benches' sample photo."""
+    from skimage import data
+
+    photo = data.astronaut()
+    box = faces_lib.detect_faces(photo)[0]
+    face = faces_lib.Face("astronaut", photo, tuple(float(v) for v in box), "nasa")
+    rng = np.random.default_rng(seed)
+    for variant in occluders.OccluderLibrary.load().items[category]:
+        parts = composite(face, variant, rng)
+        if parts is not None:
+            return parts["occluded"], parts["mask"][..., 0] > 0
+    raise ValueError(f"no {category} occluder of the library fits the demo photo")

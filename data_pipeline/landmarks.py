@@ -107,7 +107,7 @@ class BlazeFace:
     is found when it spans roughly 1/8 to all of the image's longer side.
     """
 
-    def __init__(self, model_path: str = MODEL_PATH, min_score: float = 0.5, iou: float = 0.3):
+    def __init__(self, model_path: str = MODEL_PATH, min_score: float = 0.6, iou: float = 0.3):
         if not 0.0 < min_score < 1.0:
             raise ValueError(f"min_score must be in (0, 1), got {min_score}")
         self._net = _network(model_path)
@@ -116,9 +116,11 @@ class BlazeFace:
         self.min_score = min_score
         self.iou = iou
 
-    def raw(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every anchor above `min_score` before NMS: corners [N, 4], keypoints [N, 6, 2] (photo
-        pixels) and scores [N]."""
+    def raw(
+        self, rgb: np.ndarray, min_score: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every anchor above `min_score` (default: the detector's) before NMS: corners [N, 4],
+        keypoints [N, 6, 2] (photo pixels) and scores [N]."""
         h, w = rgb.shape[:2]
         side = max(h, w)
         scale = INPUT_SIZE / side
@@ -136,7 +138,7 @@ class BlazeFace:
             outs["classificators"].reshape(-1).astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP
         )
         scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = scores >= self.min_score
+        keep = scores >= (self.min_score if min_score is None else min_score)
         reg = outs["regressors"].reshape(-1, 16)[keep] / INPUT_SIZE
         anchors = self._anchors[keep]
         centre = anchors + reg[:, 0:2]

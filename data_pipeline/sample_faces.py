@@ -32,6 +32,7 @@ from data_pipeline import faces, images
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "assets", "faces")
 MANIFEST = "manifest.json"
+PERSONS = "persons.json"  # face stem -> person, grouped by eye (many crops repeat a person)
 CROP_SIZE = 160  # most source faces are 55-150 px wide; storing larger would only add bytes
 JPEG_QUALITY = 90
 
@@ -125,6 +126,10 @@ def load(
         raise FileNotFoundError(f"sample face manifest {path!r} is missing; rebuild the sample set")
     with open(path, encoding="utf-8") as f:
         manifest = json.load(f)
+    persons = {}
+    if os.path.isfile(os.path.join(sample_dir, PERSONS)):
+        with open(os.path.join(sample_dir, PERSONS), encoding="utf-8") as f:
+            persons = json.load(f)["persons"]
     out = []
     for e in manifest["faces"]:
         rgb = images.load_rgb(os.path.join(sample_dir, e["file"]))
@@ -136,9 +141,9 @@ def load(
             face.alignment(size) if found else align_lib.Alignment.from_window(0, 0, side, size)
         )
         crop, fbox, kps = faces.aligned_crop(rgb, face, size, alignment=alignment)
-        out.append(
-            faces.Face(os.path.splitext(e["file"])[0], crop, fbox, e["source"], keypoints=kps)
-        )
+        stem = os.path.splitext(e["file"])[0]
+        person = persons.get(stem, "")
+        out.append(faces.Face(stem, crop, fbox, e["source"], keypoints=kps, person=person))
     return out
 
 

@@ -4,7 +4,10 @@
 any step and to give each process its own share), so this module applies the same per-index
 recipe (`compose.category_for` for the category schedule, a generator seeded by
 `(seed, index)`, `compose.composite` for the pasting) to face `index mod #faces`. The faces are
-the committed sample set (or `config.data.faces_dir`) resized to `config.image_size`.
+the committed sample set (or `config.data.faces_dir`) at `config.image_size`, aligned unless
+`config.data.align` is off, and only those of one split: the split `launch/build_dataset.py
+--seed=config.data.split_seed` gives them (`data_pipeline.splits`, by person), so training draws
+from the train faces alone and no evaluation split shares a person with it.
 """
 
 from __future__ import annotations
@@ -20,19 +23,37 @@ def _load_faces(config) -> list:
     from data_pipeline import faces as faces_lib
     from data_pipeline import sample_faces
 
+    align = config.data.get("align", True)
     if not config.data.faces_dir:
-        return sample_faces.load(config.image_size)
-    found = list(faces_lib.iter_faces(config.data.faces_dir, size=config.image_size))
+        return sample_faces.load(config.image_size, align=align)
+    found = list(faces_lib.iter_faces(config.data.faces_dir, size=config.image_size, align=align))
     if not found:
         raise FileNotFoundError(f"config.data.faces_dir={config.data.faces_dir!r} has no faces")
     return found
 
 
-def example_fn(config) -> Callable[[int], dict[str, np.ndarray]]:
-    """`index -> {"occluded", "original", "mask"}`, the same for the same config and index."""
-    from data_pipeline import compose, occluders
+def split_faces(config, split: str) -> list:
+    """The faces of `split` ("train" | "validation" | "test"), split by person."""
+    from data_pipeline import splits
 
     faces = _load_faces(config)
+    assigned = splits.assign_splits(
+        {f.id: f.person_id for f in faces},
+        {f.id: f.gender for f in faces},
+        config.data.get("split_seed", 0),
+    )
+    chosen = [f for f in faces if assigned[f.id] == split]
+    if not chosen:
+        raise ValueError(f"no {split} faces among the {len(faces)} faces found")
+    return chosen
+
+
+def example_fn(config, split: str = "train") -> Callable[[int], dict[str, np.ndarray]]:
+    """`index -> {"occluded", "original", "mask"}` from the faces of `split`, the same for the
+    same config and index."""
+    from data_pipeline import compose, occluders
+
+    faces = split_faces(config, split)
     library = occluders.OccluderLibrary.load(config.data.occluders_dir or occluders.LIBRARY_DIR)
     library.check()
     seed = config.data.seed

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import jax
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from data_pipeline import atomic
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.gan import InpaintingGAN, compiler_options
 from jaxinpaint.samples import to_uint8
@@ -25,12 +25,8 @@ CONFIG_FILE = "config.json"
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
     """Writes the run's config as JSON into the workdir (atomically); returns the path."""
-    os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CONFIG_FILE)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=workdir)
-    with os.fdopen(fd, "w") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic.write_text(path, config.to_json_best_effort(indent=2, sort_keys=True))
     return path
 
 

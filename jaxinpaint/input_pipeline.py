@@ -78,10 +78,24 @@ def validate(config) -> None:
 
 
 def _generated_example_fn(config) -> Callable[[int], Example]:
-    """Index → example from data_pipeline's in-memory compositing."""
+    """Index → example from data_pipeline's in-memory compositing (training faces only)."""
     from jaxinpaint import generated_source
 
-    return generated_source.example_fn(config)
+    return generated_source.example_fn(config, "train")
+
+
+def training_faces(config) -> dict[str, str] | None:
+    """face id -> person of every face this config trains on; None for synthetic data."""
+    source = config.data.source
+    if source == "generated":
+        from jaxinpaint import generated_source
+
+        return {f.id: f.person_id for f in generated_source.split_faces(config, "train")}
+    if source == "tfds":
+        from data_pipeline import splits
+
+        return splits.read_index_faces(config.data.tfds_data_dir, config.data.split)
+    return None
 
 
 class InputPipeline:
@@ -155,7 +169,9 @@ def fixed_examples(config, count: int, seed_offset: int = 10_000_000) -> Example
             for i in range(count)
         ]
     elif config.data.source == "generated":
-        example = _generated_example_fn(config)
+        from jaxinpaint import generated_source
+
+        example = generated_source.example_fn(config, "validation")  # never a training face
         items = [example(seed_offset + i) for i in range(count)]
     else:
         from jaxinpaint import tfds_source

@@ -1,4 +1,4 @@
-"""Photo → face crops → occluder mask → inpainting → faces pasted back at full resolution.
+"""Photo → faces with keypoints → aligned crops → occluder mask → inpainting → faces pasted back.
 
 `Reconstructor` takes its two models as plain callables, so this module never imports torch:
 
@@ -8,8 +8,11 @@
 - `inpaint(face_RxRx3 uint8, hole_RxR bool) -> face_RxRx3 uint8`: the generator at its
   resolution R (see `jaxinpaint.inference.Inpainter`), or a classical baseline.
 
-Only the (dilated, feathered) hole is written back into the photo; every other pixel keeps the
-photo's full resolution and value.
+Each face is found with keypoints (`data_pipeline.faces.find_faces`: BlazeFace behind occluders,
+Haar as the fallback) and, with `align=True`, warped to the template framing the model trained on
+(`data_pipeline.align`); the inverse transform takes the fill back, so a tilted face comes back
+tilted. Only the (dilated, feathered) hole is written back into the photo; every other pixel keeps
+the photo's full resolution and value.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from data_pipeline.faces import DEFAULT_MARGIN, OCCLUDED_CASCADE, detect_faces, extract_square
+from data_pipeline.align import Alignment
+from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
 
 MaskSource = Callable[[np.ndarray], np.ndarray]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -28,8 +32,9 @@ InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class FaceResult:
-    box: tuple[int, int, int, int]  # Haar face box [x, y, w, h] in photo pixels
-    window: tuple[int, int, int]  # square crop (x0, y0, side) in photo pixels; may leave the photo
+    box: tuple[int, int, int, int]  # face box [x, y, w, h] in photo pixels
+    matrix: np.ndarray  # 2x3 affine map from photo pixels to the model's RxR crop
+    aligned: bool  # True: framed by keypoints; False: a square window around the box
     hole_fraction: float  # of the crop, after dilation; 0 when nothing was found to remove
 
     @property
@@ -47,25 +52,6 @@ class Reconstruction:
         return any(f.inpainted for f in self.faces)
 
 
-def face_window(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
-    """The square (x0, y0, side) centred on a face box and grown by `margin` on every side."""
-    x, y, w, h = (float(v) for v in box)
-    side = round(max(w, h) * (1 + 2 * margin))
-    return round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side
-
-
-def _window_slices(window, shape):
-    """Slices of the window inside the photo, and the matching slices inside the window."""
-    x0, y0, side = window
-    h, w = shape[:2]
-    px0, py0 = max(x0, 0), max(y0, 0)
-    px1, py1 = min(x0 + side, w), min(y0 + side, h)
-    return (slice(py0, py1), slice(px0, px1)), (
-        slice(py0 - y0, py1 - y0),
-        slice(px0 - x0, px1 - x0),
-    )
-
-
 class Reconstructor:
     """`Reconstructor(inpaint, mask_source, size=R)(photo) -> Reconstruction`.
 
@@ -75,10 +61,12 @@ class Reconstructor:
       size: the model's resolution R.
       dilate: pixels (at resolution R) the hole grows by, to cover the occluder's soft edges.
       feather: width (photo pixels) of the seam over which the result blends into the photo.
-      margin: face box growth on every side, as when the training crops were made.
+      align: frame faces by their keypoints, as `launch/build_dataset.py` does by default; False
+        for a model trained on square crops around the face box (`--noalign` builds).
+      margin: face box growth on every side for square crops (unaligned, or no keypoints).
       max_faces: reconstruct at most this many faces per photo, largest first (None = all).
-      min_face: smallest face side (photo pixels) the Haar detector reports.
-      detect_side: the face detector runs on a copy of the photo no larger than this.
+      min_face: smallest face side (photo pixels) reported.
+      detect_side: the Haar fallback runs on a copy of the photo no larger than this.
     """
 
     def __init__(
@@ -89,6 +77,7 @@ class Reconstructor:
         size: int,
         dilate: int = 4,
         feather: int = 3,
+        align: bool = True,
         margin: float = DEFAULT_MARGIN,
         max_faces: int | None = None,
         min_face: int = 48,
@@ -104,6 +93,7 @@ class Reconstructor:
         self.size = size
         self.dilate = dilate
         self.feather = feather
+        self.align = align
         self.margin = margin
         self.max_faces = max_faces
         self.min_face = min_face
@@ -127,23 +117,29 @@ class Reconstructor:
             hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
         return hole.astype(bool)
 
+    def alignment(self, face: FoundFace) -> Alignment:
+        """Where the model's RxR crop of `face` sits in the photo."""
+        if self.align:
+            return face.alignment(self.size, self.margin)
+        return Alignment.from_window(*face_window(face.box, self.margin), self.size)
+
     def reconstruct_face(
-        self, photo: np.ndarray, box, photo_mask: np.ndarray | None = None
+        self, photo: np.ndarray, face: FoundFace, photo_mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, FaceResult]:
         """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it and the result.
-        With `photo_mask` (HxW, > 0.5 = remove) the hole comes from it, not the mask source."""
-        window = face_window(box, self.margin)
-        side = window[2]
-        face = extract_square(photo, *window)
-        interp = cv2.INTER_AREA if side > self.size else cv2.INTER_CUBIC
-        face_r = cv2.resize(face, (self.size, self.size), interpolation=interp)
-        if photo_mask is None:
-            hole_r = self.hole_for(face_r)
-        else:
-            crop = extract_square(np.asarray(photo_mask, np.float32), *window)
-            given = cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-            hole_r = self.hole_for(face_r, given)
-        result = FaceResult(tuple(int(v) for v in box), window, float(hole_r.mean()))
+        With `photo_mask` (HxW float, > 0.5 = remove) the hole comes from it, not the mask
+        source."""
+        alignment = self.alignment(face)
+        upscale = alignment.scale > 1
+        face_r = alignment.crop(photo, cv2.INTER_CUBIC if upscale else cv2.INTER_LINEAR)
+        given = None if photo_mask is None else alignment.crop(photo_mask, cv2.INTER_LINEAR)
+        hole_r = self.hole_for(face_r, given)
+        result = FaceResult(
+            tuple(round(v) for v in face.box),
+            alignment.matrix,
+            self.align and face.keypoints is not None,
+            float(hole_r.mean()),
+        )
         if not result.inpainted:
             return photo, result
         filled_r = np.asarray(self.inpaint(face_r, hole_r))
@@ -152,34 +148,34 @@ class Reconstructor:
                 f"the inpainter returned {filled_r.dtype} {filled_r.shape}; expected uint8 "
                 f"{face_r.shape}"
             )
-        # Back to photo resolution; only the hole (feathered) replaces photo pixels.
-        filled = cv2.resize(filled_r, (side, side), interpolation=cv2.INTER_CUBIC)
-        alpha = cv2.resize(hole_r.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+        # Back to photo resolution through the inverse transform; only the hole (feathered)
+        # replaces photo pixels.
+        x0, y0, x1, y1 = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
+        if x1 <= x0 or y1 <= y0:
+            return photo, result
+        bounds = (x0, y0, x1, y1)
+        filled = alignment.to_photo(filled_r, bounds)
+        alpha = alignment.to_photo(hole_r.astype(np.float32), bounds, fill=0.0)
         if self.feather:
             alpha = cv2.GaussianBlur(alpha, (0, 0), sigmaX=self.feather / 2)
         alpha = np.clip(alpha, 0.0, 1.0)[..., None]
-        inside, crop = _window_slices(window, photo.shape)
         out = photo.copy()
-        region = out[inside].astype(np.float32)
-        blended = alpha[crop] * filled[crop].astype(np.float32) + (1 - alpha[crop]) * region
-        out[inside] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        blended = alpha * filled + (1 - alpha) * region
+        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out, result
 
     def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
-        """Face boxes, largest first: the default Haar cascade, then one that tolerates
-        occluded eyes, then (with a photo mask) a face-sized box around the masked pixels."""
-        kwargs = dict(min_size=self.min_face, max_side=self.detect_side)
-        boxes = detect_faces(photo, **kwargs)
-        if not boxes:
-            cascade, neighbours = OCCLUDED_CASCADE
-            boxes = detect_faces(photo, cascade=cascade, min_neighbors=neighbours, **kwargs)
-        if not boxes and photo_mask is not None:
+        """Faces, largest first (`data_pipeline.faces.find_faces`: BlazeFace with keypoints,
+        then Haar); with a photo mask and no face found, a face-sized box around its pixels."""
+        faces = find_faces(photo, min_size=self.min_face, max_side=self.detect_side)
+        if not faces and photo_mask is not None:
             ys, xs = np.nonzero(np.asarray(photo_mask) > 0.5)
             if len(xs):
                 side = 2 * max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
                 cx, cy = (xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2
-                boxes = [(round(cx - side / 2), round(cy - side / 2), side, side)]
-        return boxes
+                faces = [FoundFace((cx - side / 2, cy - side / 2, side, side))]
+        return faces
 
     def __call__(
         self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
@@ -195,11 +191,11 @@ class Reconstructor:
                 raise ValueError(
                     f"the mask is {photo_mask.shape[:2]} but the photo is {photo.shape[:2]}"
                 )
-        boxes = self.find_faces(photo, photo_mask)
+        found = self.find_faces(photo, photo_mask)
         if self.max_faces is not None:
-            boxes = boxes[: self.max_faces]
-        faces = []
-        for box in boxes:
-            photo, result = self.reconstruct_face(photo, box, photo_mask)
-            faces.append(result)
-        return Reconstruction(photo, tuple(faces))
+            found = found[: self.max_faces]
+        results = []
+        for face in found:
+            photo, result = self.reconstruct_face(photo, face, photo_mask)
+            results.append(result)
+        return Reconstruction(photo, tuple(results))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
+
+from data_pipeline import atomic
 
 COLUMNS = ("occluded", "mask", "output", "composite", "ground truth")
 _GAP = 2  # pixels of white between tiles
@@ -63,14 +64,5 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Writes a uint8 image in the format of `path`'s extension (JPEG at quality 95) through a
     temporary file in the same folder, so no half-written file is ever left."""
     fmt = image_format(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic.open_atomic(path, "wb") as f:
+        Image.fromarray(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))

@@ -26,6 +26,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from data_pipeline import splits
 from jaxinpaint import curves, inference, input_pipeline, samples
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.event_writer import EventWriter
@@ -183,6 +184,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     is_lead = jax.process_index() == 0
     if is_lead:  # lets jaxinpaint.inference rebuild the model from the workdir alone
         inference.save_config(config, workdir)
+        trained_on = input_pipeline.training_faces(config)
+        if trained_on is not None:  # launch/evaluate.py refuses splits that share a person
+            splits.write_record(workdir, config.data.source, trained_on)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
     root_rng = jax.random.key(config.seed)
     init_rng, train_rng = jax.random.split(root_rng)

@@ -24,6 +24,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed: the same seed and inputs give the
 _WORKERS = flags.DEFINE_integer(
     "workers", 0, "Processes that read and crop photos; 0 = one per CPU core, up to 8."
 )
+_ALIGN = flags.DEFINE_bool(
+    "align", True, "Align faces to the template by their keypoints (--noalign: square crops)."
+)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --out.")
 _LIBRARY = flags.DEFINE_string(
     "occluders",
@@ -48,6 +51,7 @@ def main(argv):
             library_dir=_LIBRARY.value,
             overwrite=_OVERWRITE.value,
             workers=workers,
+            align=_ALIGN.value,
         )
     except build.BuildError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -46,22 +46,12 @@ def sample_photo(path: str, mask_path: str) -> None:
     """The astronaut portrait (public domain, NASA) with library sunglasses on her eyes."""
     import numpy as np
     from PIL import Image
-    from skimage import data
 
-    from data_pipeline import compose, occluders
-    from data_pipeline.faces import Face, detect_faces
+    from data_pipeline.compose import demo_photo
 
-    photo = data.astronaut()
-    box = detect_faces(photo)[0]
-    library = occluders.OccluderLibrary.load()
-    rng = np.random.default_rng(3)
-    face = Face(id="astronaut", image=photo, face_box=tuple(float(v) for v in box), source="nasa")
-    for variant in library.items["sunglasses"]:
-        parts = compose.composite(face, variant, rng)
-        if parts is not None:
-            break
-    Image.fromarray(parts["occluded"]).save(path)
-    Image.fromarray((parts["mask"][..., 0] > 0).astype(np.uint8) * 255).save(mask_path)
+    photo, mask = demo_photo()
+    Image.fromarray(photo).save(path)
+    Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
 
 
 def main(argv):

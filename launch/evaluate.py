@@ -70,6 +70,28 @@ def _inception_state_dict(path: str) -> dict:
     return {k: v.numpy() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
 
 
+def _check_unseen(workdir: str, dataset: str, split: str) -> None:
+    """Raises ValueError when `split` shares a face or a person with what the workdir trained on
+    (its train_faces.json, written by launch/train.py)."""
+    from data_pipeline import splits
+
+    trained = splits.read_record(workdir)
+    if trained is None:
+        logging.warning(
+            "%s has no %s (trained before it was recorded): cannot check that the %s split is "
+            "unseen", workdir, splits.RECORD, split,
+        )  # fmt: skip
+        return
+    faces, persons = splits.overlap(trained, splits.read_index_faces(dataset, split))
+    if faces or persons:
+        raise ValueError(
+            f"the {split} split of {dataset} shares {len(faces)} faces and {len(persons)} persons "
+            f"with the faces {workdir} trained on (e.g. {(faces or persons)[:3]}); scores on it "
+            "would not be honest. Train with the same split seed as the build "
+            "(config.data.split_seed = the build's --seed) or evaluate another split"
+        )
+
+
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax and tfds log every restore and read at INFO
     del argv
@@ -79,6 +101,7 @@ def main(argv):
     from jaxinpaint.samples import write_image
 
     try:
+        _check_unseen(FLAGS.workdir, FLAGS.dataset, FLAGS.split)
         inpainter = Inpainter.from_workdir(FLAGS.workdir)
         examples = tfds_builder.load_numpy(FLAGS.dataset, FLAGS.split)
         fid_features = None

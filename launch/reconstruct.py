@@ -34,6 +34,9 @@ flags.DEFINE_list("remove", [], "Occluder classes to remove (default: all 19).")
 flags.DEFINE_float("score_thresh", None, "Detector score threshold (default: the checkpoint's).")
 flags.DEFINE_integer("dilate", 4, "Pixels (at the model's resolution) the hole grows by.")
 flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.")
+flags.DEFINE_bool(
+    "align", None, "Align faces by keypoints (default: as the inpainter trained, data.align)."
+)
 flags.DEFINE_bool("side_by_side", False, "Write the input and the result side by side.")
 flags.DEFINE_string("device", None, "Detector device, e.g. cpu or cuda:0 (default: cuda if any).")
 flags.mark_flags_as_required(["input", "output", "inpainter"])
@@ -78,6 +81,7 @@ def build_reconstructor():
         size=inpainter.size,
         dilate=FLAGS.dilate,
         feather=FLAGS.feather,
+        align=inpainter.config.data.get("align", True) if FLAGS.align is None else FLAGS.align,
     )
 
 

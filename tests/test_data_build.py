@@ -112,17 +112,6 @@ def test_tfds_dataset_reads_back_equal_to_what_was_written(built):
     assert seen == len(rows) == 8
 
 
-def test_splits_are_by_face_and_stratified_by_gender():
-    ids = [f"f{i}" for i in range(40)]
-    genders = {fid: i % 2 for i, fid in enumerate(ids)}
-    splits = build.assign_splits(ids, genders, seed=0)
-    for g in (0, 1):
-        got = collections.Counter(s for fid, s in splits.items() if genders[fid] == g)
-        assert got == {"train": 16, "validation": 2, "test": 2}
-    assert set(build.assign_splits(ids[:3], {}, seed=1).values()) == set(tfds_builder.SPLITS)
-    assert build.assign_splits(ids, genders, seed=0) == splits
-
-
 def test_failed_build_leaves_nothing_behind(face_dir, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

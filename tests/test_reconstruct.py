@@ -1,8 +1,10 @@
+import cv2
 import numpy as np
 import pytest
 from skimage import data
 
-from jaxinpaint.reconstruct import Reconstructor, face_window
+from data_pipeline import align
+from jaxinpaint.reconstruct import Reconstructor
 
 GREEN = np.array([0, 255, 0], np.uint8)
 
@@ -21,24 +23,52 @@ def paint_green(face, hole):
     return out
 
 
+def _to_photo(face, points):
+    """Crop pixels of a face result -> photo pixels."""
+    return align.apply(cv2.invertAffineTransform(face.matrix), points)
+
+
 def test_reconstructs_only_the_hole_of_a_real_face():
     photo = data.astronaut()
     rec = Reconstructor(paint_green, lower_face_mask, size=64)(photo)
     assert rec.image.shape == photo.shape and rec.changed
     (face,) = rec.faces
-    x0, y0, side = face.window
-    assert face.window == face_window(face.box)
+    assert face.aligned
     changed = np.any(rec.image != photo, axis=-1)
     ys, xs = np.nonzero(changed)
-    # Every changed pixel lies inside the face window, in its lower half.
-    assert xs.min() >= x0 and xs.max() < x0 + side
-    assert ys.min() >= y0 + side // 2 and ys.max() < y0 + side
-    # The centre of the hole is the inpainter's colour, at full resolution.
-    cy, cx = y0 + int(0.7 * side), x0 + side // 2
+    # Every changed pixel lies around the mouth: the hole's corners in the photo, plus the seam.
+    corners = _to_photo(face, [[0.35 * 64, 0.6 * 64], [0.65 * 64, 0.8 * 64]])
+    seam = 2 * 3 + 4 * 1 / face.matrix[0, 0]  # feather, and the dilation in photo pixels
+    assert xs.min() >= corners[:, 0].min() - seam and xs.max() <= corners[:, 0].max() + seam
+    assert ys.min() >= corners[:, 1].min() - seam and ys.max() <= corners[:, 1].max() + seam
+    # The centre of the hole is the inpainter's colour, at full resolution, on the mouth.
+    cx, cy = np.round(_to_photo(face, [32, 0.7 * 64])).astype(int)
+    assert 205 < cx < 235 and 130 < cy < 155  # the astronaut's mouth
     np.testing.assert_allclose(
         rec.image[cy - 2 : cy + 3, cx - 2 : cx + 3], GREEN * np.ones((5, 5, 1)), atol=6
     )
     assert 0.05 < face.hole_fraction < 0.15
+
+
+def test_a_tilted_face_comes_back_tilted_and_in_place():
+    photo = data.astronaut()
+    turn = cv2.getRotationMatrix2D((223.0, 125.0), 20, 1.0)  # 20 degrees about the face
+    tilted = cv2.warpAffine(photo, turn, photo.shape[1::-1], borderMode=cv2.BORDER_REFLECT_101)
+    mouth = np.round(align.apply(turn, [219, 145])).astype(int)
+    photo_mask = np.zeros(tilted.shape[:2], np.uint8)
+    photo_mask[mouth[1] - 6 : mouth[1] + 7, mouth[0] - 12 : mouth[0] + 13] = 1
+    rec = Reconstructor(paint_green, None, size=64, dilate=0, feather=0)(tilted, photo_mask)
+    (face,) = rec.faces
+    assert face.aligned
+    angle = np.degrees(np.arctan2(face.matrix[1, 0], face.matrix[0, 0]))
+    assert 14 < angle < 26  # the crop turns the face back upright
+    changed = np.any(rec.image != tilted, axis=-1)
+    ys, xs = np.nonzero(changed)
+    # Pixels outside the (model-resolution) hole are untouched; the hole itself is filled.
+    near = cv2.dilate(photo_mask, np.ones((9, 9), np.uint8)).astype(bool)
+    assert changed.any() and near[ys, xs].all()
+    inner = cv2.erode(photo_mask, np.ones((5, 5), np.uint8)) > 0
+    np.testing.assert_allclose(rec.image[inner], np.broadcast_to(GREEN, (inner.sum(), 3)), atol=8)
 
 
 def test_no_occluder_returns_the_photo_unchanged():
@@ -55,12 +85,13 @@ def test_no_face_returns_the_photo_unchanged():
     np.testing.assert_array_equal(rec.image, photo)
 
 
-def test_face_window_leaving_the_photo_is_handled():
+def test_a_crop_leaving_the_photo_is_handled():
     photo = np.ascontiguousarray(data.astronaut()[40:220, 150:330])  # face close to the edges
-    rec = Reconstructor(paint_green, lower_face_mask, size=64, margin=0.6)(photo)
+    rec = Reconstructor(paint_green, lower_face_mask, size=64, align=False, margin=0.6)(photo)
     (face,) = rec.faces
-    x0, y0, side = face.window
-    assert x0 < 0 or y0 < 0 or x0 + side > photo.shape[1] or y0 + side > photo.shape[0]
+    assert not face.aligned
+    corners = _to_photo(face, [[0, 0], [64, 64]])
+    assert corners.min() < 0 or (corners[1] > photo.shape[1::-1]).any()
     assert rec.image.shape == photo.shape and rec.changed
 
 
@@ -105,12 +136,17 @@ def test_faces_behind_sunglasses_and_mask_only_photos_are_found():
     covered = parts["occluded"]
     assert detect_faces(covered) == []  # the default cascade needs the eyes
     rec = Reconstructor(paint_green, lambda f: np.zeros(f.shape[:2]), size=64)
-    (box,) = rec.find_faces(covered)
-    x, y, w, h = box
+    (found,) = rec.find_faces(covered)
+    x, y, w, h = found.box
     assert x < 230 < x + w and y < 100 < y + h  # the astronaut's face
+    assert found.keypoints is not None  # BlazeFace sees it, eyes and all, behind the glasses
+    right_eye, left_eye = found.keypoints[:2]
+    assert np.hypot(*(right_eye - (204, 101))) < 8 and np.hypot(*(left_eye - (248, 108))) < 8
     # No face at all, but a mask: a face-sized window around the masked pixels.
     blank = np.full((200, 300, 3), 128, np.uint8)
     mask = np.zeros(blank.shape[:2], np.uint8)
     mask[90:110, 140:170] = 1
-    (box,) = rec.find_faces(blank, mask)
+    (found,) = rec.find_faces(blank, mask)
+    box = found.box
+    assert found.keypoints is None
     assert box[2] == box[3] >= 59 and box[0] < 140 and box[0] + box[2] > 170

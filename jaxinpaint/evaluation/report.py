@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from data_pipeline import atomic
+
 # Percent of the image in the hole; the last bucket catches anything larger.
 MASK_RATIO_BUCKETS: tuple[tuple[int, int], ...] = ((0, 10), (10, 20), (20, 30), (30, 40), (40, 60))
 _LARGEST = (60, 100)
@@ -120,13 +122,6 @@ def to_markdown(summary: dict, title: str = "Evaluation") -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _jsonable(value):
     """JSON has no inf: a perfect PSNR is written as the string "inf"."""
     if isinstance(value, dict):
@@ -141,6 +136,6 @@ def write_report(summary: dict, out_dir: str, name: str = "eval", title: str = "
     os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, f"{name}.json")
     md_path = os.path.join(out_dir, f"{name}.md")
-    _write_atomic(json_path, json.dumps(_jsonable(summary), indent=2, allow_nan=False))
-    _write_atomic(md_path, to_markdown(summary, title))
+    atomic.write_text(json_path, json.dumps(_jsonable(summary), indent=2, allow_nan=False))
+    atomic.write_text(md_path, to_markdown(summary, title))
     return json_path, md_path

@@ -1,0 +1,117 @@
+"""Face keypoints (BlazeFace through OpenCV) and template alignment (data_pipeline/align.py)."""
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from data_pipeline import align, faces, landmarks, sample_faces
+
+# The astronaut's eyes and mouth, read off the photo by hand (photo pixels).
+ASTRONAUT = {"right_eye": (204, 101), "left_eye": (248, 108), "mouth": (219, 146)}
+
+
+def _near(point, expected, tol):
+    return float(np.hypot(*(np.asarray(point) - expected))) < tol
+
+
+def test_blazeface_finds_the_astronaut_with_her_keypoints():
+    (found,) = landmarks.BlazeFace()(data.astronaut())
+    assert found.score > 0.8
+    kps = dict(zip(landmarks.KEYPOINTS, found.keypoints, strict=True))
+    for name, expected in ASTRONAUT.items():
+        assert _near(kps[name], expected, 5), (name, kps[name])
+    x, y, w, h = found.box
+    assert x < 204 and x + w > 248 and y < 101 and y + h > 146
+
+
+def test_find_faces_in_a_tilted_and_shrunk_photo():
+    photo = data.astronaut()
+    turn = cv2.getRotationMatrix2D((223.0, 125.0), -20, 0.5)
+    small = cv2.warpAffine(photo, turn, (400, 300), borderMode=cv2.BORDER_REFLECT_101)
+    (found, *_) = faces.find_faces(small)
+    kps = dict(zip(landmarks.KEYPOINTS, found.keypoints, strict=True))
+    for name, expected in ASTRONAUT.items():
+        assert _near(kps[name], align.apply(turn, expected), 4), name
+
+
+def test_similarity_recovers_a_known_transform():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (4, 2))
+    angle, scale, shift = np.radians(17), 0.6, np.array([12.0, -5.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = align.similarity(src, src @ rot.T + shift)
+    np.testing.assert_allclose(matrix, np.hstack([rot, shift[:, None]]), atol=1e-9)
+
+
+def test_alignment_puts_the_eyes_on_the_template_and_round_trips():
+    (found,) = landmarks.BlazeFace()(data.astronaut())
+    alignment = align.Alignment.from_keypoints(found.keypoints, 128)
+    eyes = align.apply(alignment.matrix, found.keypoints[:2])
+    np.testing.assert_allclose(eyes, align.TEMPLATE[:2] * 128, atol=3)
+    back = align.apply(alignment.inverse, eyes)
+    np.testing.assert_allclose(back, found.keypoints[:2], atol=1e-6)
+
+
+def test_crop_and_inverse_warp_round_trip_pixels_within_one_pixel():
+    photo = np.zeros((300, 400, 3), np.uint8)
+    dots = [(150, 120), (230, 140), (190, 200)]
+    for x, y in dots:
+        cv2.circle(photo, (x, y), 4, (255, 255, 255), -1)
+    alignment = align.Alignment(
+        align.similarity([[150, 120], [230, 140]], [[40, 50], [90, 50]]), 128
+    )
+    crop = alignment.crop(photo)
+    bounds = alignment.photo_bounds(photo.shape)
+    back = alignment.to_photo(crop, bounds)
+    x0, y0 = bounds[:2]
+    for x, y in dots:
+        patch = back[y - y0 - 8 : y - y0 + 9, x - x0 - 8 : x - x0 + 9, 0]
+        yy, xx = np.mgrid[-8:9, -8:9]
+        centre = np.array([(xx * patch).sum(), (yy * patch).sum()]) / patch.sum()
+        assert np.hypot(*centre) <= 1.0, (x, y, centre)
+
+
+def test_a_big_face_is_shrunk_without_aliasing():
+    stripes = np.zeros((800, 800, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: sampled, they alias to black or white
+    crop = align.Alignment.from_window(0, 0, 800, 64).crop(stripes)
+    assert abs(crop.mean() - 127.5) < 5 and crop.std() < 10
+
+
+def test_sample_faces_are_aligned_to_the_template():
+    loaded = sample_faces.load(64)
+    with_kps = np.array([f.keypoints[:4] for f in loaded if f.keypoints is not None])
+    assert len(with_kps) >= 0.95 * len(loaded)
+    eye_spread = with_kps[:, :2].std(axis=0).max() / 64  # of the crop side, per coordinate
+    assert eye_spread < 0.03
+    np.testing.assert_allclose(with_kps[:, :2].mean(0), align.TEMPLATE[:2] * 64, atol=1.5)
+    loose = sample_faces.load(64, align=False)
+    assert all(f.keypoints is None for f in loose)
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        np.zeros((10, 10, 3), np.uint8),  # tiny
+        np.full((200, 300, 3), 128, np.uint8),  # flat gray, no face
+        np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8),  # noise
+    ],
+)
+def test_photos_without_a_face_give_no_face(photo):
+    assert faces.find_faces(photo) == []
+
+
+def test_a_gray_photo_still_gives_its_face():
+    gray = cv2.cvtColor(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    (found, *_) = faces.find_faces(gray)
+    assert found.keypoints is not None and _near(found.keypoints[0], ASTRONAUT["right_eye"], 6)
+
+
+def test_bad_images_raise_one_clear_error():
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        faces.find_faces(np.zeros((100, 100), np.uint8))
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        faces.find_faces(np.zeros((100, 100, 3), np.float32))
+    with pytest.raises(FileNotFoundError, match="face detection model"):
+        landmarks.BlazeFace(model_path="/nonexistent/model.tflite")
