@@ -74,6 +74,7 @@ POINTS = ("right_eye", "left_eye", "mouth")
 _POINT_INDEX = (0, 1, 3)  # in landmarks.KEYPOINTS
 METHODS = ("new", "haar")
 ALL = "all occluded"
+OK_FRACTION = 0.1  # of the crop side: how far an eye may sit from its usual place in a usable crop
 WORST = 20  # worst-placed canvases per method kept in the JSON
 
 
@@ -121,6 +122,12 @@ def match(boxes, point) -> int | None:
     return best
 
 
+def on_face(boxes, matched, ref) -> int:
+    """How many boxes other than `matched` hold one of the reference eyes, nose or mouth: a
+    second box on the same face (another scale, a part of it), not one off the face."""
+    return sum(any(contains(b, p) for p in ref[:4]) for k, b in enumerate(boxes) if k != matched)
+
+
 def run_new(canvas, ref, crop_size):
     eyes = ref[:2].mean(0)
     start = time.perf_counter()
@@ -130,10 +137,12 @@ def run_new(canvas, ref, crop_size):
         faces.aligned_crop(canvas, found[i], crop_size)
     ms = (time.perf_counter() - start) * 1e3
     out = {"found": i is not None, "extra": len(found) - (i is not None), "ms": ms}
+    out["extra_on_face"] = on_face([f.box for f in found], i, ref)
     if i is not None:
         alignment = found[i].alignment(crop_size)
         out["pos"] = align.apply(alignment.matrix, ref[list(_POINT_INDEX)]).tolist()
         out["keypoints"] = found[i].keypoints is not None
+        out["largest"] = i == 0  # what a caller taking the first face would crop
     return out
 
 
@@ -150,6 +159,7 @@ def run_haar(canvas, ref, crop_size):
         faces.aligned_crop(canvas, face, crop_size)  # = Alignment.from_window(face_window(box))
     ms = (time.perf_counter() - start) * 1e3
     out = {"found": i is not None, "extra": len(boxes) - (i is not None), "ms": ms}
+    out["extra_on_face"] = on_face(boxes, i, ref)
     if i is not None:
         window = faces.face_window(boxes[i], faces.DEFAULT_MARGIN)
         alignment = align.Alignment.from_window(*window, crop_size)
@@ -241,7 +251,31 @@ def eye_spread(points: dict | None) -> float:
 def rate(records, method) -> dict:
     n = len(records)
     k = sum(r[method]["found"] for r in records)
-    return {"found": k, "n": n, "rate": k / n if n else float("nan")}
+    ok = sum(r[method].get("ok", False) for r in records)
+    nan = float("nan")
+    return {
+        "found": k,
+        "n": n,
+        "rate": k / n if n else nan,
+        "ok": ok,
+        "ok_rate": ok / n if n else nan,
+    }
+
+
+def mark_ok(records: list[dict], method: str, limit_px: float) -> list[float] | None:
+    """Sets `ok` on each record: found, with both reference eyes within `limit_px` of the
+    method's median eye positions over `records`; returns those positions."""
+    pos = [np.asarray(r[method]["pos"])[:2] for r in records if r[method]["found"]]
+    if not pos:
+        return None
+    usual = np.median(pos, axis=0)
+    for r in records:
+        res = r[method]
+        res["ok"] = bool(
+            res["found"]
+            and np.linalg.norm(np.asarray(res["pos"])[:2] - usual, axis=1).max() <= limit_px
+        )
+    return usual.tolist()
 
 
 def pct(x: float) -> str:
@@ -299,6 +333,15 @@ def main():
     def own_spread(sel, m):
         return spread([r[m]["pos"] for r in sel if r[m]["found"]])
 
+    # a usable crop: both eyes near where that method usually puts them (occluded faces and the
+    # clean control each against their own usual place)
+    limit = OK_FRACTION * args.crop
+    clean = [r for r in records if r["category"] == CLEAN]
+    usual = {
+        m: {"occluded": mark_ok(occluded, m, limit), "clean": mark_ok(clean, m, limit)}
+        for m in METHODS
+    }
+
     # found rates (and eye spread) per category and rotation
     rows = {}
     for category in (*categories, CLEAN, ALL):
@@ -338,6 +381,7 @@ def main():
         m: {
             "per_canvas": float(np.mean([r[m]["extra"] for r in records])),
             "canvases_with_extra": float(np.mean([r[m]["extra"] > 0 for r in records])),
+            "on_face_per_canvas": float(np.mean([r[m]["extra_on_face"] for r in records])),
             "clean_canvases_with_extra": float(
                 np.mean([r[m]["extra"] > 0 for r in records if r["category"] == CLEAN])
             ),
@@ -347,6 +391,9 @@ def main():
     new_found = [r for r in occluded if r["new"]["found"]]
     by_keypoints = (
         float(np.mean([r["new"]["keypoints"] for r in new_found])) if new_found else float("nan")
+    )
+    not_largest = (
+        float(np.mean([not r["new"]["largest"] for r in new_found])) if new_found else float("nan")
     )
     # the canvases behind the figures: misses and the worst-placed eyes of each method
     misses = {
@@ -394,20 +441,26 @@ def main():
     width = 6 * (len(angles) + 1)
     print()
     print(
-        f"{'':<20}|{'found, % (new)':^{width}}|{'found, % (haar)':^{width}}|{'eye spread, %':^14}"
+        f"{'':<20}|{'found, % (new)':^{width}}|{'found, % (haar)':^{width}}|{'usable, %':^14}"
+        f"|{'eye spread, %':^14}"
     )
-    print(f"{'category':<20}|{rot}|{rot}|{'new':>7}{'haar':>7}")
+    print(f"{'category':<20}|{rot}|{rot}|{'new':>7}{'haar':>7}|{'new':>7}{'haar':>7}")
     for category, row in rows.items():
         if category in (CLEAN, ALL):
-            print("-" * (36 + 2 * width))
+            print("-" * (51 + 2 * width))
         cells = [
             "".join(f" {pct(row[m][str(a)]['rate'])}" for a in angles)
             + f" {pct(row[m]['all']['rate'])}"
             for m in METHODS
         ]
+        ok = "".join(f"  {pct(row[m]['all']['ok_rate'])}" for m in METHODS)
         eyes = "".join(f"{100 * row[m]['eye_spread_px'] / args.crop:>7.1f}" for m in METHODS)
         name = "clean (control)" if category == CLEAN else category
-        print(f"{name:<20}|{cells[0]}|{cells[1]}|{eyes}")
+        print(f"{name:<20}|{cells[0]}|{cells[1]}|{ok}|{eyes}")
+    print(
+        f"usable: found, and both reference eyes within {100 * OK_FRACTION:g} % of the crop side "
+        "of where that method usually puts them (median); eye spread over all rotations"
+    )
 
     print()
     print(
@@ -453,10 +506,15 @@ def main():
     for m in METHODS:
         e = extras[m]
         print(
-            f"{m}: extra boxes (false positives) {e['per_canvas']:.3f} per canvas, on "
+            f"{m}: extra boxes (false positives) {e['per_canvas']:.3f} per canvas "
+            f"({e['on_face_per_canvas']:.3f} of them on the face), on "
             f"{100 * e['canvases_with_extra']:.1f}% of canvases "
             f"({100 * e['clean_canvases_with_extra']:.1f}% of clean ones)"
         )
+    print(
+        f"new: found occluded faces whose match is not the largest box (what a caller taking "
+        f"the first face would crop instead): {100 * not_largest:.1f}%"
+    )
     print(
         f"new: found occluded faces aligned by keypoints (not the Haar fallback): "
         f"{100 * by_keypoints:.1f}%"
@@ -487,6 +545,9 @@ def main():
         latency=latency,
         extras=extras,
         new_by_keypoints=by_keypoints,
+        new_match_not_largest=not_largest,
+        usual_eyes=usual,
+        ok_fraction=OK_FRACTION,
         misses=misses,
         worst_eyes=worst,
         found_rate=found_rate,

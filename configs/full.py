@@ -30,6 +30,8 @@ def get_config(arg=None):
     # Splits by person as `launch/build_dataset.py --seed=<this>` makes them; the generated
     # source trains on the train faces only (data_pipeline/splits.py).
     c.data.split_seed = 0
+    c.data.augment = False  # mirror and colour-jitter training faces (source == "generated")
+    c.data.free_form = 0.0  # share of training holes that are random strokes/boxes (generated)
     c.data.seed = 0  # example generation / shuffling seed
     c.data.shuffle_buffer = 1024  # tf.data shuffle buffer (tfds source)
     # Which hole the tfds source trains on: "gt" (exact occluder mask) | "detector" |
@@ -47,6 +49,9 @@ def get_config(arg=None):
     c.gen.atrous_rates = (2, 4, 8)  # dilation rates of the atrous convs, applied in sequence
     c.gen.dropout_levels = 2  # dropout in this many deepest vanilla levels (seed: 4th and 5th)
     c.gen.dropout_rate = 0.5  # seed Table 5.1
+    # "pushpull": the generator starts from a smooth classical fill of the hole (computed on the
+    # device, jaxinpaint/layers/fill.py) and learns its correction; "none": the seed's generator.
+    c.gen.coarse_fill = "none"
 
     c.disc = ml_collections.ConfigDict()
     c.disc.global_widths = (64, 128, 256, 512, 512, 512)  # stride-2 convs on the whole image
@@ -80,6 +85,10 @@ def get_config(arg=None):
     c.sample_every = 1000  # PNG sample grid every N steps (and at the end)
     c.num_samples = 4  # rows in the sample grid
     c.checkpoint_every = 1000  # Orbax save cadence (also saved on the last step and on SIGTERM)
+    c.eval_every = 1000  # validation scores every N steps and at the end (0 = never)
+    c.eval_examples = 32  # fixed validation examples scored (validation faces only)
+    # The checkpoint kept in <workdir>/best: "val/psnr_hole" | "val/ssim_hole" | "val/lpips".
+    c.best_metric = "val/psnr_hole"
     c.keep_checkpoints = 3  # how many checkpoints Orbax keeps
     c.init_from = ""  # checkpoint dir to start from when the workdir has none
     return c

@@ -16,6 +16,7 @@ cut is dropped before blending, so `occluded == original` wherever `mask == 0`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -39,8 +40,9 @@ def category_for(index: int, seed: int, categories: Sequence[str] = CATEGORIES) 
     return categories[perm[index % n]]
 
 
-def _jitter_colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Mild brightness, contrast and saturation changes so repeated variants do not look pasted."""
+def jitter_colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mild brightness, contrast and saturation changes (float, unclipped): occluder variants do
+    not look pasted, and faces seen again look a little different."""
     x = rgb.astype(np.float32)
     gray = x.mean(axis=-1, keepdims=True)
     x = gray + (x - gray) * rng.uniform(0.85, 1.15)  # saturation
@@ -112,7 +114,7 @@ def composite(
             break
     else:
         return None
-    rgb = _jitter_colour(rgb, rng)
+    rgb = jitter_colour(rgb, rng)
     a = alpha[..., None]
     blended = img.astype(np.float32) * (1 - a) + rgb * a
     occluded = np.where(mask[..., None], np.clip(np.rint(blended), 0, 255), img).astype(np.uint8)
@@ -205,3 +207,38 @@ def demo_photo(category: str = "sunglasses", seed: int = 3) -> tuple[np.ndarray,
         if parts is not None:
             return parts["occluded"], parts["mask"][..., 0] > 0
     raise ValueError(f"no {category} occluder of the library fits the demo photo")
+
+
+def augment_face(face: faces_lib.Face, rng: np.random.Generator) -> faces_lib.Face:
+    """A mirrored (half the time) and colour-jittered copy of an aligned face crop: the template
+    is symmetric, so the mirror is still aligned. Keypoints are dropped (they would swap sides)."""
+    img = face.image
+    x, y, w, h = face.face_box
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+        x = img.shape[1] - x - w
+    img = np.clip(np.rint(jitter_colour(img, rng)), 0, 255).astype(np.uint8)
+    return dataclasses.replace(
+        face, image=np.ascontiguousarray(img), face_box=(x, y, w, h), keypoints=None
+    )
+
+
+def free_form_hole(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A LaMa/DeepFill-style hole (HxWx1 uint8, 1 = hole): a few thick random strokes and
+    sometimes a box, covering roughly 5-40 % of the image, so that masks users draw are in
+    the training distribution too."""
+    hole = np.zeros((size, size), np.uint8)
+    for _ in range(rng.integers(1, 5)):
+        points = [rng.uniform(0.15, 0.85, 2) * size]
+        for _ in range(rng.integers(2, 6)):
+            angle, step = rng.uniform(0, 2 * np.pi), rng.uniform(0.1, 0.3) * size
+            points.append(
+                np.clip(points[-1] + step * np.array([np.cos(angle), np.sin(angle)]), 0, size - 1)
+            )
+        width = max(2, round(rng.uniform(0.04, 0.12) * size))
+        cv2.polylines(hole, [np.round(points).astype(np.int32)], False, 1, width)
+    if rng.random() < 0.3:
+        w, h = (rng.uniform(0.2, 0.45, 2) * size).astype(int)
+        x0, y0 = rng.integers(0, size - w), rng.integers(0, size - h)
+        hole[y0 : y0 + h, x0 : x0 + w] = 1
+    return hole[..., None]

@@ -256,7 +256,10 @@ def aligned_crop(
     crop = alignment.crop(rgb, cv2.INTER_CUBIC if alignment.scale > 1 else cv2.INTER_LINEAR)
     x, y, bw, bh = face.box
     (cx, cy), k = align_lib.apply(alignment.matrix, [x + bw / 2, y + bh / 2]), alignment.scale
-    box = (cx - bw * k / 2, cy - bh * k / 2, bw * k, bh * k)
+    # the face's box in the crop, clipped to it (BlazeFace's box can reach past the template)
+    x0, y0 = max(cx - bw * k / 2, 0.0), max(cy - bh * k / 2, 0.0)
+    x1, y1 = min(cx + bw * k / 2, float(size)), min(cy + bh * k / 2, float(size))
+    box = (x0, y0, x1 - x0, y1 - y0)
     kps = None if face.keypoints is None else align_lib.apply(alignment.matrix, face.keypoints)
     return crop, box, kps
 

@@ -56,8 +56,19 @@ class Inpainter:
         )
 
     @classmethod
-    def from_workdir(cls, workdir: str, step: int | None = None) -> Inpainter:
-        """The generator of a workdir's latest (or given) checkpoint."""
+    def from_workdir(
+        cls, workdir: str, step: int | None = None, checkpoint: str = "auto"
+    ) -> Inpainter:
+        """The generator of a workdir's checkpoint: `checkpoint` "best" (by validation, see
+        jaxinpaint/validation.py), "latest", or "auto" (best when there is one); `step` picks a
+        step among the latest checkpoints."""
+        if checkpoint not in ("auto", "best", "latest"):
+            raise ValueError(f"checkpoint must be auto, best or latest, got {checkpoint!r}")
+        best_dir = os.path.join(workdir, "best")
+        if checkpoint == "auto":
+            has_best = os.path.isfile(os.path.join(best_dir, "best.json")) and step is None
+            checkpoint = "best" if has_best else "latest"
+        folder = best_dir if checkpoint == "best" else os.path.join(workdir, "checkpoints")
         config = load_config(workdir)
         gan = InpaintingGAN(config)
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -65,7 +76,7 @@ class Inpainter:
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
             jax.eval_shape(gan.init, jax.random.key(0)),
         )
-        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+        ckpt = Checkpointer(folder, keep=config.keep_checkpoints)
         try:
             state, _ = ckpt.restore(abstract, step)  # FileNotFoundError when there is none
         except FileNotFoundError:

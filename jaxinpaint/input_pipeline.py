@@ -162,7 +162,8 @@ class InputPipeline:
 
 
 def fixed_examples(config, count: int, seed_offset: int = 10_000_000) -> Example:
-    """`count` examples for sample grids, fixed for a config and disjoint from training indices."""
+    """`count` examples of the validation faces (synthetic: indices disjoint from training), fixed
+    for a config: the sample grids and the validation scores while training."""
     if config.data.source == "synthetic":
         items = [
             synthetic_example(config.data.seed, seed_offset + i, config.image_size)

@@ -6,6 +6,8 @@ each global batch is sharded along its first axis, assembled from the per-proces
 
     config.json           the run's config (jaxinpaint.inference rebuilds the model from it)
     checkpoints/<step>/   Orbax: train state + {"step", "data_position"}
+    best/<step>/, best/best.json   the state with the best validation `config.best_metric` so far
+    train_faces.json      the face ids and persons training draws from (launch/evaluate.py checks)
     events.out.tfevents.* TensorBoard scalars (process 0)
     samples/step_<N>.png  occluded | mask | output | composite | ground truth (process 0)
     curves.png            loss curves drawn from the event files at the end (process 0)
@@ -27,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from data_pipeline import splits
-from jaxinpaint import curves, inference, input_pipeline, samples
+from jaxinpaint import curves, inference, input_pipeline, samples, validation
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.event_writer import EventWriter
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN, TrainState, compiler_options
@@ -204,7 +206,19 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
-    fixed = input_pipeline.fixed_examples(config, config.num_samples)  # same on every process
+    # Validation faces (never trained on), the same on every process; the sample grid shows the
+    # first few of them.
+    eval_examples = config.get("eval_examples", 0) if config.get("eval_every", 0) else 0
+    held_out = input_pipeline.fixed_examples(config, max(config.num_samples, eval_examples))
+    fixed = {k: v[: config.num_samples] for k, v in held_out.items()}
+    validator = tracker = best_ckpt = None
+    if eval_examples:
+        chunk = math.gcd(eval_examples, 16)
+        validator = validation.Validator(
+            trainer, {k: v[:eval_examples] for k, v in held_out.items()}, chunk
+        )
+        tracker = validation.BestTracker(workdir, config.best_metric)
+        best_ckpt = Checkpointer(os.path.join(workdir, validation.BEST_DIR), keep=1)
     writer = EventWriter(workdir) if is_lead else None
     last_good = ckpt.latest_step()
     pending: tuple[int, dict] | None = None  # metrics of the last dispatched step, not yet read
@@ -258,6 +272,21 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                     path = _write_samples(trainer, state, fixed, workdir)
                     if path:
                         logging.info("Wrote %s", path)
+                if validator is not None and (step % config.eval_every == 0 or stop):
+                    read_pending()  # a state is only judged (and kept) once its losses passed
+                    scores = validator(state.gen_params)
+                    if is_lead:
+                        writer.scalars(step, scores)
+                        logging.info(
+                            "step %d  validation: %s", step,
+                            "  ".join(f"{k} {v:.4f}" for k, v in scores.items()),
+                        )  # fmt: skip
+                    value = scores[tracker.metric]
+                    if tracker.improves(value):
+                        best_ckpt.save(state, data_position=position)
+                        best_ckpt.wait()
+                        if is_lead:
+                            tracker.record(step, value, scores)
                 if step % config.checkpoint_every == 0 or stop:
                     read_pending()  # never save a state whose losses were not checked
                     ckpt.save(state, data_position=position)
@@ -267,6 +296,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                     break
         finally:
             ckpt.close()
+            if best_ckpt is not None:
+                best_ckpt.close()
             if writer is not None:
                 writer.close()
     if is_lead:

@@ -26,6 +26,12 @@ flags.DEFINE_string("workdir", None, "Training workdir of the inpainter (launch/
 flags.DEFINE_string("dataset", None, "Output folder of launch/build_dataset.py.")
 flags.DEFINE_string("split", "test", "Dataset split: train, validation or test.")
 flags.DEFINE_string("out", None, "Report folder (default: <workdir>/eval).")
+flags.DEFINE_enum(
+    "checkpoint",
+    "auto",
+    ["auto", "best", "latest"],
+    "Which checkpoint: best by validation, latest, or auto (best when the run kept one).",
+)
 flags.DEFINE_integer("max_examples", 0, "Evaluate at most this many examples (0 = all).")
 flags.DEFINE_integer("batch_size", 8, "Examples per generator call.")
 flags.DEFINE_string(
@@ -102,7 +108,7 @@ def main(argv):
 
     try:
         _check_unseen(FLAGS.workdir, FLAGS.dataset, FLAGS.split)
-        inpainter = Inpainter.from_workdir(FLAGS.workdir)
+        inpainter = Inpainter.from_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint)
         examples = tfds_builder.load_numpy(FLAGS.dataset, FLAGS.split)
         fid_features = None
         if FLAGS.inception:

@@ -29,6 +29,7 @@ def tiny_config():
     c.sample_every = 2
     c.checkpoint_every = 2
     c.num_samples = 2
+    c.eval_every = 0  # validation has its own test (test_train.py)
     return c
 
 

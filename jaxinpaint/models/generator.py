@@ -25,6 +25,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinpaint.layers import PartialConv2d, fast_pool
+from jaxinpaint.layers.fill import pushpull_fill
+
+COARSE_FILLS = ("none", "pushpull")
 
 _he = nn.initializers.he_normal()
 
@@ -111,6 +114,7 @@ class VanillaEncoder(nn.Module):
     widths: Sequence[int]
     dropout_levels: int = 2
     dropout_rate: float = 0.5
+    coarse_fill: str = "none"  # "pushpull": start from a classical fill, learn the correction
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
@@ -157,6 +161,7 @@ class Generator(nn.Module):
     atrous_rates: Sequence[int] = (2, 4, 8)
     dropout_levels: int = 2
     dropout_rate: float = 0.5
+    coarse_fill: str = "none"  # "pushpull": start from a classical fill, learn the correction
 
     @nn.compact
     def __call__(
@@ -177,12 +182,18 @@ class Generator(nn.Module):
             )
         hole = hole_BxHxWx1.astype(occluded_BxHxWx3.dtype)
         valid = 1.0 - hole
-        # The occluder's pixels must not leak into the prediction: both encoders see a zeroed hole.
+        # The occluder's pixels must not leak into the prediction: both encoders see a zeroed hole
+        # (or, with a coarse fill, the vanilla encoder sees the hole filled from its border).
         known = occluded_BxHxWx3 * valid
+        if self.coarse_fill not in COARSE_FILLS:
+            raise ValueError(
+                f"config.gen.coarse_fill must be one of {COARSE_FILLS}, got {self.coarse_fill!r}"
+            )
+        coarse = pushpull_fill(known, valid) if self.coarse_fill == "pushpull" else known
 
         vanilla = VanillaEncoder(
             self.widths, self.dropout_levels, self.dropout_rate, name="vanilla_encoder"
-        )(jnp.concatenate([known, hole], axis=-1), train=train)
+        )(jnp.concatenate([coarse, hole], axis=-1), train=train)
         partial = PartialEncoder(self.partial_widths, self.partial_kernels, name="partial_encoder")(
             known, valid
         )
@@ -199,7 +210,11 @@ class Generator(nn.Module):
             x = nn.relu(_conv(width, name=f"dec{i}_a")(x))
             x = nn.relu(_conv(width, name=f"dec{i}_b")(x))
 
-        pred = nn.sigmoid(_conv(3, kernel=1, name="out")(x))
+        if self.coarse_fill == "none":
+            pred = nn.sigmoid(_conv(3, kernel=1, name="out")(x))
+        else:  # a correction of the coarse fill, zero at initialisation
+            delta = nn.Conv(3, (1, 1), kernel_init=nn.initializers.zeros, name="out")(x)
+            pred = jnp.clip(coarse + delta, 0.0, 1.0)
         composite = pred * hole + occluded_BxHxWx3 * valid
         return pred, composite
 
@@ -214,4 +229,5 @@ def generator_from_config(gen_config) -> Generator:
         atrous_rates=tuple(gen_config.atrous_rates),
         dropout_levels=gen_config.dropout_levels,
         dropout_rate=gen_config.dropout_rate,
+        coarse_fill=gen_config.get("coarse_fill", "none"),
     )

@@ -1,0 +1,99 @@
+"""Validation while training (jaxinpaint/validation.py), the best checkpoint, and the generator's
+coarse fill (jaxinpaint/layers/fill.py)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from inpaint_tiny import synthetic_batch, tiny_config
+
+from jaxinpaint import train, validation
+from jaxinpaint.gan import InpaintingGAN, prepare_batch
+from jaxinpaint.inference import Inpainter
+from jaxinpaint.layers.fill import pushpull_fill
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
+
+def test_training_scores_validation_and_keeps_the_best_checkpoint(tmp_path):
+    config = tiny_config()
+    config.total_steps = 4
+    config.eval_every = 2
+    config.eval_examples = 4
+    config.best_metric = "val/lpips"
+    train.train_and_evaluate(config, str(tmp_path))
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert best["metric"] == "val/lpips" and best["step"] in (2, 4)
+    assert set(best["scores"]) == set(validation.METRICS)
+    assert np.isfinite(best["value"]) and best["value"] == best["scores"]["val/lpips"]
+    # The best checkpoint is the one Inpainter loads by default; latest is still there.
+    best_params = Inpainter.from_workdir(str(tmp_path)).gen_params
+    latest_params = Inpainter.from_workdir(str(tmp_path), checkpoint="latest").gen_params
+    same = jax.tree.leaves(
+        jax.tree.map(lambda a, b: bool(jnp.all(a == b)), best_params, latest_params)
+    )
+    assert all(same) == (best["step"] == 4)
+    with pytest.raises(ValueError, match="auto, best or latest"):
+        Inpainter.from_workdir(str(tmp_path), checkpoint="newest")
+
+
+def test_best_tracker_keeps_the_better_value_for_each_direction(tmp_path):
+    psnr = validation.BestTracker(str(tmp_path / "a"), "val/psnr_hole")
+    assert psnr.improves(20.0)
+    psnr.record(10, 20.0, {})
+    assert psnr.improves(21.0) and not psnr.improves(19.0) and not psnr.improves(float("nan"))
+    lpips = validation.BestTracker(str(tmp_path / "b"), "val/lpips")
+    lpips.record(10, 0.2, {})
+    assert lpips.improves(0.1) and not lpips.improves(0.3)
+    assert validation.BestTracker(str(tmp_path / "b"), "val/lpips").best["value"] == 0.2
+    with pytest.raises(ValueError, match="best_metric"):
+        validation.BestTracker(str(tmp_path), "val/psnr")
+
+
+def _pushpull_reference(image, valid):
+    """Push-pull in float64 NumPy, written from the description (not from fill.py)."""
+    levels_img, levels_w = [image * valid], [valid]
+    while min(levels_img[-1].shape[:2]) > 2:
+        a, w = levels_img[-1], levels_w[-1]
+        levels_img.append(0.25 * (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]))
+        levels_w.append(0.25 * (w[0::2, 0::2] + w[1::2, 0::2] + w[0::2, 1::2] + w[1::2, 1::2]))
+    fill = levels_img[-1] / np.maximum(levels_w[-1], 1e-6)
+    for a, w in zip(levels_img[-2::-1], levels_w[-2::-1], strict=True):
+        up = np.asarray(jax.image.resize(fill, (2 * fill.shape[0], 2 * fill.shape[1], 3), "linear"))
+        trust = np.clip(4 * w, 0, 1)
+        fill = a / np.maximum(w, 1e-6) * trust + up * (1 - trust)
+    return image * valid + fill * (1 - valid)
+
+
+def test_pushpull_fill_matches_a_float64_reference_and_keeps_known_pixels():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (32, 32, 3))
+    valid = np.ones((32, 32, 1))
+    valid[8:20, 4:28] = 0
+    got = np.asarray(pushpull_fill(jnp.asarray(image[None], jnp.float32), jnp.asarray(valid[None])))
+    want = _pushpull_reference(image, valid)
+    assert np.abs(got[0] - want).max() < 1e-5
+    np.testing.assert_array_equal(
+        got[0][valid[..., 0] > 0], image[valid[..., 0] > 0].astype(np.float32)
+    )
+    # A flat image is filled with its own colour.
+    flat = np.full((1, 32, 32, 3), 0.3, np.float32)
+    np.testing.assert_allclose(
+        pushpull_fill(flat, jnp.asarray(valid[None], jnp.float32)), flat, atol=1e-6
+    )
+
+
+def test_a_coarse_fill_generator_starts_at_the_fill():
+    config = tiny_config()
+    config.gen.coarse_fill = "pushpull"
+    gan = InpaintingGAN(config)
+    batch = synthetic_batch(config.image_size, 2)
+    state = jax.jit(gan.init)(jax.random.key(0))
+    pred, _ = gan.generate(state.gen_params, batch)
+    occluded, _, hole = prepare_batch(batch)
+    np.testing.assert_allclose(pred, pushpull_fill(occluded * (1 - hole), 1 - hole), atol=1e-6)
+    config.gen.coarse_fill = "telea"
+    with pytest.raises(ValueError, match="coarse_fill"):
+        InpaintingGAN(config).init(jax.random.key(0))
