@@ -198,6 +198,7 @@ def _build_into(
                 "id": ex["id"],
                 "face_id": ex["face_id"],
                 "person": persons[ex["face_id"]],
+                "source": ex["source"],
                 "split": split,
                 "category": int(ex["category"]),
                 "bbox": [float(v) for v in ex["bbox"]],

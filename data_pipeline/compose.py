@@ -8,7 +8,8 @@ Each example is a dict of numpy values:
     category  int, class id from data_pipeline.categories (1..19)
     bbox      float32 [x, y, w, h] in pixels, the tight box of the mask
     gender, age, race  int, -1 when unknown (gender 0 = male, 1 = female)
-    face_id, occluder  str, for tracing an example back to its sources
+    face_id, source, occluder  str, for tracing an example back to its sources (face id, the
+              photo's path or origin, the occluder's library file)
 
 The mask is exact: it is the occluder's warped alpha at or above `ALPHA_CUT`, and alpha below the
 cut is dropped before blending, so `occluded == original` wherever `mask == 0`.
@@ -173,6 +174,7 @@ def generate(
                     "age": face.age,
                     "race": face.race,
                     "face_id": face.id,
+                    "source": face.source,
                     "occluder": occ.name,
                 }
         cycle += 1

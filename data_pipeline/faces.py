@@ -159,23 +159,30 @@ def _box_overlap(a, b) -> float:
     return iw * ih / max(min(aw * ah, bw * bh), 1e-9)
 
 
+SURE_SCORE = 0.6  # a BlazeFace face seen in one view only needs this score
 HAAR_CONFIRMED_SCORE = 0.3  # BlazeFace's threshold inside a window around a Haar face
 
 
-def _shifted(found, window):
-    """A BlazeFace pass on the window (x0, y0, side) moved back into photo pixels."""
+def _shifted(found, origin):
+    """A BlazeFace pass on a view whose top-left corner is `origin` (x0, y0) in the photo,
+    moved back into photo pixels."""
     corners, kps, scores = found
-    shift = np.array(window[:2], np.float32)
+    shift = np.array(origin, np.float32)
     return corners + np.tile(shift, 2), kps + shift, scores
 
 
 def find_faces(rgb: np.ndarray, min_size: int = 24, max_side: int = 1024) -> list[FoundFace]:
     """Every face in a photo, largest first, with keypoints where BlazeFace finds them.
 
-    BlazeFace sees a face that spans 1/8 or more of the image it is shown, so it runs on the
-    whole photo, on tiles of half the shorter side (overlapping by half), and on a window around
-    each Haar box (both cascades); its boxes are merged across passes. Haar boxes
-    that no BlazeFace box overlaps are kept without keypoints (the fallback).
+    BlazeFace sees a face that spans 1/8 to all of the image it is shown, so it runs on the
+    whole photo, on the photo framed by a gray border (faces that fill the frame), on tiles of
+    half the shorter side (overlapping by half), and on a window around each Haar box (both
+    cascades). Its boxes are merged across passes. A face is kept when BlazeFace is sure of it
+    (score >= SURE_SCORE), or when two views agree: two passes, or Haar and a pass around its box
+    (where a scarf or a book over half the face lowers the score, not the keypoints' accuracy).
+    Its keypoints must be laid out like a face's (`landmarks.plausible`), and a box mostly inside
+    a larger face is taken for a part of it. Haar boxes that no kept face overlaps are kept
+    without keypoints (the fallback).
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
@@ -186,42 +193,57 @@ def find_faces(rgb: np.ndarray, min_size: int = 24, max_side: int = 1024) -> lis
     for box in detect_faces(rgb, min_size, max_side, cascade=cascade, min_neighbors=neighbours):
         if all(_box_overlap(box, b) < 0.5 for b in haar):
             haar.append(box)
-    # Tiles of half the shorter side, overlapping by half, for faces too small for the
-    # whole-photo pass; smaller faces are found through the Haar windows.
-    side = min(h, w) // 2
-    windows = []
-    if side >= 3 * min_size:
-        step = side // 2
+    side = min(h, w)
+    pad = max(h, w) // 4
+    windows = [(0, 0, 0), (-pad, -pad, 0)]  # the photo, and the photo on a gray border
+    if side // 2 >= 3 * min_size:  # smaller faces are found through the Haar windows
+        tile, step = side // 2, side // 4
         windows += [
-            (x0, y0, side)
-            for y0 in range(0, h - side + 1, step)
-            for x0 in range(0, w - side + 1, step)
+            (x0, y0, tile)
+            for y0 in range(0, h - tile + 1, step)
+            for x0 in range(0, w - tile + 1, step)
         ]
     detector = _blazeface()
-    passes = [detector.raw(rgb)]
-    for window in windows:
-        passes.append(_shifted(detector.raw(extract_square(rgb, *window)), window))
-    # Where Haar already sees a face, a weaker BlazeFace answer is trusted for its keypoints:
-    # a scarf or a book over half the face lowers BlazeFace's score, not its keypoints' accuracy.
+    passes = []  # (corners, keypoints, scores, how many views it stands for)
+    for x0, y0, s in windows:
+        if s == 0 and x0 == 0:
+            view = rgb
+        elif s == 0:
+            view = cv2.copyMakeBorder(
+                rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128,) * 3
+            )
+        else:
+            view = extract_square(rgb, x0, y0, s)
+        passes.append((*_shifted(detector.raw(view), (x0, y0)), 1))
     for x, y, bw, bh in haar:
         s = round(2 * max(bw, bh))
-        window = (round(x + bw / 2 - s / 2), round(y + bh / 2 - s / 2), s)
-        found = _shifted(
-            detector.raw(extract_square(rgb, *window), min_score=HAAR_CONFIRMED_SCORE), window
-        )
-        centres = (found[0][:, :2] + found[0][:, 2:]) / 2
+        window = (round(x + bw / 2 - s / 2), round(y + bh / 2 - s / 2))
+        view = extract_square(rgb, *window, s)
+        corners, kps, scores = _shifted(detector.raw(view, HAAR_CONFIRMED_SCORE), window)
+        centres = (corners[:, :2] + corners[:, 2:]) / 2
         on_face = np.all((centres >= (x, y)) & (centres <= (x + bw, y + bh)), axis=1)
-        passes.append(tuple(part[on_face] for part in found))
+        passes.append((corners[on_face], kps[on_face], scores[on_face], 2))  # Haar agrees
     merged = landmarks.weighted_nms(
-        *(np.concatenate(p) for p in zip(*passes, strict=True)), iou=detector.iou
+        *(np.concatenate([p[i] for p in passes]) for i in range(3)), iou=detector.iou
     )
-    found = [
-        FoundFace(tuple(float(v) for v in d.box), d.keypoints)
-        for d in merged
-        if min(d.box[2], d.box[3]) >= min_size
-        and 0 <= d.keypoints[:4, 0].mean() < w
-        and 0 <= d.keypoints[:4, 1].mean() < h
-    ]
+    found: list[FoundFace] = []
+    for d in sorted(merged, key=lambda d: -d.box[2] * d.box[3]):
+        box = tuple(float(v) for v in d.box)
+        corners = np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]])
+        views = sum(
+            weight
+            for c, _, _, weight in passes
+            if len(c) and landmarks.box_iou(corners, c).max() > detector.iou
+        )
+        if (
+            (d.score >= SURE_SCORE or views >= 2)
+            and min(box[2], box[3]) >= min_size
+            and landmarks.plausible(d.keypoints, box[2])
+            and 0 <= d.keypoints[:4, 0].mean() < w
+            and 0 <= d.keypoints[:4, 1].mean() < h
+            and all(_box_overlap(box, f.box) < 0.5 for f in found)
+        ):
+            found.append(FoundFace(box, d.keypoints))
     for box in haar:
         if all(_box_overlap(box, f.box) < 0.3 for f in found):
             found.append(FoundFace(tuple(float(v) for v in box)))

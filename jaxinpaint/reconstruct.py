@@ -25,6 +25,7 @@ import numpy as np
 
 from data_pipeline.align import Alignment
 from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
+from jaxinpaint.evaluation.baselines import pushpull_fill
 
 MaskSource = Callable[[np.ndarray], np.ndarray]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -60,7 +61,11 @@ class Reconstructor:
       mask_source: `face uint8 RxRx3 -> hole RxR`; values > 0.5 are removed.
       size: the model's resolution R.
       dilate: pixels (at resolution R) the hole grows by, to cover the occluder's soft edges.
-      feather: width (photo pixels) of the seam over which the result blends into the photo.
+      feather: width (photo pixels) of the seam, outside the hole, over which the result
+        blends into the photo; the hole itself is replaced whole.
+      base: "pushpull": the fill is the model's correction of a smooth push-pull fill, added to
+        that fill made at the photo's resolution (sharp seams at any face size); "none": the
+        model's fill, upsampled.
       align: frame faces by their keypoints, as `launch/build_dataset.py` does by default; False
         for a model trained on square crops around the face box (`--noalign` builds).
       margin: face box growth on every side for square crops (unaligned, or no keypoints).
@@ -78,6 +83,7 @@ class Reconstructor:
         dilate: int = 4,
         feather: int = 3,
         align: bool = True,
+        base: str = "pushpull",
         margin: float = DEFAULT_MARGIN,
         max_faces: int | None = None,
         min_face: int = 48,
@@ -93,7 +99,10 @@ class Reconstructor:
         self.size = size
         self.dilate = dilate
         self.feather = feather
+        if base not in ("pushpull", "none"):
+            raise ValueError(f"base must be 'pushpull' or 'none', got {base!r}")
         self.align = align
+        self.base = base
         self.margin = margin
         self.max_faces = max_faces
         self.min_face = min_face
@@ -148,19 +157,34 @@ class Reconstructor:
                 f"the inpainter returned {filled_r.dtype} {filled_r.shape}; expected uint8 "
                 f"{face_r.shape}"
             )
-        # Back to photo resolution through the inverse transform; only the hole (feathered)
-        # replaces photo pixels.
+        # Back to photo resolution through the inverse transform. The hole itself is replaced
+        # whole: the user's mask at full resolution when given (inside this face's crop),
+        # else the model's hole warped back; the seam is feathered outwards only, so no
+        # occluder pixel is blended back in.
         x0, y0, x1, y1 = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
         if x1 <= x0 or y1 <= y0:
             return photo, result
         bounds = (x0, y0, x1, y1)
-        filled = alignment.to_photo(filled_r, bounds)
-        alpha = alignment.to_photo(hole_r.astype(np.float32), bounds, fill=0.0)
+        ones = np.ones((self.size, self.size), np.float32)
+        inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
+        if photo_mask is None:
+            hard = alignment.to_photo(hole_r.astype(np.float32), bounds, fill=0.0) > 0.5
+        else:
+            hard = (photo_mask[y0:y1, x0:x1] > 0.5) & inside
+        hard = hard.astype(np.float32)
+        alpha = hard
         if self.feather:
-            alpha = cv2.GaussianBlur(alpha, (0, 0), sigmaX=self.feather / 2)
-        alpha = np.clip(alpha, 0.0, 1.0)[..., None]
+            alpha = np.maximum(hard, cv2.GaussianBlur(hard, (0, 0), sigmaX=self.feather / 2))
+        alpha = alpha[..., None]
+        region = photo[y0:y1, x0:x1].astype(np.float32)
+        if self.base == "pushpull":
+            # The model's correction of a smooth fill, added to the same fill made at the photo's
+            # resolution: the seam matches the photo's own pixels at full resolution.
+            correction = filled_r.astype(np.float32) - pushpull_fill(face_r, hole_r)
+            filled = pushpull_fill(region, hard > 0) + alignment.to_photo(correction, bounds)
+        else:
+            filled = alignment.to_photo(filled_r, bounds)
         out = photo.copy()
-        region = out[y0:y1, x0:x1].astype(np.float32)
         blended = alpha * filled + (1 - alpha) * region
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out, result

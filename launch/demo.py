@@ -80,7 +80,9 @@ def main(argv):
         f"--config.total_steps={inp_steps}",
         f"--workdir={inp}",
     )
-    run("launch/evaluate.py", f"--workdir={inp}", f"--dataset={data}", "--split=test")
+    # On the test faces (no person of them trained): crops at the model's resolution, and
+    # photos at their own resolution through Reconstructor, each against cv2.inpaint.
+    run("launch/evaluate.py", f"--workdir={inp}", f"--dataset={data}", "--split=test", "--photos")
 
     os.makedirs(rec, exist_ok=True)
     photo, mask = os.path.join(rec, "astronaut_sunglasses.png"), os.path.join(rec, "mask.png")
@@ -91,6 +93,8 @@ def main(argv):
     run("launch/reconstruct.py", *common, f"--detector={checkpoint}", "--score_thresh=0.3",
         f"--output={rec}/with_detector.png")  # fmt: skip
     run("launch/reconstruct.py", *common, f"--mask={mask}", f"--output={rec}/with_mask.png")
+    run("launch/reconstruct.py", f"--input={photo}", f"--inpainter={inp}", f"--mask={mask}",
+        "--compare", f"--output={rec}/compare_telea.png")  # fmt: skip
 
     print("\nDemo results:")
     for what, path in [
@@ -98,7 +102,9 @@ def main(argv):
         ("detector COCO AP", os.path.join(det, "eval")),
         ("inpainter sample grids", os.path.join(inp, "samples")),
         ("inpainter loss curves", os.path.join(inp, "curves.png")),
-        ("evaluation table", os.path.join(inp, "eval", "eval_test.md")),
+        ("evaluation table (crops)", os.path.join(inp, "eval", "eval_test.md")),
+        ("evaluation table (photos)", os.path.join(inp, "eval", "eval_test_photos.md")),
+        ("input | model | Telea", os.path.join(rec, "compare_telea.png")),
         ("reconstructed photo", rec),
     ]:
         print(f"  {what:<36}{path}")

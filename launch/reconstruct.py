@@ -4,12 +4,15 @@ r"""Remove what covers the faces in photos and reconstruct the faces underneath.
         --detector=runs/demo/detector/model_final.pt --inpainter=runs/demo/inpainter \
         [--remove=sunglasses,mask] [--side_by_side]
     python launch/reconstruct.py --input=photos/ --output=out/ --detector=... --inpainter=...
-    python launch/reconstruct.py --input=photo.jpg --mask=mask.png --output=out.png --inpainter=...
+    python launch/reconstruct.py --input=photo.jpg --mask=mask.png --output=out.png --inpainter=... \
+        [--compare]   # input | result | cv2.inpaint TELEA
 
-Faces are found with OpenCV's Haar cascade; the detector's masks of the chosen classes (default:
-all 19) above its score threshold, or the pixels of `--mask` (white = remove), are dilated,
-inpainted by the generator at its resolution, and blended back into the photo at full
-resolution with a feathered seam. Outputs are written whole or not at all (PNG or JPEG, by the
+Faces are found with keypoints (BlazeFace, Haar as the fallback) and aligned as the inpainter's
+training faces were (`--align`, default: as in its config); the detector's masks of the chosen
+classes (default: all 19) above its score threshold, or the pixels of `--mask` (white = remove),
+are inpainted by the generator at its resolution, and the fill is warped back into the photo at
+full resolution (as a correction of a smooth fill made there), replacing the hole whole with a
+feathered seam outside it. Outputs are written whole or not at all (PNG or JPEG, by the
 output's extension; folder mode writes PNGs).
 
 Exit status: 0 done (a photo without a face or without an occluder is written unchanged, with a
@@ -38,6 +41,9 @@ flags.DEFINE_bool(
     "align", None, "Align faces by keypoints (default: as the inpainter trained, data.align)."
 )
 flags.DEFINE_bool("side_by_side", False, "Write the input and the result side by side.")
+flags.DEFINE_bool(
+    "compare", False, "Write input | result | cv2.inpaint TELEA side by side (needs --mask)."
+)
 flags.DEFINE_string("device", None, "Detector device, e.g. cpu or cuda:0 (default: cuda if any).")
 flags.mark_flags_as_required(["input", "output", "inpainter"])
 
@@ -52,6 +58,8 @@ def build_reconstructor():
 
     if not FLAGS.detector and not FLAGS.mask:
         raise UserError("give --detector=CHECKPOINT (or --mask=FILE for a single photo)")
+    if FLAGS.compare and not FLAGS.mask:
+        raise UserError("--compare fills the --mask with cv2.inpaint too; give --mask=FILE")
     if FLAGS.mask and os.path.isdir(FLAGS.input):
         raise UserError("--mask belongs to a single photo; use --detector for a folder")
     try:
@@ -92,7 +100,12 @@ def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> str:
 
     photo = load_rgb(src, min_side=16)
     result = reconstructor(photo, photo_mask)
-    out = np.concatenate([photo, result.image], axis=1) if FLAGS.side_by_side else result.image
+    panels = [photo, result.image] if FLAGS.side_by_side or FLAGS.compare else [result.image]
+    if FLAGS.compare:  # OpenCV's Telea on the same (full-resolution) mask, for comparison
+        from jaxinpaint.evaluation.baselines import classical_inpaint
+
+        panels.append(classical_inpaint(photo, photo_mask, "telea"))
+    out = np.concatenate(panels, axis=1)
     write_image(dst, out)
     if not result.faces:
         return f"{src}: no face found; written unchanged to {dst}"

@@ -96,3 +96,16 @@ def test_bad_inception_weights_are_one_clear_error(setup, tmp_path, name, conten
     assert rc == 1, log
     assert message in log, log
     assert not (tmp_path / "report").exists()
+
+
+def test_photos_through_reconstructor_at_their_own_resolution(setup):
+    out = setup / "photos"
+    rc, log = run(setup, "--photos", f"--out={out}")
+    assert rc == 0, log
+    assert "through Reconstructor" in log
+    summary = json.loads((out / "eval_train_photos.json").read_text())
+    overall = summary["overall"]
+    assert {"model", "telea", "ns"} <= set(overall) and overall["n"] >= 1
+    assert all(overall[m]["psnr_hole"] > 5 for m in ("model", "telea", "ns"))
+    # The photos are the dataset's source photos (larger than the 48 px crops).
+    assert Image.open(out / "photos_train.png").height > 48

@@ -33,3 +33,27 @@ def classical_inpaint(
     if not hole_u8.any():
         return image.copy()
     return cv2.inpaint(np.ascontiguousarray(image), hole_u8, radius, METHODS[method])
+
+
+def pushpull_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray) -> np.ndarray:
+    """The hole filled smoothly from its border by push-pull, in float32, at any image size: the
+    NumPy/OpenCV twin of `jaxinpaint.layers.fill.pushpull_fill` (which needs sizes that halve),
+    for `Reconstructor`'s full-resolution base. Pixels outside the hole are returned as given."""
+    image = np.asarray(image_HxWxC, np.float32)
+    valid = (np.asarray(hole_HxW).reshape(image.shape[:2]) == 0).astype(np.float32)
+    sums, weights = [image * valid[..., None]], [valid]
+    while min(sums[-1].shape[:2]) > 2:
+        h, w = sums[-1].shape[:2]
+        size = ((w + 1) // 2, (h + 1) // 2)
+        sums.append(
+            cv2.resize(sums[-1], size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
+        )
+        weights.append(cv2.resize(weights[-1], size, interpolation=cv2.INTER_AREA))
+    fill = sums[-1] / np.maximum(weights[-1], 1e-6)[..., None]
+    for level in reversed(range(len(sums) - 1)):
+        h, w = sums[level].shape[:2]
+        up = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+        known = sums[level] / np.maximum(weights[level], 1e-6)[..., None]
+        trust = np.clip(4.0 * weights[level], 0.0, 1.0)[..., None]
+        fill = known * trust + up * (1.0 - trust)
+    return np.where(valid[..., None] > 0, image, fill)

@@ -1,0 +1,143 @@
+"""Evaluation on whole photos at their own resolution: the user's path through `Reconstructor`.
+
+The crop evaluation (`evaluate.evaluate`) scores the generator at its training resolution. A
+user's photo is larger: `Reconstructor` aligns the face, fills the hole at the model's resolution
+and warps the fill back, while `cv2.inpaint` works on the photo's own pixels. `photo_examples`
+makes such photos from the faces of one dataset split (the sample crops at their stored 160 px,
+or the source photos of a folder build), with one library occluder each of the example's category
+pasted at the photo's resolution; `score_photos` runs the model and the classical baselines on
+them and scores a square around each face, so the numbers can be set beside the crop table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from jaxinpaint.evaluation import metrics
+from jaxinpaint.evaluation.baselines import classical_inpaint
+from jaxinpaint.evaluation.evaluate import GENDERS
+from jaxinpaint.evaluation.lpips import LPIPS
+
+
+def _source_photo(row: dict, sample: dict[str, np.ndarray]) -> np.ndarray | None:
+    from data_pipeline import images
+
+    if row["face_id"] in sample:
+        return sample[row["face_id"]]
+    source = row.get("source", "")
+    if source and os.path.isfile(source):
+        return images.load_rgb(source)
+    return None
+
+
+def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict]:
+    """One occluded photo per face of `split`: {id, category, gender, occluded, original, mask,
+    window}, `window` = (x0, y0, x1, y1), the face's square (twice its box) inside the photo."""
+    from data_pipeline import compose, faces, occluders, sample_faces
+    from data_pipeline.categories import ID_TO_CATEGORY
+
+    path = os.path.join(dataset_dir, "pairs", "index.jsonl")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: expected the --out folder of the dataset build")
+    with open(path, encoding="utf-8") as f:
+        rows = [r for r in map(json.loads, f) if r["split"] == split]
+    first = {}
+    for row in rows:
+        first.setdefault(row["face_id"], row)
+    sample = {f.id: f.image for f in sample_faces.load(sample_faces.CROP_SIZE, align=False)}
+    library = occluders.OccluderLibrary.load()
+    for face_id, row in first.items():
+        photo = _source_photo(row, sample)
+        if photo is None:
+            continue
+        found = faces.find_faces(photo)
+        if not found:
+            continue
+        box = found[0].box
+        face = faces.Face(face_id, photo, box, "photo")
+        digest = hashlib.sha1(f"{seed}:{face_id}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        category = ID_TO_CATEGORY[row["category"]]
+        for v in rng.permutation(len(library.items[category])):
+            parts = compose.composite(face, library.items[category][v], rng)
+            if parts is not None:
+                break
+        else:
+            continue
+        x, y, w, h = box
+        side = 2 * max(w, h)
+        cx, cy = x + w / 2, y + h / 2
+        hh, ww = photo.shape[:2]
+        window = (
+            max(0, round(cx - side / 2)),
+            max(0, round(cy - side / 2)),
+            min(ww, round(cx + side / 2)),
+            min(hh, round(cy + side / 2)),
+        )
+        yield {
+            "id": face_id,
+            "category": row["category"],
+            "gender": row.get("gender", -1),
+            "occluded": parts["occluded"],
+            "original": photo,
+            "mask": parts["mask"][..., 0] > 0,
+            "window": window,
+        }
+
+
+def score_photos(
+    reconstruct: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    examples: Iterator[dict],
+    baselines: tuple[str, ...] = ("telea", "ns"),
+    lpips: LPIPS | None = None,
+) -> list[dict]:
+    """Records in the form of `evaluate.evaluate`'s, for `report.aggregate`: each method's PSNR,
+    SSIM (over the face square and over the hole in it) and LPIPS of the face square, at the
+    photo's resolution. `reconstruct(occluded, mask) -> photo` is the model's path."""
+    from data_pipeline.categories import ID_TO_CATEGORY
+
+    lpips = lpips or LPIPS()
+    records = []
+    for ex in examples:
+        outputs = {"model": reconstruct(ex["occluded"], ex["mask"])}
+        for name in baselines:
+            outputs[name] = classical_inpaint(ex["occluded"], ex["mask"], name)
+        x0, y0, x1, y1 = ex["window"]
+        target = ex["original"][None, y0:y1, x0:x1].astype(np.float32) / 255.0
+        hole = ex["mask"][None, y0:y1, x0:x1, None].astype(np.float32)
+        scores = {}
+        for name, out in outputs.items():
+            out_f = out[None, y0:y1, x0:x1].astype(np.float32) / 255.0
+            scores[name] = {
+                "psnr": float(metrics.psnr(out_f, target)[0]),
+                "psnr_hole": float(metrics.psnr(out_f, target, hole)[0]),
+                "ssim": float(metrics.ssim(out_f, target)[0]),
+                "ssim_hole": float(metrics.ssim(out_f, target, hole)[0]),
+                "lpips": float(lpips(out_f, target)[0]),
+            }
+        records.append(
+            {
+                "id": ex["id"],
+                "category": ID_TO_CATEGORY.get(int(ex["category"]), str(ex["category"])),
+                "gender": GENDERS.get(int(ex["gender"])),
+                "mask_ratio": float(hole.mean()),
+                "metrics": scores,
+                # the face squares, for pictures: input, each method, truth
+                "faces": {
+                    k: v[y0:y1, x0:x1]
+                    for k, v in {
+                        "occluded": ex["occluded"],
+                        **outputs,
+                        "original": ex["original"],
+                    }.items()
+                },
+            }
+        )
+    if not records:
+        raise ValueError("no photo of the split could be occluded and scored")
+    return records
