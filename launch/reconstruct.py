@@ -4,8 +4,8 @@ r"""Remove what covers the faces in photos and reconstruct the faces underneath.
         --detector=runs/demo/detector/model_final.pt --inpainter=runs/demo/inpainter \
         [--remove=sunglasses,mask] [--side_by_side]
     python launch/reconstruct.py --input=photos/ --output=out/ --detector=... --inpainter=...
-    python launch/reconstruct.py --input=photo.jpg --mask=mask.png --output=out.png --inpainter=... \
-        [--compare]   # input | result | cv2.inpaint TELEA
+    python launch/reconstruct.py --input=photo.jpg --mask=mask.png --output=out.png \
+        --inpainter=... [--compare]   # --compare: input | result | cv2.inpaint TELEA
 
 Faces are found with keypoints (BlazeFace, Haar as the fallback) and aligned as the inpainter's
 training faces were (`--align`, default: as in its config); the detector's masks of the chosen

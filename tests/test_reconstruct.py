@@ -65,7 +65,6 @@ def test_a_tilted_face_comes_back_tilted_and_in_place():
     angle = np.degrees(np.arctan2(face.matrix[1, 0], face.matrix[0, 0]))
     assert 14 < angle < 26  # the crop turns the face back upright
     changed = np.any(rec.image != tilted, axis=-1)
-    ys, xs = np.nonzero(changed)
     # Exactly the user's pixels change (no feather); the hole is filled with the model's colour.
     np.testing.assert_array_equal(changed, photo_mask > 0)
     inner = cv2.erode(photo_mask, np.ones((5, 5), np.uint8)) > 0
