@@ -5,7 +5,9 @@ the validation faces (never trained on: splits by person) against cv2.inpaint on
 
 Each variant trains `configs/demo.py` plus its overrides for `--steps` steps in
 `--out/<variant>` (resumed if there), then its generator and OpenCV's Telea and Navier-Stokes
-fill the same `--examples` validation examples. Prints a table (hole PSNR, hole SSIM, LPIPS),
+fill the same `--examples` validation examples, and so does the harmonic fill alone (what the
+`harmonic` generator starts from: the network's own share is the difference). Prints a table
+(hole PSNR, hole SSIM, LPIPS),
 writes JSON to bench/results/inpainter_recipe.json, and ends with `best_minus_telea_db=`.
 Variants are cumulative, in the order of VARIANTS.
 """
@@ -17,10 +19,12 @@ import functools
 import os
 import time
 
+import numpy as np
 from bench_common import RESULTS, ROOT, load_config, write_json
 
 from jaxinpaint import input_pipeline, train
 from jaxinpaint.evaluation import evaluate, report
+from jaxinpaint.evaluation.baselines import pushpull_fill
 from jaxinpaint.inference import Inpainter
 
 # name -> (what it adds, config overrides); each variant includes those before it.
@@ -28,9 +32,24 @@ VARIANTS = {
     "seed": ("the seed's recipe on square Haar-style crops", {"data.align": False}),
     "aligned": ("faces aligned by keypoints", {"data.align": True}),
     "coarse": ("generator starts from a push-pull fill", {"gen.coarse_fill": "pushpull"}),
+    "harmonic": ("... relaxed to a harmonic fill", {"gen.coarse_fill": "harmonic"}),
     "augment": ("mirror + colour jitter of training faces", {"data.augment": True}),
+    "less_style": (
+        "style loss 120 -> 10, adversarial 0.1 -> 0.02",
+        {"loss.style": 10.0, "loss.adv": 0.02},
+    ),
     "free_form": ("25 % free-form stroke/box holes", {"data.free_form": 0.25}),
 }
+
+
+def _harmonic_batch(occluded_BxHxWx3, hole_BxHxWx1):
+    """The classical fill the `harmonic` generator starts from, as a batch model in [0, 1]."""
+    return np.stack(
+        [
+            pushpull_fill(o, h[..., 0] > 0, relax=20) / 255.0
+            for o, h in zip(occluded_BxHxWx3, hole_BxHxWx1, strict=True)
+        ]
+    )
 
 
 def config_for(names: list[str], steps: int):
@@ -80,12 +99,15 @@ def main():
         model = functools.partial(lambda inp, o, h: inp.inpaint_batch(o, h)[1], inpainter)
         result = evaluate.evaluate(model, examples)
         overall = report.aggregate(result.records)["overall"]
+        # The network's own share: the harmonic fill it starts from, alone, on the same examples.
+        alone = evaluate.evaluate(_harmonic_batch, examples, baselines=())
+        overall["fill"] = report.aggregate(alone.records)["overall"]["model"]
         rows[name] = {
             "adds": VARIANTS[name][0],
             "minutes": round(minutes, 1),
             **{
                 method: {k: overall[method][k] for k in ("psnr_hole", "ssim_hole", "lpips")}
-                for method in ("model", "telea", "ns")
+                for method in ("model", "telea", "ns", "fill")
             },
         }
         print(f"{name}: {rows[name]}", flush=True)
@@ -94,11 +116,11 @@ def main():
         f"\n{args.steps} steps each; {args.examples} validation examples (validation faces, "
         "never trained on); hole PSNR dB / hole SSIM / LPIPS"
     )
-    print(f"{'variant':<11}{'model':>24}{'telea':>24}{'ns':>24}{'min':>6}")
+    print(f"{'variant':<11}{'model':>24}{'telea':>24}{'ns':>24}{'harmonic fill':>24}{'min':>6}")
     for name, r in rows.items():
         cells = "".join(
             f"{r[m]['psnr_hole']:>9.2f}{r[m]['ssim_hole']:>7.3f}{r[m]['lpips']:>8.4f}"
-            for m in ("model", "telea", "ns")
+            for m in ("model", "telea", "ns", "fill")
         )
         print(f"{name:<11}{cells}{r['minutes']:>6.1f}")
     best = max(rows.values(), key=lambda r: r["model"]["psnr_hole"])

@@ -49,8 +49,9 @@ def get_config(arg=None):
     c.gen.atrous_rates = (2, 4, 8)  # dilation rates of the atrous convs, applied in sequence
     c.gen.dropout_levels = 2  # dropout in this many deepest vanilla levels (seed: 4th and 5th)
     c.gen.dropout_rate = 0.5  # seed Table 5.1
-    # "pushpull": the generator starts from a smooth classical fill of the hole (computed on the
-    # device, jaxinpaint/layers/fill.py) and learns its correction; "none": the seed's generator.
+    # "pushpull" | "harmonic": the generator starts from a smooth classical fill of the hole
+    # (computed on the device, jaxinpaint/layers/fill.py) and learns its correction; "none": the
+    # seed's generator.
     c.gen.coarse_fill = "none"
 
     c.disc = ml_collections.ConfigDict()

@@ -27,6 +27,7 @@ from data_pipeline.align import Alignment
 from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
 from jaxinpaint.evaluation.baselines import pushpull_fill
 
+_BASES = {"harmonic": 20, "pushpull": 0, "none": None}  # -> Jacobi steps per level
 MaskSource = Callable[[np.ndarray], np.ndarray]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -63,9 +64,9 @@ class Reconstructor:
       dilate: pixels (at resolution R) the hole grows by, to cover the occluder's soft edges.
       feather: width (photo pixels) of the seam, outside the hole, over which the result
         blends into the photo; the hole itself is replaced whole.
-      base: "pushpull": the fill is the model's correction of a smooth push-pull fill, added to
-        that fill made at the photo's resolution (sharp seams at any face size); "none": the
-        model's fill, upsampled.
+      base: "harmonic" or "pushpull": the fill is the model's correction of that smooth fill
+        (`evaluation.baselines.pushpull_fill`), added to the same fill made at the photo's
+        resolution (sharp seams at any face size); "none": the model's fill, upsampled.
       align: frame faces by their keypoints, as `launch/build_dataset.py` does by default; False
         for a model trained on square crops around the face box (`--noalign` builds).
       margin: face box growth on every side for square crops (unaligned, or no keypoints).
@@ -83,7 +84,7 @@ class Reconstructor:
         dilate: int = 4,
         feather: int = 3,
         align: bool = True,
-        base: str = "pushpull",
+        base: str = "harmonic",
         margin: float = DEFAULT_MARGIN,
         max_faces: int | None = None,
         min_face: int = 48,
@@ -99,8 +100,8 @@ class Reconstructor:
         self.size = size
         self.dilate = dilate
         self.feather = feather
-        if base not in ("pushpull", "none"):
-            raise ValueError(f"base must be 'pushpull' or 'none', got {base!r}")
+        if base not in _BASES:
+            raise ValueError(f"base must be one of {list(_BASES)}, got {base!r}")
         self.align = align
         self.base = base
         self.margin = margin
@@ -177,11 +178,13 @@ class Reconstructor:
             alpha = np.maximum(hard, cv2.GaussianBlur(hard, (0, 0), sigmaX=self.feather / 2))
         alpha = alpha[..., None]
         region = photo[y0:y1, x0:x1].astype(np.float32)
-        if self.base == "pushpull":
+        relax = _BASES[self.base]
+        if relax is not None:
             # The model's correction of a smooth fill, added to the same fill made at the photo's
             # resolution: the seam matches the photo's own pixels at full resolution.
-            correction = filled_r.astype(np.float32) - pushpull_fill(face_r, hole_r)
-            filled = pushpull_fill(region, hard > 0) + alignment.to_photo(correction, bounds)
+            correction = filled_r.astype(np.float32) - pushpull_fill(face_r, hole_r, relax)
+            base = pushpull_fill(region, hard > 0, relax)
+            filled = base + alignment.to_photo(correction, bounds)
         else:
             filled = alignment.to_photo(filled_r, bounds)
         out = photo.copy()

@@ -93,11 +93,11 @@ def test_the_fill_is_the_models_correction_of_a_full_resolution_pushpull_fill():
     photo_mask[132:150, 205:240] = 1  # the mouth
     hole = photo_mask > 0
 
-    def brighter_pushpull(face, hole_r):  # the smooth fill, 20 levels brighter
-        return np.clip(pushpull_fill(face, hole_r) + 20.5, 0, 255).astype(np.uint8)
+    def brighter_fill(face, hole_r):  # the smooth (harmonic) fill, 20 levels brighter
+        return np.clip(pushpull_fill(face, hole_r, relax=20) + 20.5, 0, 255).astype(np.uint8)
 
-    rec = Reconstructor(brighter_pushpull, None, size=64, feather=0)(photo, photo_mask)
-    want = pushpull_fill(photo, hole) + 20
+    rec = Reconstructor(brighter_fill, None, size=64, feather=0)(photo, photo_mask)
+    want = pushpull_fill(photo, hole, relax=20) + 20
     got = rec.image.astype(np.float32)
     inner = cv2.erode(photo_mask, np.ones((5, 5), np.uint8)) > 0
     # The full-resolution fill plus the model's +20 (the fill's pyramid sits on another grid

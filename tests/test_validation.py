@@ -3,6 +3,7 @@ coarse fill (jaxinpaint/layers/fill.py)."""
 
 import json
 
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -94,6 +95,31 @@ def test_a_coarse_fill_generator_starts_at_the_fill():
     pred, _ = gan.generate(state.gen_params, batch)
     occluded, _, hole = prepare_batch(batch)
     np.testing.assert_allclose(pred, pushpull_fill(occluded * (1 - hole), 1 - hole), atol=1e-6)
+    config.gen.coarse_fill = "harmonic"
+    state = jax.jit(InpaintingGAN(config).init)(jax.random.key(0))
+    pred, _ = InpaintingGAN(config).generate(state.gen_params, batch)
+    np.testing.assert_allclose(pred, pushpull_fill(occluded * (1 - hole), 1 - hole, 20), atol=1e-6)
     config.gen.coarse_fill = "telea"
     with pytest.raises(ValueError, match="coarse_fill"):
         InpaintingGAN(config).init(jax.random.key(0))
+
+
+def test_relaxed_fill_is_harmonic_and_the_numpy_twin_agrees():
+    from jaxinpaint.evaluation.baselines import pushpull_fill as twin
+
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.uniform(0, 1, (64, 64, 3)).astype(np.float32), (0, 0), 3)
+    hole = np.zeros((64, 64), bool)
+    hole[16:48, 12:40] = True
+    valid = jnp.asarray((~hole)[None, ..., None], jnp.float32)
+
+    def laplace_residual(x):
+        mean = 0.25 * (x[:-2, 1:-1] + x[2:, 1:-1] + x[1:-1, :-2] + x[1:-1, 2:])
+        return np.abs(mean - x[1:-1, 1:-1])[hole[1:-1, 1:-1]].mean()
+
+    residuals = []
+    for relax in (0, 20):
+        got = np.asarray(pushpull_fill(jnp.asarray(image[None]), valid, relax))[0]
+        np.testing.assert_allclose(got, twin(image, hole, relax), atol=2e-5)
+        residuals.append(laplace_residual(got))
+    assert residuals[1] < 0.5 * residuals[0]

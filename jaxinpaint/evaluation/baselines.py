@@ -35,10 +35,11 @@ def classical_inpaint(
     return cv2.inpaint(np.ascontiguousarray(image), hole_u8, radius, METHODS[method])
 
 
-def pushpull_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray) -> np.ndarray:
-    """The hole filled smoothly from its border by push-pull, in float32, at any image size: the
-    NumPy/OpenCV twin of `jaxinpaint.layers.fill.pushpull_fill` (which needs sizes that halve),
-    for `Reconstructor`'s full-resolution base. Pixels outside the hole are returned as given."""
+def pushpull_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray, relax: int = 0) -> np.ndarray:
+    """The hole filled smoothly from its border by push-pull (with `relax` Jacobi steps of
+    Laplace's equation per level: harmonic), in float32, at any image size: the NumPy/OpenCV twin
+    of `jaxinpaint.layers.fill.pushpull_fill` (which needs sizes that halve), for
+    `Reconstructor`'s full-resolution base. Pixels outside the hole are returned as given."""
     image = np.asarray(image_HxWxC, np.float32)
     valid = (np.asarray(hole_HxW).reshape(image.shape[:2]) == 0).astype(np.float32)
     sums, weights = [image * valid[..., None]], [valid]
@@ -56,4 +57,16 @@ def pushpull_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray) -> np.ndarray:
         known = sums[level] / np.maximum(weights[level], 1e-6)[..., None]
         trust = np.clip(4.0 * weights[level], 0.0, 1.0)[..., None]
         fill = known * trust + up * (1.0 - trust)
+        empty = (weights[level] <= 0)[..., None]
+        for _ in range(relax):
+            fill = np.where(
+                empty,
+                cv2.filter2D(fill, -1, _NEIGHBOURS, borderType=cv2.BORDER_REPLICATE).reshape(
+                    fill.shape
+                ),
+                fill,
+            )
     return np.where(valid[..., None] > 0, image, fill)
+
+
+_NEIGHBOURS = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)

@@ -1,11 +1,14 @@
-"""A smooth classical fill of the hole, computed on the device: push-pull (Gortler et al. 1996).
+"""A smooth classical fill of the hole, computed on the device: push-pull (Gortler et al. 1996),
+optionally relaxed towards the harmonic (Laplace) fill at every level.
 
 Push: halve the image and its validity map level by level, averaging only known pixels, until
 the coarsest level; pull: from coarse to fine, keep what a level knows and take the rest from the
-level below, upsampled. The result is a membrane-like fill: on the sample faces at 64² its hole
-PSNR equals OpenCV's Telea (21.4 dB on 475 held-out examples, measured with a NumPy twin), at the
-cost of a few pooling ops and none of cv2.inpaint's host round trip. The generator starts from it
-(`config.gen.coarse_fill`) and learns only the correction.
+level below, upsampled. With `relax=n`, each level's empty cells are then replaced n times by the
+mean of their four neighbours (Jacobi steps of Laplace's equation, started from a good guess at
+every scale: a multigrid-like harmonic fill). On 247 held-out examples of the sample faces at
+64² (NumPy twin, `jaxinpaint.evaluation.baselines.pushpull_fill`), hole PSNR: push-pull 22.31 dB,
+relaxed 20 steps per level 23.17 dB; OpenCV's Telea 22.08 dB and Navier-Stokes 22.28 dB. The
+generator starts from it (`config.gen.coarse_fill`) and learns only the correction.
 """
 
 from __future__ import annotations
@@ -24,10 +27,22 @@ def _double(x: jax.Array) -> jax.Array:
     return jax.image.resize(x, (b, 2 * h, 2 * w, c), method="bilinear")
 
 
-def pushpull_fill(image_BxHxWxC: jax.Array, valid_BxHxWx1: jax.Array) -> jax.Array:
+def _relax(fill: jax.Array, empty: jax.Array, steps: int) -> jax.Array:
+    """`steps` Jacobi steps of Laplace's equation on the `empty` cells (edge-replicated border)."""
+
+    def step(_, x):
+        p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+        mean = 0.25 * (p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:])
+        return jnp.where(empty, mean, x)
+
+    return jax.lax.fori_loop(0, steps, step, fill)
+
+
+def pushpull_fill(image_BxHxWxC: jax.Array, valid_BxHxWx1: jax.Array, relax: int = 0) -> jax.Array:
     """`image` with its invalid pixels (valid == 0) filled smoothly from the valid ones; valid
-    pixels are returned unchanged. H and W must be divisible by 2 as often as the fill halves
-    them (down to a side of 2, or as far as they divide)."""
+    pixels are returned unchanged. `relax` Jacobi steps per level make the fill harmonic. H and W
+    must be divisible by 2 as often as the fill halves them (down to a side of 2, or as far as
+    they divide)."""
     image = image_BxHxWxC * valid_BxHxWx1
     valid = jnp.broadcast_to(valid_BxHxWx1, (*image.shape[:3], 1)).astype(image.dtype)
     sums, weights = [image], [valid]
@@ -41,4 +56,6 @@ def pushpull_fill(image_BxHxWxC: jax.Array, valid_BxHxWx1: jax.Array) -> jax.Arr
         # A cell a quarter known or more trusts itself fully; emptier cells lean on the level below.
         trust = jnp.clip(4.0 * weights[level], 0.0, 1.0)
         fill = known * trust + _double(fill) * (1.0 - trust)
+        if relax:
+            fill = _relax(fill, weights[level] <= 0, relax)
     return jax.lax.stop_gradient(image_BxHxWxC * valid_BxHxWx1 + fill * (1.0 - valid_BxHxWx1))

@@ -27,7 +27,8 @@ from jax import lax
 from jaxinpaint.layers import PartialConv2d, fast_pool
 from jaxinpaint.layers.fill import pushpull_fill
 
-COARSE_FILLS = ("none", "pushpull")
+# coarse fill -> Jacobi steps per pyramid level (layers/fill.py); "none": the seed's generator
+COARSE_FILLS = {"none": None, "pushpull": 0, "harmonic": 20}
 
 _he = nn.initializers.he_normal()
 
@@ -114,7 +115,9 @@ class VanillaEncoder(nn.Module):
     widths: Sequence[int]
     dropout_levels: int = 2
     dropout_rate: float = 0.5
-    coarse_fill: str = "none"  # "pushpull": start from a classical fill, learn the correction
+    coarse_fill: str = (
+        "none"  # "pushpull" | "harmonic": start from a classical fill, learn the rest
+    )
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
@@ -161,7 +164,9 @@ class Generator(nn.Module):
     atrous_rates: Sequence[int] = (2, 4, 8)
     dropout_levels: int = 2
     dropout_rate: float = 0.5
-    coarse_fill: str = "none"  # "pushpull": start from a classical fill, learn the correction
+    coarse_fill: str = (
+        "none"  # "pushpull" | "harmonic": start from a classical fill, learn the rest
+    )
 
     @nn.compact
     def __call__(
@@ -187,9 +192,11 @@ class Generator(nn.Module):
         known = occluded_BxHxWx3 * valid
         if self.coarse_fill not in COARSE_FILLS:
             raise ValueError(
-                f"config.gen.coarse_fill must be one of {COARSE_FILLS}, got {self.coarse_fill!r}"
+                f"config.gen.coarse_fill must be one of {list(COARSE_FILLS)}, "
+                f"got {self.coarse_fill!r}"
             )
-        coarse = pushpull_fill(known, valid) if self.coarse_fill == "pushpull" else known
+        relax = COARSE_FILLS[self.coarse_fill]
+        coarse = known if relax is None else pushpull_fill(known, valid, relax)
 
         vanilla = VanillaEncoder(
             self.widths, self.dropout_levels, self.dropout_rate, name="vanilla_encoder"
