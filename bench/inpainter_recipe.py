@@ -38,6 +38,7 @@ VARIANTS = {
         "style loss 120 -> 10, adversarial 0.1 -> 0.02",
         {"loss.style": 10.0, "loss.adv": 0.02},
     ),
+    "recon": ("no style loss, adversarial 0.01", {"loss.style": 0.0, "loss.adv": 0.01}),
     "free_form": ("25 % free-form stroke/box holes", {"data.free_form": 0.25}),
 }
 
