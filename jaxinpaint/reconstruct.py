@@ -166,11 +166,11 @@ class Reconstructor:
         if x1 <= x0 or y1 <= y0:
             return photo, result
         bounds = (x0, y0, x1, y1)
-        ones = np.ones((self.size, self.size), np.float32)
-        inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
         if photo_mask is None:
             hard = alignment.to_photo(hole_r.astype(np.float32), bounds, fill=0.0) > 0.5
         else:
+            ones = np.ones((self.size, self.size), np.float32)
+            inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
             hard = (photo_mask[y0:y1, x0:x1] > 0.5) & inside
         hard = hard.astype(np.float32)
         alpha = hard
