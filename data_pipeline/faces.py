@@ -215,11 +215,11 @@ def find_faces(rgb: np.ndarray, min_size: int = 24, max_side: int = 1024) -> lis
         else:
             view = extract_square(rgb, x0, y0, s)
         passes.append((*_shifted(detector.raw(view), (x0, y0)), 1))
-    for x, y, bw, bh in haar:
-        s = round(2 * max(bw, bh))
-        window = (round(x + bw / 2 - s / 2), round(y + bh / 2 - s / 2))
-        view = extract_square(rgb, *window, s)
-        corners, kps, scores = _shifted(detector.raw(view, HAAR_CONFIRMED_SCORE), window)
+    for box in haar:
+        x, y, bw, bh = box
+        x0, y0, s = face_window(box, margin=0.5)  # twice the box
+        view = extract_square(rgb, x0, y0, s)
+        corners, kps, scores = _shifted(detector.raw(view, HAAR_CONFIRMED_SCORE), (x0, y0))
         centres = (corners[:, :2] + corners[:, 2:]) / 2
         on_face = np.all((centres >= (x, y)) & (centres <= (x + bw, y + bh)), axis=1)
         passes.append((corners[on_face], kps[on_face], scores[on_face], 2))  # Haar agrees

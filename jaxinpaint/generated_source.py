@@ -12,6 +12,7 @@ from the train faces alone and no evaluation split shares a person with it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -19,16 +20,22 @@ import numpy as np
 _RETRY_STRIDE = 1_000_003  # an index whose every variant fails to place moves to index + k·stride
 
 
-def _load_faces(config) -> list:
+def _load_faces(config) -> tuple:
+    return _faces(config.data.faces_dir, config.image_size, config.data.get("align", True))
+
+
+@functools.cache
+def _faces(faces_dir: str, size: int, align: bool) -> tuple:
+    """The faces at `size`, found, aligned and labelled once per process: training, its sample
+    grids, validation and the record of training faces all ask for them."""
     from data_pipeline import faces as faces_lib
     from data_pipeline import sample_faces
 
-    align = config.data.get("align", True)
-    if not config.data.faces_dir:
-        return sample_faces.load(config.image_size, align=align)
-    found = list(faces_lib.iter_faces(config.data.faces_dir, size=config.image_size, align=align))
+    if not faces_dir:
+        return tuple(sample_faces.load(size, align=align))
+    found = tuple(faces_lib.iter_faces(faces_dir, size=size, align=align))
     if not found:
-        raise FileNotFoundError(f"config.data.faces_dir={config.data.faces_dir!r} has no faces")
+        raise FileNotFoundError(f"config.data.faces_dir={faces_dir!r} has no faces")
     return found
 
 

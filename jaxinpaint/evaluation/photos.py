@@ -69,16 +69,9 @@ def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict
                 break
         else:
             continue
-        x, y, w, h = box
-        side = 2 * max(w, h)
-        cx, cy = x + w / 2, y + h / 2
+        x0, y0, side = faces.face_window(box, margin=0.5)  # twice the box
         hh, ww = photo.shape[:2]
-        window = (
-            max(0, round(cx - side / 2)),
-            max(0, round(cy - side / 2)),
-            min(ww, round(cx + side / 2)),
-            min(hh, round(cy + side / 2)),
-        )
+        window = (max(0, x0), max(0, y0), min(ww, x0 + side), min(hh, y0 + side))
         yield {
             "id": face_id,
             "category": row["category"],
