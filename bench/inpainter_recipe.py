@@ -3,13 +3,13 @@ the validation faces (never trained on: splits by person) against cv2.inpaint on
 
     python bench/inpainter_recipe.py [--steps=400] [--variants=seed,aligned,...] [--examples=96]
 
-Each variant trains `configs/demo.py` plus its overrides for `--steps` steps in
-`--out/<variant>` (resumed if there), then its generator and OpenCV's Telea and Navier-Stokes
-fill the same `--examples` validation examples, and so does the harmonic fill alone (what the
-`harmonic` generator starts from: the network's own share is the difference). Prints a table
-(hole PSNR, hole SSIM, LPIPS),
+Each variant trains `configs/demo.py`'s sizes and schedule with the seed's recipe (the full
+config's losses and generator) plus its overrides and those of every variant before it (the
+order of VARIANTS; `geometry` is the demo's recipe) for `--steps` steps in `--out/<variant>`
+(resumed if there). Then its generator, OpenCV's Telea and Navier-Stokes, and the harmonic fill
+alone (what the `harmonic` generator starts from: the network's own share is the difference)
+fill the same `--examples` validation examples. Prints a table (hole PSNR, hole SSIM, LPIPS),
 writes JSON to bench/results/inpainter_recipe.json, and ends with `best_minus_telea_db=`.
-Variants are cumulative, in the order of VARIANTS.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import functools
 import os
 import time
 
-import numpy as np
 from bench_common import RESULTS, ROOT, load_config, write_json
 
 from jaxinpaint import input_pipeline, train
 from jaxinpaint.evaluation import evaluate, report
-from jaxinpaint.evaluation.baselines import pushpull_fill
 from jaxinpaint.inference import Inpainter
 
 # name -> (what it adds, config overrides); each variant includes those before it.
@@ -39,22 +37,25 @@ VARIANTS = {
         {"loss.style": 10.0, "loss.adv": 0.02},
     ),
     "recon": ("no style loss, adversarial 0.01", {"loss.style": 0.0, "loss.adv": 0.01}),
+    "l1_heavy": ("hole L1 weight 6 -> 20", {"loss.hole": 20.0}),
+    "ema": ("moving average of the generator (decay 0.995)", {"gen_optim.ema": 0.995}),
+    "slow": ("generator learning rate 5e-4 -> 2e-4", {"gen_optim.lr": 2e-4}),
+    "light_vgg": ("perceptual weight 0.05 -> 0.02", {"loss.perceptual": 0.02}),
+    "geometry": ("random scale/shift ±5 %, rotation ±3°", {"data.augment_geometry": 0.05}),
     "free_form": ("25 % free-form stroke/box holes", {"data.free_form": 0.25}),
 }
 
 
-def _harmonic_batch(occluded_BxHxWx3, hole_BxHxWx1):
-    """The classical fill the `harmonic` generator starts from, as a batch model in [0, 1]."""
-    return np.stack(
-        [
-            pushpull_fill(o, h[..., 0] > 0, relax=20) / 255.0
-            for o, h in zip(occluded_BxHxWx3, hole_BxHxWx1, strict=True)
-        ]
-    )
-
-
 def config_for(names: list[str], steps: int):
+    """`configs/demo.py`'s sizes and schedule with the full config's recipe (the seed's), then
+    the overrides of `names` in turn."""
     config = load_config(ROOT / "configs" / "demo.py")
+    full = load_config(ROOT / "configs" / "full.py")
+    config.loss = full.loss
+    config.gen.coarse_fill = full.gen.coarse_fill
+    config.gen_optim.ema = full.gen_optim.ema
+    for key in ("augment", "augment_geometry", "free_form"):
+        config.data[key] = full.data[key]
     for name in names:
         for key, value in VARIANTS[name][1].items():
             node = config
@@ -98,17 +99,16 @@ def main():
             for i in range(args.examples)
         ]
         model = functools.partial(lambda inp, o, h: inp.inpaint_batch(o, h)[1], inpainter)
+        # Baselines: Telea, NS and the harmonic fill the generator starts from (the network's own
+        # share is the gap to it).
         result = evaluate.evaluate(model, examples)
         overall = report.aggregate(result.records)["overall"]
-        # The network's own share: the harmonic fill it starts from, alone, on the same examples.
-        alone = evaluate.evaluate(_harmonic_batch, examples, baselines=())
-        overall["fill"] = report.aggregate(alone.records)["overall"]["model"]
         rows[name] = {
             "adds": VARIANTS[name][0],
             "minutes": round(minutes, 1),
             **{
                 method: {k: overall[method][k] for k in ("psnr_hole", "ssim_hole", "lpips")}
-                for method in ("model", "telea", "ns", "fill")
+                for method in ("model", "telea", "ns", "harmonic")
             },
         }
         print(f"{name}: {rows[name]}", flush=True)
@@ -121,7 +121,7 @@ def main():
     for name, r in rows.items():
         cells = "".join(
             f"{r[m]['psnr_hole']:>9.2f}{r[m]['ssim_hole']:>7.3f}{r[m]['lpips']:>8.4f}"
-            for m in ("model", "telea", "ns", "fill")
+            for m in ("model", "telea", "ns", "harmonic")
         )
         print(f"{name:<11}{cells}{r['minutes']:>6.1f}")
     best = max(rows.values(), key=lambda r: r["model"]["psnr_hole"])

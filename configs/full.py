@@ -31,6 +31,7 @@ def get_config(arg=None):
     # source trains on the train faces only (data_pipeline/splits.py).
     c.data.split_seed = 0
     c.data.augment = False  # mirror and colour-jitter training faces (source == "generated")
+    c.data.augment_geometry = 0.0  # with augment: random scale/shift (± this) and rotation
     c.data.free_form = 0.0  # share of training holes that are random strokes/boxes (generated)
     c.data.seed = 0  # example generation / shuffling seed
     c.data.shuffle_buffer = 1024  # tf.data shuffle buffer (tfds source)
@@ -75,6 +76,7 @@ def get_config(arg=None):
     c.gen_optim.b1 = 0.9
     c.gen_optim.b2 = 0.999
     c.gen_optim.grad_clip = 0.0  # global-norm clip (0 = off)
+    c.gen_optim.ema = 0.0  # decay of the weights' moving average used for inference (0 = off)
 
     c.disc_optim = ml_collections.ConfigDict()
     c.disc_optim.lr = 5e-5  # Adam

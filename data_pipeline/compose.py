@@ -211,14 +211,32 @@ def demo_photo(category: str = "sunglasses", seed: int = 3) -> tuple[np.ndarray,
     raise ValueError(f"no {category} occluder of the library fits the demo photo")
 
 
-def augment_face(face: faces_lib.Face, rng: np.random.Generator) -> faces_lib.Face:
+def augment_face(
+    face: faces_lib.Face, rng: np.random.Generator, geometry: float = 0.0
+) -> faces_lib.Face:
     """A mirrored (half the time) and colour-jittered copy of an aligned face crop: the template
-    is symmetric, so the mirror is still aligned. Keypoints are dropped (they would swap sides)."""
+    is symmetric, so the mirror is still aligned. With `geometry` > 0 the crop also moves by a
+    small random similarity: scale in 1 ± geometry, shift up to ± geometry of the side, rotation
+    up to ± 60·geometry degrees (the spread of alignment itself), reflected at the borders.
+    Keypoints are dropped (they would swap sides)."""
     img = face.image
     x, y, w, h = face.face_box
     if rng.random() < 0.5:
         img = img[:, ::-1]
         x = img.shape[1] - x - w
+    if geometry > 0:
+        side = img.shape[0]
+        scale = 1.0 + rng.uniform(-geometry, geometry)
+        angle = rng.uniform(-60.0 * geometry, 60.0 * geometry)
+        matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, scale)
+        matrix[:, 2] += rng.uniform(-geometry, geometry, 2) * side
+        img = cv2.warpAffine(
+            np.ascontiguousarray(img), matrix, (img.shape[1], img.shape[0]),
+            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101,
+        )  # fmt: skip
+        cx, cy = matrix @ np.array([x + w / 2, y + h / 2, 1.0])
+        w, h = w * scale, h * scale
+        x, y = cx - w / 2, cy - h / 2
     img = np.clip(np.rint(jitter_colour(img, rng)), 0, 255).astype(np.uint8)
     return dataclasses.replace(
         face, image=np.ascontiguousarray(img), face_box=(x, y, w, h), keypoints=None

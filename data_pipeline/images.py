@@ -3,10 +3,15 @@
 Face folders scraped from the web hold everything: zero-byte files, HTML saved as .jpg, truncated
 downloads, CMYK scans, 16-bit PNGs, grayscale photos, thumbnails and decompression bombs. The
 builder counts each kind in its closing summary, so the reasons are a small fixed vocabulary.
+
+Two readers share the checks on the file: `load_rgb` curates training data and skips whatever
+would teach the model wrong colours; `load_photo` reads a user's photo (or mask) and converts
+every pixel format it can, refusing only files that are not a whole image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -25,6 +30,7 @@ HIGH_BIT_DEPTH = "16-bit or float pixels"
 GRAYSCALE = "grayscale"
 TOO_SMALL = "too small"
 TOO_LARGE = "too large (decompression-bomb guard)"
+UNSUPPORTED = "unsupported pixel format"
 NO_FACE = "no face found"
 DUPLICATE = "near-duplicate"
 
@@ -32,6 +38,8 @@ DEFAULT_MIN_SIDE = 48  # a Haar face needs at least ~48 px; smaller photos hold 
 DEFAULT_MAX_PIXELS = (
     64_000_000  # bigger than any camera photo; stops decoding a bomb before it starts
 )
+# What `load_photo` asks for when a file is not a photo at all.
+EXPECTED_PHOTO = "expected a photo such as JPEG, PNG, WebP, BMP or TIFF"
 
 
 class SkipImage(Exception):
@@ -64,6 +72,56 @@ def _is_gray(rgb: np.ndarray) -> bool:
     return float(np.mean(spread)) < 2.0
 
 
+@contextlib.contextmanager
+def _open(path: str, max_pixels: int, expected: str = ""):
+    """The lazily decoded image at `path`, once the checks that need only its header pass.
+
+    Raises SkipImage for zero-byte, unreadable, non-image, truncated-header and too-large
+    (> max_pixels) files; `expected`, when given, ends the detail of those that are not images.
+    """
+    tail = f"; {expected}" if expected else ""
+    try:
+        if os.path.getsize(path) == 0:
+            raise SkipImage(path, ZERO_BYTE, expected)
+        handle = open(path, "rb")  # noqa: SIM115 (closed below, after the lazy decode)
+    except OSError as e:
+        raise SkipImage(path, UNREADABLE, (e.strerror or str(e)) + tail) from None
+    with handle, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns on odd EXIF; the checks decide
+        try:
+            im = Image.open(handle)
+        except UnidentifiedImageError:
+            raise SkipImage(path, NOT_AN_IMAGE, expected) from None
+        except Image.DecompressionBombError as e:
+            raise SkipImage(path, TOO_LARGE, str(e)) from None
+        except (OSError, ValueError, SyntaxError) as e:
+            raise SkipImage(path, TRUNCATED, str(e) + tail) from None
+        w, h = im.size
+        if w * h > max_pixels:
+            raise SkipImage(path, TOO_LARGE, f"{w}x{h} px > {max_pixels} px")
+        yield im
+
+
+def _upright(path: str, im: Image.Image, expected: str = "") -> Image.Image:
+    """Decodes the pixels and applies the EXIF orientation; SkipImage(TRUNCATED) if they fail."""
+    try:
+        im.load()
+        return ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise SkipImage(path, TRUNCATED, str(e) + (f"; {expected}" if expected else "")) from None
+
+
+def _flatten(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Composites an image with alpha over `background` (giving RGB); others pass through."""
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        im.mode == "P" and "transparency" in im.info
+    ):
+        im = im.convert("RGBA")
+        under = Image.new("RGBA", im.size, (*background, 255))
+        im = Image.alpha_composite(under, im).convert("RGB")
+    return im
+
+
 def load_rgb(
     path: str | os.PathLike,
     min_side: int = DEFAULT_MIN_SIDE,
@@ -76,25 +134,8 @@ def load_rgb(
     The size is checked from the header before any pixel is decoded.
     """
     path = os.fspath(path)
-    try:
-        if os.path.getsize(path) == 0:
-            raise SkipImage(path, ZERO_BYTE)
-        handle = open(path, "rb")  # noqa: SIM115 (closed below, after the lazy decode)
-    except OSError as e:
-        raise SkipImage(path, UNREADABLE, e.strerror or str(e)) from None
-    with handle, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow warns on odd EXIF; the checks below decide
-        try:
-            im = Image.open(handle)
-        except UnidentifiedImageError:
-            raise SkipImage(path, NOT_AN_IMAGE) from None
-        except Image.DecompressionBombError as e:
-            raise SkipImage(path, TOO_LARGE, str(e)) from None
-        except (OSError, ValueError, SyntaxError) as e:
-            raise SkipImage(path, TRUNCATED, str(e)) from None
+    with _open(path, max_pixels) as im:
         w, h = im.size
-        if w * h > max_pixels:
-            raise SkipImage(path, TOO_LARGE, f"{w}x{h} px > {max_pixels} px")
         if min(w, h) < min_side:
             raise SkipImage(path, TOO_SMALL, f"{w}x{h} px, shorter side < {min_side}")
         if im.mode == "CMYK":
@@ -104,19 +145,53 @@ def load_rgb(
             raise SkipImage(path, HIGH_BIT_DEPTH, f"mode {im.mode}")
         if im.mode in ("1", "L", "LA"):
             raise SkipImage(path, GRAYSCALE, f"mode {im.mode}")
+        im = _upright(path, im)
         try:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(white, im)  # transparent pixels read as white, not black
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            # transparent pixels read as white, not black
+            rgb = np.asarray(_flatten(im, (255, 255, 255)).convert("RGB"), dtype=np.uint8)
         except (OSError, ValueError, SyntaxError) as e:
             raise SkipImage(path, TRUNCATED, str(e)) from None
     if _is_gray(rgb):
         raise SkipImage(path, GRAYSCALE, "RGB file without colour")
     return rgb
+
+
+def load_photo(
+    path: str | os.PathLike,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
+    """Reads a user's photo as an HxWx3 uint8 RGB array, upright (EXIF orientation applied).
+
+    Converts instead of refusing: grayscale (1, L, LA) and palette (P) become RGB; CMYK becomes
+    RGB by Pillow's plain formula (no ICC profile); 16-bit and 32-bit integer pixels are taken
+    as 0-65535 and scaled to 0-255 (48/64-bit RGB PNGs Pillow reduces to 8 bits itself); float
+    pixels are taken as 0-1. Alpha is not dropped: transparent pixels are composited over
+    `background`, white by default as an image viewer shows them.
+
+    Raises SkipImage, naming the file and what was expected, for zero-byte, unreadable,
+    non-image, truncated or corrupt files, too-large ones (> max_pixels, checked from the header
+    before any pixel is decoded: the decompression-bomb guard) and pixel formats Pillow cannot
+    convert to RGB.
+    """
+    path = os.fspath(path)
+    with _open(path, max_pixels, EXPECTED_PHOTO) as im:
+        im = _upright(path, im, "expected a complete image file")
+        try:
+            if im.mode.startswith(("I", "F")):
+                im = _to_8bit(im)
+            rgb = np.asarray(_flatten(im, background).convert("RGB"), dtype=np.uint8)
+        except ValueError as e:  # e.g. LAB or multi-channel float: Pillow has no RGB conversion
+            raise SkipImage(path, UNSUPPORTED, f"mode {im.mode}: {e}") from None
+    return rgb
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """An L image from one channel of 16/32-bit integer (0-65535) or float (0-1) pixels."""
+    pixels = np.asarray(im).astype(np.float32)
+    scale = 255.0 if im.mode == "F" else 255.0 / 65535.0
+    pixels = np.nan_to_num(pixels * scale, nan=0.0, posinf=255.0, neginf=0.0)
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
 
 
 def _png_bit_depth(im: Image.Image) -> int:

@@ -55,6 +55,19 @@ class TrainState:
     disc_params: Any  # {"global": ..., "local": ...}
     gen_opt_state: Any
     disc_opt_state: Any
+    # The generator that validation, samples and inference use: an exponential moving average of
+    # `gen_params` (`config.gen_optim.ema`), or `gen_params` itself when that is 0.
+    gen_ema: Any
+
+
+def ema_decay(step: jax.Array, decay: float) -> jax.Array:
+    """The average's decay at `step`: `decay`, ramped up as (1 + step) / (10 + step) early on.
+
+    The ramp (as in TensorFlow's `ExponentialMovingAverage(num_updates=...)`) lets a short run's
+    average follow its first steps instead of staying at the initialisation.
+    """
+    step = step.astype(jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
 def _optimizer(optim_config) -> optax.GradientTransformation:
@@ -83,6 +96,9 @@ class InpaintingGAN:
         self.gen_tx = _optimizer(config.gen_optim)
         self.disc_tx = _optimizer(config.disc_optim)
         self.local_size = config.disc.local_size
+        self.ema = config.gen_optim.get("ema", 0.0)
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"config.gen_optim.ema must be in [0, 1), got {self.ema}")
         if config.loss.adv_loss not in losses.ADV_LOSSES:
             raise ValueError(
                 f"config.loss.adv_loss must be one of {losses.ADV_LOSSES}, "
@@ -119,6 +135,7 @@ class InpaintingGAN:
             disc_params=disc_params,
             gen_opt_state=self.gen_tx.init(gen_params),
             disc_opt_state=self.disc_tx.init(disc_params),
+            gen_ema=gen_params,
         )
 
     def generate(self, gen_params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
@@ -186,9 +203,16 @@ class InpaintingGAN:
         )
         metrics["gen/grad_norm"] = optax.tree.norm(gen_grads)
         metrics["disc/grad_norm"] = optax.tree.norm(disc_grads)
+        gen_params = optax.apply_updates(state.gen_params, gen_updates)
+        if self.ema > 0:
+            decay = ema_decay(state.step, self.ema)
+            gen_ema = optax.incremental_update(gen_params, state.gen_ema, 1.0 - decay)
+        else:
+            gen_ema = gen_params
         new_state = state.replace(
             step=state.step + 1,
-            gen_params=optax.apply_updates(state.gen_params, gen_updates),
+            gen_params=gen_params,
+            gen_ema=gen_ema,
             disc_params=optax.apply_updates(state.disc_params, disc_updates),
             gen_opt_state=gen_opt_state,
             disc_opt_state=disc_opt_state,

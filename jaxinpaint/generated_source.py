@@ -67,13 +67,14 @@ def example_fn(config, split: str = "train") -> Callable[[int], dict[str, np.nda
     # Augmentation and free-form holes for training only: validation and test stay as built.
     augment = split == "train" and config.data.get("augment", False)
     free_form = config.data.get("free_form", 0.0) if split == "train" else 0.0
+    geometry = config.data.get("augment_geometry", 0.0)
 
     def example(index: int) -> dict[str, np.ndarray]:
         if free_form and np.random.default_rng([seed, index, 2]).random() < free_form:
             rng = np.random.default_rng([seed, index, 3])
             face = faces[index % len(faces)]
             if augment:
-                face = compose.augment_face(face, rng)
+                face = compose.augment_face(face, rng, geometry)
             hole = compose.free_form_hole(face.image.shape[0], rng)
             occluded = np.where(hole > 0, np.uint8(127), face.image)
             return {"occluded": occluded, "original": face.image, "mask": hole}
@@ -81,7 +82,7 @@ def example_fn(config, split: str = "train") -> Callable[[int], dict[str, np.nda
             i = index + attempt * _RETRY_STRIDE
             face = faces[i % len(faces)]
             if augment:  # its own generator: the occluder draws stay as without augmentation
-                face = compose.augment_face(face, np.random.default_rng([seed, i, 1]))
+                face = compose.augment_face(face, np.random.default_rng([seed, i, 1]), geometry)
             category = compose.category_for(i, seed)
             rng = np.random.default_rng([seed, i])
             variants = library.items[category]

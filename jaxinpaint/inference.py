@@ -21,6 +21,8 @@ from jaxinpaint.gan import InpaintingGAN, compiler_options
 from jaxinpaint.samples import to_uint8
 
 CONFIG_FILE = "config.json"
+# The fields that shape the parameters: a checkpoint restores only into a config agreeing on them.
+MODEL_FIELDS = ("image_size", "gen", "disc")
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -42,6 +44,26 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
             return ml_collections.ConfigDict(json.load(f))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not a valid config JSON file: {e}") from None
+
+
+def model_differences(
+    saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict
+) -> list[str]:
+    """`"field: saved -> new"` for every model field (MODEL_FIELDS) on which two configs differ."""
+
+    def flat(node, prefix=""):
+        if isinstance(node, dict):
+            return {k: v for key in node for k, v in flat(node[key], f"{prefix}{key}.").items()}
+        return {prefix[:-1]: list(node) if isinstance(node, (list, tuple)) else node}
+
+    differences = []
+    for field in MODEL_FIELDS:
+        old = flat({field: json.loads(json.dumps(saved.to_dict().get(field)))})
+        new = flat({field: json.loads(json.dumps(config.to_dict().get(field)))})
+        for key in sorted(old.keys() | new.keys()):
+            if old.get(key) != new.get(key):
+                differences.append(f"{key}: {old.get(key)} -> {new.get(key)}")
+    return differences
 
 
 class Inpainter:
@@ -85,7 +107,7 @@ class Inpainter:
             raise ValueError(f"could not read the checkpoint in {workdir}: {e}") from None
         finally:
             ckpt.close()
-        return cls(config, state.gen_params)
+        return cls(config, state.gen_ema)
 
     def inpaint_batch(
         self, occluded_BxRxRx3: np.ndarray, hole_BxRxRx1: np.ndarray

@@ -70,6 +70,11 @@ def validate(config) -> None:
         )
     if config.data.get("mask_dilation", 0) < 0:
         raise ValueError(f"config.data.mask_dilation must be >= 0, got {config.data.mask_dilation}")
+    if not 0.0 <= config.data.get("augment_geometry", 0.0) <= 0.25:
+        raise ValueError(
+            "config.data.augment_geometry must be in [0, 0.25] (a fraction of the face crop), "
+            f"got {config.data.augment_geometry}"
+        )
     if source == "tfds" and not config.data.tfds_data_dir:
         raise ValueError(
             "config.data.source='tfds' needs config.data.tfds_data_dir: the --out folder of the "

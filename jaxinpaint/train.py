@@ -136,13 +136,39 @@ class Trainer:
         }
 
 
-def _check_finite(step: int, metrics: dict[str, float], last_good: int | None) -> None:
+def _check_finite(
+    step: int, metrics: dict[str, float], last_good: int | None, whose: str = "at step"
+) -> None:
     bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     if bad:
         where = f"step {last_good}" if last_good is not None else "none written"
         raise NonFiniteLossError(
-            f"non-finite {', '.join(bad)} at step {step}; stopped without saving "
+            f"non-finite {', '.join(bad)} {whose} {step}; stopped without saving "
             f"(last good checkpoint: {where})"
+        )
+
+
+def _check_saveable(trainer, state, batch, rng, step: int, last_good: int | None) -> None:
+    """The state about to be saved must itself give finite losses: one more step on a copy of
+    it (thrown away; the train step's own executable, so nothing compiles again)."""
+    probe = jax.tree.map(lambda x: x.copy(), state)  # the step donates its input
+    _, metrics = trainer.train_step(probe, batch, rng, trainer.vgg_params)
+    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    _check_finite(step, host, last_good, whose="from the state of step")
+
+
+def _check_same_model(config, workdir: str) -> None:
+    """A resume must build the model its checkpoints hold; names the fields that differ."""
+    try:
+        saved = inference.load_config(workdir)
+    except FileNotFoundError:
+        return  # checkpoints without a config (written by hand): restoring will tell
+    differences = inference.model_differences(saved, config)
+    if differences:
+        raise ValueError(
+            f"{workdir} holds checkpoints of another model than this config builds "
+            f"({'; '.join(differences)}): resume with the config it was trained with, or use "
+            "a new --workdir"
         )
 
 
@@ -160,7 +186,9 @@ def _restore_or_init(trainer: Trainer, ckpt: Checkpointer, rng: jax.Array) -> tu
             raise FileNotFoundError(f"config.init_from={config.init_from!r} has no checkpoint")
         loaded, _ = source.restore(trainer.abstract_state)
         source.close()
-        state = state.replace(gen_params=loaded.gen_params, disc_params=loaded.disc_params)
+        state = state.replace(
+            gen_params=loaded.gen_params, disc_params=loaded.disc_params, gen_ema=loaded.gen_ema
+        )
         logging.info("Initialised parameters from %s.", config.init_from)
     return state, 0
 
@@ -168,7 +196,7 @@ def _restore_or_init(trainer: Trainer, ckpt: Checkpointer, rng: jax.Array) -> tu
 def _write_samples(trainer: Trainer, state: TrainState, fixed: dict, workdir: str) -> str | None:
     """Every process runs the generator (it spans the global mesh); process 0 writes the PNG."""
     batch = jax.device_put(fixed, trainer.replicated)
-    pred, composite = jax.device_get(trainer.generate(state.gen_params, batch))
+    pred, composite = jax.device_get(trainer.generate(state.gen_ema, batch))
     if jax.process_index() != 0:
         return None
     grid = samples.make_grid(fixed["occluded"], fixed["mask"], pred, composite, fixed["original"])
@@ -184,15 +212,18 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     mesh = make_mesh(config.global_batch_size)
     trainer = Trainer(config, mesh)
     is_lead = jax.process_index() == 0
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+    if ckpt.latest_step() is not None:
+        _check_same_model(config, workdir)
+    root_rng = jax.random.key(config.seed)
+    init_rng, train_rng = jax.random.split(root_rng)
+    state, position = _restore_or_init(trainer, ckpt, init_rng)
+    # Only now, with a state that fits the config: the workdir's record of the run.
     if is_lead:  # lets jaxinpaint.inference rebuild the model from the workdir alone
         inference.save_config(config, workdir)
         trained_on = input_pipeline.training_faces(config)
         if trained_on is not None:  # launch/evaluate.py refuses splits that share a person
             splits.write_record(workdir, config.data.source, trained_on)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
-    root_rng = jax.random.key(config.seed)
-    init_rng, train_rng = jax.random.split(root_rng)
-    state, position = _restore_or_init(trainer, ckpt, init_rng)
     step = int(jax.device_get(state.step))
     total = config.total_steps
     if step >= total:
@@ -222,6 +253,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     writer = EventWriter(workdir) if is_lead else None
     last_good = ckpt.latest_step()
     pending: tuple[int, dict] | None = None  # metrics of the last dispatched step, not yet read
+    checked = None  # the last step whose state gave finite losses (_check_saveable)
     window: list[dict[str, float]] = []
     window_start = time.perf_counter()
 
@@ -274,7 +306,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                         logging.info("Wrote %s", path)
                 if validator is not None and (step % config.eval_every == 0 or stop):
                     read_pending()  # a state is only judged (and kept) once its losses passed
-                    scores = validator(state.gen_params)
+                    scores = validator(state.gen_ema)
                     if is_lead:
                         writer.scalars(step, scores)
                         logging.info(
@@ -283,12 +315,17 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                         )  # fmt: skip
                     value = scores[tracker.metric]
                     if tracker.improves(value):
+                        _check_saveable(trainer, state, batch, train_rng, step, last_good)
+                        checked = step
                         best_ckpt.save(state, data_position=position)
                         best_ckpt.wait()
                         if is_lead:
                             tracker.record(step, value, scores)
                 if step % config.checkpoint_every == 0 or stop:
                     read_pending()  # never save a state whose losses were not checked
+                    if checked != step:
+                        _check_saveable(trainer, state, batch, train_rng, step, last_good)
+                        checked = step
                     ckpt.save(state, data_position=position)
                     last_good = step
                 if preempted:

@@ -7,7 +7,8 @@ Reads the `occluded_faces` split of a `launch/build_dataset.py` output, fills ev
 workdir's generator and with both classical baselines, and writes into `<workdir>/eval/`:
 `eval_<split>.json` and `eval_<split>.md` (PSNR and SSIM over the whole image and over the hole,
 LPIPS; overall and by mask ratio, category and gender) and `best_worst_<split>.png` (rows:
-occluded | mask | model | telea | ns | original; the 4 best, then the 4 worst by the model's LPIPS).
+occluded | mask | model | telea | ns | harmonic | original; the 4 best, then the 4 worst by the
+model's LPIPS).
 With `--inception` (pytorch-fid's FID Inception weights, `.pth`, or the same state dict as `.npz`;
 docs/evaluation.md) the reports also hold each method's FID against the originals.
 Examples whose size differs from the model's are resized to it. Exit status 1 on a user error.
@@ -106,12 +107,13 @@ def _check_unseen(workdir: str, dataset: str, split: str) -> None:
 
 def _print_table(summary: dict, fids: dict | None = None) -> None:
     overall = summary["overall"]
-    header = f"{'method':<8}{'PSNR':>8}{'PSNR hole':>11}{'SSIM':>8}{'SSIM hole':>11}{'LPIPS':>8}"
+    header = f"{'method':<9}{'PSNR':>8}{'PSNR hole':>11}{'SSIM':>8}{'SSIM hole':>11}{'LPIPS':>8}"
     print(header + (f"{'FID':>9}" if fids else ""))
-    for method in ("model", "telea", "ns"):
-        m = overall[method]
+    for method, m in overall.items():
+        if not isinstance(m, dict):  # "n"
+            continue
         print(
-            f"{method:<8}{m['psnr']:>8.2f}{m['psnr_hole']:>11.2f}{m['ssim']:>8.3f}"
+            f"{method:<9}{m['psnr']:>8.2f}{m['psnr_hole']:>11.2f}{m['ssim']:>8.3f}"
             f"{m['ssim_hole']:>11.3f}{m['lpips']:>8.4f}" + (f"{fids[method]:>9.2f}" if fids else "")
         )
 

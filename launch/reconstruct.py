@@ -13,11 +13,20 @@ classes (default: all 19) above its score threshold, or the pixels of `--mask` (
 are inpainted by the generator at its resolution, and the fill is warped back into the photo at
 full resolution (as a correction of a smooth fill made there), replacing the hole whole with a
 feathered seam outside it. Outputs are written whole or not at all (PNG or JPEG, by the
-output's extension; folder mode writes PNGs).
+output's extension; folder mode writes each photo under its own name and in its own format:
+photos/x/a.jpg -> out/x/a.jpg, JPEG at quality 95).
+
+Photos and masks may be grayscale, palette, CMYK, 16-bit or with alpha (converted by
+`data_pipeline.images.load_photo`; transparent photo pixels read as white, transparent mask
+pixels as black, i.e. keep); EXIF orientation is applied to both.
+
+Folder mode goes on past a photo that fails (unreadable, not written, detector or inpainter
+error) and ends with a summary: done (reconstructed), skipped (no face or no occluder: written
+unchanged) and failed, each with its reason.
 
 Exit status: 0 done (a photo without a face or without an occluder is written unchanged, with a
-message); 1 bad arguments, missing or corrupt checkpoint; 2 an input is not a readable photo
-(folder mode: any input).
+message); 1 bad arguments, missing or corrupt checkpoint, unreadable or wrong-size mask; 2 an
+input is not a readable photo (folder mode: any photo failed).
 """
 
 import os
@@ -29,13 +38,28 @@ from PIL import Image
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "A photo, or a folder of photos (searched recursively).")
-flags.DEFINE_string("output", None, "Output file (for a photo) or folder (for a folder).")
+flags.DEFINE_string(
+    "output",
+    None,
+    "Output file (for a photo) or folder (for a folder: each photo under its own name and in its "
+    "own format, photos/x/a.jpg -> OUTPUT/x/a.jpg; not the input folder).",
+)
 flags.DEFINE_string("inpainter", None, "Training workdir of the inpainter (launch/train.py).")
 flags.DEFINE_string("detector", None, "Detector checkpoint (launch/train_detector.py).")
-flags.DEFINE_string("mask", None, "Instead of the detector: a mask image the photo's size.")
+flags.DEFINE_string(
+    "mask",
+    None,
+    "Instead of the detector: a mask image the photo's size, bright (> 127 of 255) = remove; "
+    "any mode (gray, RGB, palette, 16-bit; transparent pixels = keep).",
+)
 flags.DEFINE_list("remove", [], "Occluder classes to remove (default: all 19).")
 flags.DEFINE_float("score_thresh", None, "Detector score threshold (default: the checkpoint's).")
-flags.DEFINE_integer("dilate", 4, "Pixels (at the model's resolution) the hole grows by.")
+flags.DEFINE_integer(
+    "dilate",
+    None,
+    "Photo pixels the hole grows by, to cover an occluder's soft edge (default: 0 with --mask, "
+    "which is taken as exact; 2 with the detector).",
+)
 flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.")
 flags.DEFINE_bool(
     "align", None, "Align faces by keypoints (default: as the inpainter trained, data.align)."
@@ -87,18 +111,41 @@ def build_reconstructor():
         inpainter,
         mask_source,
         size=inpainter.size,
-        dilate=FLAGS.dilate,
+        dilate=(0 if FLAGS.mask else 2) if FLAGS.dilate is None else FLAGS.dilate,
         feather=FLAGS.feather,
         align=inpainter.config.data.get("align", True) if FLAGS.align is None else FLAGS.align,
     )
 
 
-def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> str:
-    """Writes the result for one photo; returns a one-line message. Raises SkipImage."""
-    from data_pipeline.images import load_rgb
+def read_mask(path: str) -> np.ndarray:
+    """The --mask file as an HxW bool array, True = remove; raises UserError if unreadable."""
+    from data_pipeline.images import SkipImage, load_photo
+
+    try:
+        # Over black, transparent pixels read as keep: a mask painted on a transparent layer.
+        rgb = load_photo(path, background=(0, 0, 0))
+    except SkipImage as e:
+        detail = f": {e.detail}" if e.detail else ""
+        raise UserError(f"--mask {path} is not a readable image ({e.reason}{detail})") from None
+    return np.asarray(Image.fromarray(rgb).convert("L")) > 127  # as Pillow's L, then halfway
+
+
+def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> tuple[str, str]:
+    """Writes the result for one photo; returns ("done" or "skipped", a one-line message).
+
+    "skipped" means written unchanged (no face, or no occluder). Raises SkipImage for an
+    unreadable photo, UserError for a mask of another size, OSError when `dst` cannot be written.
+    """
+    from data_pipeline.images import load_photo
     from jaxinpaint.samples import write_image
 
-    photo = load_rgb(src, min_side=16)
+    photo = load_photo(src)
+    if photo_mask is not None and photo_mask.shape != photo.shape[:2]:
+        (mh, mw), (ph, pw) = photo_mask.shape, photo.shape[:2]
+        raise UserError(
+            f"--mask {FLAGS.mask} is {mw}x{mh} px but the photo {src} is {pw}x{ph} px; "
+            "expected a mask of the photo's size"
+        )
     result = reconstructor(photo, photo_mask)
     panels = [photo, result.image] if FLAGS.side_by_side or FLAGS.compare else [result.image]
     if FLAGS.compare:  # OpenCV's Telea on the same (full-resolution) mask, for comparison
@@ -108,13 +155,70 @@ def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> str:
     out = np.concatenate(panels, axis=1)
     write_image(dst, out)
     if not result.faces:
-        return f"{src}: no face found; written unchanged to {dst}"
+        return "skipped", f"{src}: no face found; written unchanged to {dst}"
     if not result.changed:
-        return (
+        return "skipped", (
             f"{src}: no occluder found on {len(result.faces)} face(s); written unchanged to {dst}"
         )
     done = sum(f.inpainted for f in result.faces)
-    return f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
+    return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
+
+
+def folder_outputs(src_dir: str, dst_dir: str) -> list[tuple[str, str]]:
+    """(photo, output) pairs: each photo under `src_dir` to `dst_dir`/<its relative path>, in
+    its own format (a.jpg stays JPEG, a.png PNG: the two never collide). `dst_dir` must not be
+    `src_dir` (the photos would be overwritten); photos already inside `dst_dir` (an output
+    folder within the input folder) are earlier outputs and are left out."""
+    from data_pipeline.images import list_images
+
+    inner = os.path.relpath(os.path.realpath(dst_dir), os.path.realpath(src_dir))
+    if inner == os.curdir:
+        raise UserError(
+            f"--output {dst_dir} is the --input folder: its photos would be overwritten; "
+            "expected another folder"
+        )
+    outside = inner == os.pardir or inner.startswith(os.pardir + os.sep)
+    pairs = []
+    for src in list_images(src_dir):
+        rel = os.path.relpath(src, src_dir)
+        if outside or not rel.startswith(inner + os.sep):
+            pairs.append((src, os.path.join(dst_dir, rel)))
+    return pairs
+
+
+def reconstruct_folder(reconstructor, pairs: list[tuple[str, str]], src_dir: str, dst_dir: str):
+    """Reconstructs every (photo, output) pair of `folder_outputs`, going on past failures;
+    prints a summary and returns the exit status: 0, or 2 when any photo failed."""
+    from tqdm import tqdm
+
+    from data_pipeline.images import SkipImage
+
+    done, skipped, failed = [], [], []
+    for src, dst in tqdm(pairs, desc="reconstruct", unit="photo"):
+        try:
+            outcome, message = reconstruct_one(reconstructor, src, dst)
+        except SkipImage as e:
+            failed.append(str(e))
+        except OSError as e:  # dst not writable, disk full, a folder in its place
+            failed.append(f"{src}: not written to {dst} ({e})")
+        # The detector and the inpainter on one odd photo (CUDA out of memory, a shape they do
+        # not take) must not cost the rest of the batch; they raise these.
+        except (ValueError, RuntimeError, MemoryError) as e:
+            failed.append(f"{src}: {type(e).__name__}: {e}")
+        else:
+            (done if outcome == "done" else skipped).append(message)
+            tqdm.write(message)
+            continue
+        tqdm.write(f"failed {failed[-1]}")
+    print(
+        f"{len(pairs)} photos in {src_dir}: {len(done)} done, {len(skipped)} skipped "
+        f"(written unchanged), {len(failed)} failed; outputs in {dst_dir}"
+    )
+    for message in skipped:
+        print(f"  skipped {message}")
+    for message in failed:
+        print(f"  failed {message}")
+    return 2 if failed else 0
 
 
 def main(argv):
@@ -122,7 +226,7 @@ def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 1
-    from data_pipeline.images import SkipImage, list_images
+    from data_pipeline.images import SkipImage
 
     try:
         if not os.path.exists(FLAGS.input):
@@ -135,39 +239,22 @@ def main(argv):
                 image_format(FLAGS.output)
             except ValueError as e:
                 raise UserError(str(e)) from None
+        pairs = None if single else folder_outputs(FLAGS.input, FLAGS.output)
         reconstructor = build_reconstructor()
-        if single:
-            photo_mask = None
-            if FLAGS.mask:
-                try:
-                    photo_mask = np.asarray(Image.open(FLAGS.mask).convert("L")) > 127
-                except OSError as e:
-                    raise UserError(f"--mask {FLAGS.mask} is not a readable image: {e}") from None
-            try:
-                print(reconstruct_one(reconstructor, FLAGS.input, FLAGS.output, photo_mask))
-            except ValueError as e:  # a mask of the wrong size
-                raise UserError(str(e)) from None
-            return 0
+        if not single:
+            return reconstruct_folder(reconstructor, pairs, FLAGS.input, FLAGS.output)
+        photo_mask = read_mask(FLAGS.mask) if FLAGS.mask else None
+        try:
+            print(reconstruct_one(reconstructor, FLAGS.input, FLAGS.output, photo_mask)[1])
+        except OSError as e:
+            raise UserError(f"--output {FLAGS.output} could not be written ({e})") from None
+        return 0
     except SkipImage as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-
-    from tqdm import tqdm
-
-    photos = list_images(FLAGS.input)
-    failed = []
-    for src in tqdm(photos, desc="reconstruct", unit="photo"):
-        rel = os.path.splitext(os.path.relpath(src, FLAGS.input))[0] + ".png"
-        try:
-            tqdm.write(reconstruct_one(reconstructor, src, os.path.join(FLAGS.output, rel)))
-        except SkipImage as e:
-            failed.append(str(e))
-            tqdm.write(f"skipped {e}")
-    print(f"{len(photos) - len(failed)} of {len(photos)} photos written to {FLAGS.output}")
-    return 2 if failed else 0
 
 
 if __name__ == "__main__":

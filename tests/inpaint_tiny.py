@@ -23,6 +23,8 @@ def tiny_config():
     c.gen.coarse_fill = full.gen.coarse_fill
     c.loss = full.loss
     c.data.augment = full.data.augment
+    c.gen_optim.ema = full.gen_optim.ema  # off: test_train.py tests the average itself
+    c.gen_optim.lr = 5e-4  # the golden values' (and the overfitting test's) step size
     c.gen.widths = (4, 8, 8)
     c.gen.partial_widths = (4, 4, 8)
     c.gen.partial_kernels = (5, 3, 3)

@@ -151,3 +151,20 @@ def test_dedup_finds_near_copies_beyond_its_first_buffer():
     assert not any(d.seen(h) for h in hashes)
     assert d.seen(hashes[1400] ^ 0b11)  # two bits away from a stored hash
     assert not d.seen(hashes[1400] ^ 0b111)
+
+
+def test_augmented_faces_stay_faces_and_move_only_as_asked(few_faces):
+    face = few_faces[0]
+    same = compose.augment_face(face, np.random.default_rng(0))
+    moved = compose.augment_face(face, np.random.default_rng(0), geometry=0.1)
+    assert same.image.shape == moved.image.shape == face.image.shape
+    assert same.image.dtype == moved.image.dtype == np.uint8
+    # geometry 0: mirror and colour only, so the mirrored-or-not crop keeps its structure.
+    gray = lambda im: im.astype(np.float32).mean(-1)
+    plain, flipped = gray(face.image), gray(face.image)[:, ::-1]
+    corr = lambda a, b: np.corrcoef(a.ravel(), b.ravel())[0, 1]
+    assert max(corr(gray(same.image), plain), corr(gray(same.image), flipped)) > 0.95
+    # With geometry the crop moves (still a face: well correlated, not identical).
+    best = max(corr(gray(moved.image), plain), corr(gray(moved.image), flipped))
+    assert 0.3 < best < 0.99
+    assert 0.8 * face.face_box[2] < moved.face_box[2] < 1.2 * face.face_box[2]

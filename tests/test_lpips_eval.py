@@ -75,7 +75,7 @@ def test_evaluate_scores_model_and_baselines_on_the_same_examples(lpips):
     assert ev.records[0]["category"] == "book" and ev.records[0]["gender"] == "male"
     assert ev.records[4]["gender"] is None
     for r in ev.records:
-        assert set(r["metrics"]) == {"model", "telea", "ns"}
+        assert set(r["metrics"]) == {"model", "telea", "ns", "harmonic"}
         assert np.isinf(r["metrics"]["model"]["psnr_hole"])
         assert r["metrics"]["model"]["lpips"] == pytest.approx(0.0, abs=1e-6)
         assert r["metrics"]["telea"]["psnr_hole"] < 60
@@ -85,7 +85,7 @@ def test_evaluate_scores_model_and_baselines_on_the_same_examples(lpips):
     values = [r["metrics"]["telea"]["psnr_hole"] for r in ev.records]
     assert values[best[0]] == max(values) and values[worst[0]] == min(values)
     picture = strip(ev, best + worst)
-    assert picture.dtype == np.uint8 and picture.shape[1] == 6 * 32 + 5 * 2
+    assert picture.dtype == np.uint8 and picture.shape[1] == 7 * 32 + 6 * 2
     assert picture.shape[0] == 4 * 32 + 3 * 2
 
 

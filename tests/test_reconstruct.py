@@ -96,7 +96,7 @@ def test_the_fill_is_the_models_correction_of_a_full_resolution_pushpull_fill():
     def brighter_fill(face, hole_r):  # the smooth (harmonic) fill, 20 levels brighter
         return np.clip(pushpull_fill(face, hole_r, relax=20) + 20.5, 0, 255).astype(np.uint8)
 
-    rec = Reconstructor(brighter_fill, None, size=64, feather=0)(photo, photo_mask)
+    rec = Reconstructor(brighter_fill, None, size=64, dilate=0, feather=0)(photo, photo_mask)
     want = pushpull_fill(photo, hole, relax=20) + 20
     got = rec.image.astype(np.float32)
     inner = cv2.erode(photo_mask, np.ones((5, 5), np.uint8)) > 0
@@ -174,3 +174,23 @@ def test_faces_behind_sunglasses_and_mask_only_photos_are_found():
     box = found.box
     assert found.keypoints is None
     assert box[2] == box[3] >= 59 and box[0] < 140 and box[0] + box[2] > 170
+
+
+@pytest.mark.parametrize("size", [64, 256])
+@pytest.mark.parametrize("zoom", [0.5, 1.0, 2.0])
+def test_no_pixel_beyond_dilate_plus_feather_from_the_mask_changes(size, zoom):
+    photo = cv2.resize(data.astronaut(), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.ellipse(mask, (round(225 * zoom), round(95 * zoom)), (round(30 * zoom), round(9 * zoom)),
+                10, 0, 360, 1, -1)  # fmt: skip  # a tilted band over the eyes
+    dilate, feather = 2, 3
+    for base in ("harmonic", "none"):
+        rec = Reconstructor(
+            paint_green, None, size=size, dilate=dilate, feather=feather, base=base
+        )(photo, mask)
+        assert rec.changed
+        changed = np.any(rec.image != photo, axis=-1)
+        distance = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 5)
+        assert distance[changed].max() <= dilate + feather, (base, distance[changed].max())
+        # The mask itself is replaced (green shows through wherever the model painted).
+        assert changed[mask > 0].mean() > 0.95

@@ -1,14 +1,19 @@
-"""launch/reconstruct.py end to end with a tiny trained inpainter and a user mask."""
+"""launch/reconstruct.py end to end with a tiny trained inpainter and a user mask, or an untrained
+detector over a folder (its photos hold no face, so it is never asked; only loaded)."""
 
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
+from config_files import load_config
 from inpaint_tiny import REPO, tiny_config
 from PIL import Image
 from skimage import data
 
+from detector import checkpoint
+from detector import model as model_lib
 from jaxinpaint import train
 
 
@@ -19,6 +24,22 @@ def inpainter_workdir(tmp_path_factory):
     config.total_steps = 1
     train.train_and_evaluate(config, str(workdir))
     return workdir
+
+
+@pytest.fixture(scope="module")
+def detector_checkpoint(tmp_path_factory):
+    """An untrained detector saved as a checkpoint: folder mode needs one to start."""
+    config = load_config("detector")
+    torch.manual_seed(0)
+    model = model_lib.build_model(config.model, 64, load_weights=False)
+    path = tmp_path_factory.mktemp("detector") / "model_final.pt"
+    checkpoint.save(path, model=model, optimizer=None, step=0, config=config, image_size=64)
+    return path
+
+
+def noise(shape, seed=0):
+    """A photo in which no face is found: written unchanged, without asking the detector."""
+    return np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
 
 
 def run(*args):
@@ -57,8 +78,8 @@ def test_photo_with_a_mask_file_is_reconstructed(inpainter_workdir, tmp_path):
 
 
 def test_no_face_is_written_unchanged_with_a_message(inpainter_workdir, tmp_path):
-    noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(tmp_path / "noise.png")
+    photo = noise((96, 128, 3))
+    Image.fromarray(photo).save(tmp_path / "noise.png")
     mask = np.zeros((96, 128), np.uint8)  # an empty mask: nothing to place a face around
     Image.fromarray(mask).save(tmp_path / "mask.png")
     out = tmp_path / "noise_out.png"
@@ -69,7 +90,7 @@ def test_no_face_is_written_unchanged_with_a_message(inpainter_workdir, tmp_path
         f"--output={out}",
     )
     assert rc == 0 and "no face found" in log, log
-    np.testing.assert_array_equal(np.asarray(Image.open(out)), noise)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), photo)
 
 
 def test_bad_inputs_fail_cleanly_without_output(inpainter_workdir, tmp_path):
@@ -93,7 +114,7 @@ def test_bad_inputs_fail_cleanly_without_output(inpainter_workdir, tmp_path):
         (
             [f"--input={tmp_path / 'photo.png'}", f"--mask={tmp_path / 'small_mask.png'}"],
             1,
-            "the mask is (8, 8) but the photo is (512, 512)",
+            "small_mask.png is 8x8 px but the photo",
         ),
         (
             [f"--input={tmp_path / 'missing.jpg'}", f"--mask={tmp_path / 'small_mask.png'}"],
@@ -116,3 +137,89 @@ def test_bad_inputs_fail_cleanly_without_output(inpainter_workdir, tmp_path):
     assert rc == 1 and "config.json not found" in log, log
     assert not out.exists() and not gif.exists()
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_gray_16_bit_photo_with_a_transparent_mask(inpainter_workdir, tmp_path):
+    photo = noise((96, 128)).astype(np.uint16) * 257  # 16-bit grayscale: refused by curation
+    Image.fromarray(photo).save(tmp_path / "photo16.png")
+    mask = np.zeros((96, 128, 4), np.uint8)
+    mask[..., :3] = 255  # white everywhere, but only the square is opaque: the rest is keep
+    mask[40:56, 60:76, 3] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    rc, log = run(
+        f"--input={tmp_path / 'photo16.png'}",
+        f"--mask={tmp_path / 'mask.png'}",
+        f"--inpainter={inpainter_workdir}",
+        f"--output={out}",
+    )
+    assert rc == 0 and "reconstructed 1 of 1 face(s)" in log, log
+    result = np.asarray(Image.open(out))
+    assert result.shape == (96, 128, 3)
+    changed = np.any(result != (photo // 257)[..., None].astype(np.uint8), axis=-1)
+    assert changed[40:56, 60:76].mean() > 0.9
+    changed[32:64, 52:84] = False  # the hole and its feathered seam
+    assert not changed.any()
+
+
+def test_folder_goes_on_past_bad_photos_and_names_them(
+    detector_checkpoint, inpainter_workdir, tmp_path
+):
+    src, out = tmp_path / "photos", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    good, gray = noise((96, 128, 3)), noise((96, 128), seed=1)
+    Image.fromarray(good).save(src / "good.png")
+    Image.fromarray(gray).save(src / "gray.png")  # the curation loader refuses grayscale
+    Image.fromarray(good).save(src / "full.jpg", quality=95)
+    data = (src / "full.jpg").read_bytes()
+    (src / "full.jpg").unlink()
+    (src / "bad.jpg").write_bytes(data[: len(data) // 2])
+    Image.fromarray(good).save(src / "sub" / "blocked.png")
+    (out / "sub" / "blocked.png").mkdir(parents=True)  # its output cannot be written
+    rc, log = run(
+        f"--input={src}",
+        f"--output={out}",
+        f"--detector={detector_checkpoint}",
+        f"--inpainter={inpainter_workdir}",
+        "--device=cpu",
+    )
+    assert rc == 2, log
+    summary = log[log.index(f"4 photos in {src}") :]
+    assert "0 done, 2 skipped (written unchanged), 2 failed" in summary, log
+    assert f"failed {src / 'bad.jpg'}: truncated or corrupt image" in summary, log
+    assert f"failed {src / 'sub' / 'blocked.png'}: not written to" in summary, log
+    assert f"skipped {src / 'gray.png'}: no face found" in summary, log
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "good.png")), good)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "gray.png"))[..., 1], gray)
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["good.png", "gray.png"]
+
+
+def test_folder_outputs_of_same_named_photos_do_not_collide(
+    detector_checkpoint, inpainter_workdir, tmp_path
+):
+    src = tmp_path / "photos"
+    out = src / "out"  # inside the input: earlier outputs there are not inputs again
+    out.mkdir(parents=True)
+    Image.fromarray(noise((96, 128, 3), seed=2)).save(src / "a.jpg", quality=95)
+    Image.fromarray(noise((96, 128, 3), seed=3)).save(src / "a.png")
+    Image.fromarray(noise((96, 128, 3), seed=4)).save(out / "earlier.png")
+    rc, log = run(
+        f"--input={src}",
+        f"--output={out}",
+        f"--detector={detector_checkpoint}",
+        f"--inpainter={inpainter_workdir}",
+        "--device=cpu",
+    )
+    assert rc == 0 and f"2 photos in {src}: 0 done, 2 skipped" in log, log
+    assert Image.open(out / "a.jpg").format == "JPEG" and Image.open(out / "a.png").format == "PNG"
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), noise((96, 128, 3), 3))
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.png", "earlier.png"]
+    # The input folder itself is refused as the output: it would overwrite the photos.
+    rc, log = run(
+        f"--input={src}",
+        f"--output={src}",
+        f"--detector={detector_checkpoint}",
+        f"--inpainter={inpainter_workdir}",
+        "--device=cpu",
+    )
+    assert rc == 1 and "is the --input folder" in log, log

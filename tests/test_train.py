@@ -71,6 +71,34 @@ def test_one_step_matches_golden_values(tiny):
     assert int(state.step) == 2
 
 
+def test_generator_average_follows_the_weights(tiny):
+    init, step, vgg, batch = tiny
+    state = init(jax.random.key(0))
+    after, _ = step(state, batch, jax.random.key(1), vgg)
+    # Off (the tiny config's default): inference uses the weights themselves.
+    for ema, new in zip(*map(jax.tree.leaves, (after.gen_ema, after.gen_params)), strict=True):
+        np.testing.assert_array_equal(ema, new)
+
+    config = tiny_config()
+    config.gen_optim.ema = 0.99
+    averaged = jax.jit(InpaintingGAN(config).train_step)
+    state = init(jax.random.key(0))
+    init_params = jax.tree.leaves(jax.device_get(state.gen_params))
+    state, _ = averaged(state, batch, jax.random.key(1), vgg)
+    first = jax.tree.leaves(jax.device_get(state.gen_params))
+    state, _ = averaged(state, batch, jax.random.key(1), vgg)
+    # The decay ramps up: 1/10 at step 0, 2/11 at step 1. The average after two steps, by hand:
+    want = [
+        (2 / 11) * ((1 / 10) * p0 + (9 / 10) * p1) + (9 / 11) * p2
+        for p0, p1, p2 in zip(init_params, first, jax.tree.leaves(state.gen_params), strict=True)
+    ]
+    for got, w in zip(jax.tree.leaves(state.gen_ema), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"gen_optim\.ema"):
+        config.gen_optim.ema = 1.0
+        InpaintingGAN(config)
+
+
 def test_loss_falls_when_overfitting_one_batch(tiny):
     init, step, vgg, batch = tiny
     state = init(jax.random.key(0))
@@ -97,7 +125,7 @@ from inpaint_tiny import tiny_config
 from jaxinpaint import train
 
 def flat(state):
-    leaves = jax.tree.leaves(jax.device_get((state.gen_params, state.disc_params)))
+    leaves = jax.tree.leaves(jax.device_get(state))
     return np.concatenate([np.ravel(x) for x in leaves])
 """
 
@@ -123,7 +151,18 @@ stopped = train.train_and_evaluate(cfg, "{tmp_path}/b")
 train.Trainer.global_batch = original
 meta = json.load(open("{tmp_path}/b/checkpoints/3/meta/metadata"))
 resumed = train.train_and_evaluate(cfg, "{tmp_path}/b")
+# A resume with another model is refused, naming the fields; config.json still fits the checkpoints.
+other = tiny_config()
+other.total_steps = 6
+other.gen.widths = (4, 8, 16)
+try:
+    train.train_and_evaluate(other, "{tmp_path}/b")
+    refused = ""
+except ValueError as e:
+    refused = str(e)
 print(json.dumps({{
+    "refused": refused,
+    "config_widths": json.load(open("{tmp_path}/b/config.json"))["gen"]["widths"],
     "stopped_at": int(stopped.step),
     "meta": meta,
     "final_step": int(resumed.step),
@@ -137,6 +176,8 @@ print(json.dumps({{
 """
     )
     out = _run(script, cache_dir=tmp_path / "cache")
+    assert "gen.widths: [4, 8, 8] -> [4, 8, 16]" in out["refused"], out["refused"]
+    assert out["config_widths"] == [4, 8, 8]
     assert out["stopped_at"] == 3
     assert out["meta"] == {"step": 3, "data_position": 3}
     assert out["final_step"] == 4
@@ -148,7 +189,7 @@ print(json.dumps({{
     assert out["config"] == 32
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_non_finite_loss_stops_and_no_saved_state_gives_one(tmp_path):
     script = (
         _LOOP_PRELUDE
         + f"""
@@ -165,8 +206,10 @@ print(json.dumps({{"message": message, "saved": sorted(os.listdir("{tmp_path}/w/
 """
     )
     out = _run(script, cache_dir=tmp_path / "cache")
-    assert "non-finite" in out["message"] and "at step 2" in out["message"], out
-    assert out["saved"] == ["1"]
+    # Step 1's losses (from the initial state) are finite, but the state it made gives
+    # non-finite ones: it is not saved.
+    assert "non-finite" in out["message"] and "from the state of step 1" in out["message"], out
+    assert out["saved"] == []
 
 
 def _device_step_script(devices: int, out: str) -> str:

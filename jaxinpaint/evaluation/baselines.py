@@ -1,23 +1,27 @@
-"""Classical inpainting baselines: OpenCV's Telea (fast marching) and Navier-Stokes methods."""
+"""Classical inpainting baselines: OpenCV's Telea (fast marching) and Navier-Stokes methods, and
+the harmonic fill that the `harmonic` generator starts from (its network's share is the gap)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+_CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+METHODS = (*_CV2_METHODS, "harmonic")
+HARMONIC_RELAX = 20  # Jacobi steps per level, as the generator's `coarse_fill="harmonic"`
 
 
 def classical_inpaint(
     image_HxWx3: np.ndarray, hole_HxW: np.ndarray, method: str = "telea", radius: int = 5
 ) -> np.ndarray:
-    """Fills the hole of a uint8 RGB image with `cv2.inpaint`; pixels outside the hole are kept.
+    """Fills the hole of a uint8 RGB image with `cv2.inpaint` or the harmonic fill; pixels outside
+    the hole are kept.
 
     Args:
       image_HxWx3: uint8 RGB image (the hole's content is ignored).
       hole_HxW: hole mask, `[H, W]` or `[H, W, 1]`, non-zero on the pixels to fill.
-      method: "telea" or "ns".
-      radius: neighbourhood radius in pixels.
+      method: "telea", "ns" (OpenCV) or "harmonic" (`pushpull_fill` relaxed).
+      radius: neighbourhood radius in pixels (OpenCV's methods).
     """
     if method not in METHODS:
         raise ValueError(f"unknown inpainting method {method!r}; expected one of {sorted(METHODS)}")
@@ -32,7 +36,10 @@ def classical_inpaint(
     hole_u8 = (hole > 0).astype(np.uint8)
     if not hole_u8.any():
         return image.copy()
-    return cv2.inpaint(np.ascontiguousarray(image), hole_u8, radius, METHODS[method])
+    if method == "harmonic":
+        fill = pushpull_fill(image, hole_u8, relax=HARMONIC_RELAX)
+        return np.clip(np.rint(fill), 0, 255).astype(np.uint8)
+    return cv2.inpaint(np.ascontiguousarray(image), hole_u8, radius, _CV2_METHODS[method])
 
 
 def pushpull_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray, relax: int = 0) -> np.ndarray:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from jaxinpaint.evaluation import metrics
-from jaxinpaint.evaluation.baselines import classical_inpaint
+from jaxinpaint.evaluation.baselines import METHODS, classical_inpaint
 from jaxinpaint.evaluation.evaluate import GENDERS
 from jaxinpaint.evaluation.lpips import LPIPS
 
@@ -86,7 +86,7 @@ def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict
 def score_photos(
     reconstruct: Callable[[np.ndarray, np.ndarray], np.ndarray],
     examples: Iterator[dict],
-    baselines: tuple[str, ...] = ("telea", "ns"),
+    baselines: tuple[str, ...] = METHODS,
     lpips: LPIPS | None = None,
 ) -> list[dict]:
     """Records in the form of `evaluate.evaluate`'s, for `report.aggregate`: each method's PSNR,
