@@ -48,6 +48,7 @@ class FaceResult:
 class Reconstruction:
     image: np.ndarray  # HxWx3 uint8, the photo with every occluded face reconstructed
     faces: tuple[FaceResult, ...]
+    hole: np.ndarray  # HxW bool: the pixels replaced whole (the grown hole); the seam blends
 
     @property
     def changed(self) -> bool:
@@ -139,10 +140,10 @@ class Reconstructor:
 
     def reconstruct_face(
         self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None = None
-    ) -> tuple[np.ndarray, FaceResult]:
-        """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it and the result.
-        With `photo_hole` (HxW bool, already grown by `dilate`) the hole comes from it, not the
-        mask source."""
+    ) -> tuple[np.ndarray, FaceResult, np.ndarray | None]:
+        """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it, the result and
+        the hole it replaced (HxW bool; None when nothing). With `photo_hole` (HxW bool, already
+        grown by `dilate`) the hole comes from it, not the mask source."""
         alignment = self.alignment(face)
         upscale = alignment.scale > 1
         face_r = alignment.crop(photo, cv2.INTER_CUBIC if upscale else cv2.INTER_LINEAR)
@@ -172,7 +173,7 @@ class Reconstructor:
             float(hole_r.mean()),
         )
         if not result.inpainted:
-            return photo, result
+            return photo, result, None
         filled_r = np.asarray(self.inpaint(face_r, hole_r))
         if filled_r.shape != face_r.shape or filled_r.dtype != np.uint8:
             raise ValueError(
@@ -199,7 +200,9 @@ class Reconstructor:
         out = photo.copy()
         blended = alpha * filled + (1 - alpha) * region
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-        return out, result
+        replaced = np.zeros(photo.shape[:2], bool)
+        replaced[y0:y1, x0:x1] = hard
+        return out, result, replaced
 
     def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
         """Faces, largest first (`data_pipeline.faces.find_faces`: BlazeFace with keypoints,
@@ -221,6 +224,11 @@ class Reconstructor:
         photo = np.asarray(photo_HxWx3)
         if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[-1] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB photo, got {photo.dtype} {photo.shape}")
+        if photo_mask is None and self.mask_source is None:
+            raise ValueError(
+                "this Reconstructor has no mask source (a detector): pass photo_mask, the "
+                "pixels to remove, with each photo"
+            )
         if photo_mask is not None:
             photo_mask = np.asarray(photo_mask, np.float32)  # once, not once per face
             if photo_mask.shape[:2] != photo.shape[:2]:
@@ -232,7 +240,10 @@ class Reconstructor:
             found = found[: self.max_faces]
         photo_hole = None if photo_mask is None else self._grow(photo_mask > 0.5)
         results = []
+        hole = np.zeros(photo.shape[:2], bool)
         for face in found:
-            photo, result = self.reconstruct_face(photo, face, photo_hole)
+            photo, result, replaced = self.reconstruct_face(photo, face, photo_hole)
             results.append(result)
-        return Reconstruction(photo, tuple(results))
+            if replaced is not None:
+                hole |= replaced
+        return Reconstruction(photo, tuple(results), hole)

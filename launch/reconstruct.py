@@ -31,6 +31,7 @@ input is not a readable photo (folder mode: any photo failed).
 
 import os
 import sys
+import time
 
 import numpy as np
 from absl import app, flags, logging
@@ -65,6 +66,12 @@ flags.DEFINE_bool(
     "align", None, "Align faces by keypoints (default: as the inpainter trained, data.align)."
 )
 flags.DEFINE_bool("side_by_side", False, "Write the input and the result side by side.")
+flags.DEFINE_bool(
+    "details",
+    False,
+    "Also write OUTPUT.details/: mask.png (the pixels replaced), faces/<i>_before.png and "
+    "<i>_after.png (each face's square), record.json (faces, boxes, hole fractions, seconds).",
+)
 flags.DEFINE_bool(
     "compare", False, "Write input | result | cv2.inpaint TELEA side by side (needs --mask)."
 )
@@ -146,7 +153,9 @@ def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> tuple
             f"--mask {FLAGS.mask} is {mw}x{mh} px but the photo {src} is {pw}x{ph} px; "
             "expected a mask of the photo's size"
         )
+    start = time.perf_counter()
     result = reconstructor(photo, photo_mask)
+    seconds = time.perf_counter() - start
     panels = [photo, result.image] if FLAGS.side_by_side or FLAGS.compare else [result.image]
     if FLAGS.compare:  # OpenCV's Telea on the same (full-resolution) mask, for comparison
         from jaxinpaint.evaluation.baselines import classical_inpaint
@@ -154,6 +163,8 @@ def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> tuple
         panels.append(classical_inpaint(photo, photo_mask, "telea"))
     out = np.concatenate(panels, axis=1)
     write_image(dst, out)
+    if FLAGS.details:
+        write_details(src, dst, photo, result, seconds)
     if not result.faces:
         return "skipped", f"{src}: no face found; written unchanged to {dst}"
     if not result.changed:
@@ -162,6 +173,45 @@ def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> tuple
         )
     done = sum(f.inpainted for f in result.faces)
     return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
+
+
+def write_details(src: str, dst: str, photo: np.ndarray, result, seconds: float) -> str:
+    """`dst`.details/: the replaced pixels, each face before and after, and a JSON record."""
+    import json
+
+    from data_pipeline import atomic
+    from data_pipeline.faces import face_window
+    from jaxinpaint.samples import write_image
+
+    folder = dst + ".details"
+    write_image(os.path.join(folder, "mask.png"), result.hole.astype(np.uint8) * 255)
+    h, w = photo.shape[:2]
+    faces = []
+    for i, face in enumerate(result.faces):
+        x0, y0, side = face_window(face.box, margin=0.5)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+        if x1 > x0 and y1 > y0:
+            for name, image in (("before", photo), ("after", result.image)):
+                path = os.path.join(folder, "faces", f"{i}_{name}.png")
+                write_image(path, np.ascontiguousarray(image[y0:y1, x0:x1]))
+        faces.append(
+            {
+                "box_xywh": list(face.box),
+                "aligned": face.aligned,
+                "hole_fraction": round(face.hole_fraction, 4),
+                "inpainted": face.inpainted,
+            }
+        )
+    record = {
+        "input": src,
+        "output": dst,
+        "size_wh": [w, h],
+        "replaced_pixels": int(result.hole.sum()),
+        "faces": faces,
+        "seconds": round(seconds, 3),
+    }
+    atomic.write_text(os.path.join(folder, "record.json"), json.dumps(record, indent=2))
+    return folder
 
 
 def folder_outputs(src_dir: str, dst_dir: str) -> list[tuple[str, str]]:

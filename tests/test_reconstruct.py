@@ -78,6 +78,11 @@ def test_no_occluder_returns_the_photo_unchanged():
     np.testing.assert_array_equal(rec.image, photo)
 
 
+def test_without_a_mask_source_a_photo_mask_is_required():
+    with pytest.raises(ValueError, match="no mask source"):
+        Reconstructor(paint_green, None, size=64)(data.astronaut())
+
+
 def test_no_face_returns_the_photo_unchanged():
     photo = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     rec = Reconstructor(paint_green, lower_face_mask, size=64)(photo)

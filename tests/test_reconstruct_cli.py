@@ -1,6 +1,7 @@
 """launch/reconstruct.py end to end with a tiny trained inpainter and a user mask, or an untrained
 detector over a folder (its photos hold no face, so it is never asked; only loaded)."""
 
+import json
 import subprocess
 import sys
 
@@ -66,6 +67,7 @@ def test_photo_with_a_mask_file_is_reconstructed(inpainter_workdir, tmp_path):
         f"--inpainter={inpainter_workdir}",
         f"--output={out}",
         "--side_by_side",
+        "--details",
     )
     assert rc == 0, log
     assert "reconstructed 1 of 1 face(s)" in log
@@ -75,6 +77,18 @@ def test_photo_with_a_mask_file_is_reconstructed(inpainter_workdir, tmp_path):
     np.testing.assert_array_equal(result[:, :512], src)
     changed = np.any(result[:, 512:] != src, axis=-1)
     assert changed[135:148, 212:238].mean() > 0.9 and not changed[:100].any()
+    # --details: the replaced pixels are the mask (a user mask is exact), each face before and
+    # after, and the record.
+    details = tmp_path / "out" / "result.png.details"
+    np.testing.assert_array_equal(np.asarray(Image.open(details / "mask.png")) > 0, mask > 0)
+    record = json.loads((details / "record.json").read_text())
+    assert record["replaced_pixels"] == int((mask > 0).sum()) and record["size_wh"] == [512, 512]
+    (face,) = record["faces"]
+    assert face["inpainted"] and face["aligned"] and 0 < face["hole_fraction"] < 0.2
+    before, after = (
+        np.asarray(Image.open(details / "faces" / f"0_{k}.png")) for k in ("before", "after")
+    )
+    assert before.shape == after.shape and np.any(before != after)
 
 
 def test_no_face_is_written_unchanged_with_a_message(inpainter_workdir, tmp_path):
@@ -162,6 +176,16 @@ def test_gray_16_bit_photo_with_a_transparent_mask(inpainter_workdir, tmp_path):
     assert not changed.any()
 
 
+def run_folder(src, out, detector_checkpoint, inpainter_workdir):
+    return run(
+        f"--input={src}",
+        f"--output={out}",
+        f"--detector={detector_checkpoint}",
+        f"--inpainter={inpainter_workdir}",
+        "--device=cpu",
+    )
+
+
 def test_folder_goes_on_past_bad_photos_and_names_them(
     detector_checkpoint, inpainter_workdir, tmp_path
 ):
@@ -176,13 +200,7 @@ def test_folder_goes_on_past_bad_photos_and_names_them(
     (src / "bad.jpg").write_bytes(data[: len(data) // 2])
     Image.fromarray(good).save(src / "sub" / "blocked.png")
     (out / "sub" / "blocked.png").mkdir(parents=True)  # its output cannot be written
-    rc, log = run(
-        f"--input={src}",
-        f"--output={out}",
-        f"--detector={detector_checkpoint}",
-        f"--inpainter={inpainter_workdir}",
-        "--device=cpu",
-    )
+    rc, log = run_folder(src, out, detector_checkpoint, inpainter_workdir)
     assert rc == 2, log
     summary = log[log.index(f"4 photos in {src}") :]
     assert "0 done, 2 skipped (written unchanged), 2 failed" in summary, log
@@ -203,23 +221,11 @@ def test_folder_outputs_of_same_named_photos_do_not_collide(
     Image.fromarray(noise((96, 128, 3), seed=2)).save(src / "a.jpg", quality=95)
     Image.fromarray(noise((96, 128, 3), seed=3)).save(src / "a.png")
     Image.fromarray(noise((96, 128, 3), seed=4)).save(out / "earlier.png")
-    rc, log = run(
-        f"--input={src}",
-        f"--output={out}",
-        f"--detector={detector_checkpoint}",
-        f"--inpainter={inpainter_workdir}",
-        "--device=cpu",
-    )
+    rc, log = run_folder(src, out, detector_checkpoint, inpainter_workdir)
     assert rc == 0 and f"2 photos in {src}: 0 done, 2 skipped" in log, log
     assert Image.open(out / "a.jpg").format == "JPEG" and Image.open(out / "a.png").format == "PNG"
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), noise((96, 128, 3), 3))
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.png", "earlier.png"]
     # The input folder itself is refused as the output: it would overwrite the photos.
-    rc, log = run(
-        f"--input={src}",
-        f"--output={src}",
-        f"--detector={detector_checkpoint}",
-        f"--inpainter={inpainter_workdir}",
-        "--device=cpu",
-    )
+    rc, log = run_folder(src, src, detector_checkpoint, inpainter_workdir)
     assert rc == 1 and "is the --input folder" in log, log
