@@ -7,6 +7,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+from data_pipeline import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
@@ -37,9 +39,5 @@ def untrained_detector(size: int, device: str = "cpu"):
 
 def write_json(path: str | Path, result: dict) -> None:
     """Writes `result` as indented JSON through a temporary file, then says where."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")

@@ -93,11 +93,17 @@ def _face_stream(faces_arg: str, size: int, skips: faces.SkipLog, workers: int, 
     return len(paths), face_iter, genders, persons
 
 
+def _imwrite(path: str, image: np.ndarray) -> None:
+    """`cv2.imwrite`, but a file it cannot write (full disk, no permission) is an error."""
+    if not cv2.imwrite(path, image):
+        raise OSError(f"could not write {path} (disk full, or no permission?)")
+
+
 def _write_pair(pairs: str, ex: dict) -> None:
     for kind in ("original", "occluded"):
         bgr = cv2.cvtColor(ex[kind], cv2.COLOR_RGB2BGR)
-        cv2.imwrite(os.path.join(pairs, kind, f"{ex['id']}.png"), bgr)
-    cv2.imwrite(os.path.join(pairs, "mask", f"{ex['id']}.png"), ex["mask"][..., 0] * 255)
+        _imwrite(os.path.join(pairs, kind, f"{ex['id']}.png"), bgr)
+    _imwrite(os.path.join(pairs, "mask", f"{ex['id']}.png"), ex["mask"][..., 0] * 255)
 
 
 def build_dataset(
@@ -245,7 +251,7 @@ def _stage_faces(folder, face_iter, n_inputs, skips, progress) -> list[tuple[fac
     bar = tqdm.tqdm(total=n_inputs, unit="photo", desc="faces", disable=not progress)
     for face in _ticking(face_iter, bar, skips):
         path = os.path.join(folder, f"{face.id}.png")
-        cv2.imwrite(path, cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR))
+        _imwrite(path, cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR))
         staged.append((dataclasses.replace(face, image=np.zeros((0, 0, 3), np.uint8)), path))
     bar.close()
     return staged

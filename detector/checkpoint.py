@@ -6,12 +6,13 @@ and nothing that needs pickle's code execution to load.
 """
 
 import json
-import os
 import pathlib
 import re
 
 import ml_collections
 import torch
+
+from data_pipeline import atomic
 
 _STEP_FILE = re.compile(r"^ckpt_(\d{8})\.pt$")
 FINAL_NAME = "model_final.pt"
@@ -33,9 +34,8 @@ def save(path, *, model, optimizer, step: int, config, image_size: int) -> None:
         "config_json": config.to_json(),
         "image_size": int(image_size),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic.open_atomic(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load(path, map_location="cpu") -> dict:

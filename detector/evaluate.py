@@ -8,7 +8,6 @@ and as a Markdown table. `evaluate_model` ties these to a model and a COCO split
 import contextlib
 import io
 import json
-import os
 import pathlib
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.cocoeval import COCOeval
 
+from data_pipeline import atomic
 from data_pipeline.categories import CATEGORIES, CATEGORY_TO_ID
 from detector import visualize
 
@@ -106,9 +106,7 @@ def markdown_table(metrics: dict) -> str:
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def _nan_to_none(tree):

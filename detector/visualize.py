@@ -1,11 +1,9 @@
 """PNG pictures of detector output: masks tinted, boxes outlined, labels with scores."""
 
-import os
-import pathlib
-
 import numpy as np
 from PIL import Image, ImageDraw
 
+from data_pipeline import atomic
 from data_pipeline.categories import ID_TO_CATEGORY
 
 
@@ -37,8 +35,5 @@ def draw_instances(image_HxWx3, boxes_Nx4, scores_N, labels_N, masks_NxHxW) -> n
 
 def save_png(path, image_HxWx3: np.ndarray) -> None:
     """Write an RGB uint8 image as PNG (temp name, then rename)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(np.asarray(image_HxWx3, np.uint8)).save(tmp)
-    os.replace(tmp, path)
+    with atomic.open_atomic(path, "wb") as f:
+        Image.fromarray(np.asarray(image_HxWx3, np.uint8)).save(f, format="PNG")

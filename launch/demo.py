@@ -92,7 +92,8 @@ def main(argv):
     # the sunglasses, scores ~0.4 (a COCO-initialised one clears the default 0.7).
     run("launch/reconstruct.py", *common, f"--detector={checkpoint}", "--score_thresh=0.3",
         f"--output={rec}/with_detector.png")  # fmt: skip
-    run("launch/reconstruct.py", *common, f"--mask={mask}", f"--output={rec}/with_mask.png")
+    run("launch/reconstruct.py", *common, f"--mask={mask}", f"--output={rec}/with_mask.png",
+        "--details")  # fmt: skip
     run("launch/reconstruct.py", f"--input={photo}", f"--inpainter={inp}", f"--mask={mask}",
         "--compare", f"--output={rec}/compare_telea.png")  # fmt: skip
 
@@ -105,6 +106,7 @@ def main(argv):
         ("evaluation table (crops)", os.path.join(inp, "eval", "eval_test.md")),
         ("evaluation table (photos)", os.path.join(inp, "eval", "eval_test_photos.md")),
         ("input | model | Telea", os.path.join(rec, "compare_telea.png")),
+        ("mask, faces before/after, record", os.path.join(rec, "with_mask.png.details")),
         ("reconstructed photo", rec),
     ]:
         print(f"  {what:<36}{path}")

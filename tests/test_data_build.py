@@ -122,6 +122,13 @@ def test_failed_build_leaves_nothing_behind(face_dir, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_an_image_cv2_cannot_write_fails_the_build(face_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(build.cv2, "imwrite", lambda *a, **k: False)  # what a full disk returns
+    with pytest.raises(OSError, match=r"faces/.*\.png \(disk full"):  # the first image written
+        build.build_dataset(str(face_dir[0]), str(tmp_path / "out"), size=48, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
 def test_user_errors_are_one_line_without_traceback(face_dir, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep me")
