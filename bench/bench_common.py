@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import configs
 from data_pipeline import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,7 +15,8 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def load_config(path: str | Path):
-    """`get_config()` of a Python config file (configs/*.py)."""
+    """`get_config()` of a config file given by path (a `--config` flag: the repository's
+    configs/*.py or a user's own; by name, `configs.get`)."""
     path = Path(path)
     if not path.is_file():
         raise SystemExit(f"error: config file {path} does not exist")
@@ -32,7 +34,7 @@ def untrained_detector(size: int, device: str = "cpu"):
 
     from detector import model, predict
 
-    config = load_config(ROOT / "configs" / "detector_demo.py")
+    config = configs.get("detector_demo")
     torch.manual_seed(0)
     return predict.Detector(model.build_model(config.model, size), score_thresh=0.0, device=device)
 

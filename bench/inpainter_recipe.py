@@ -19,8 +19,9 @@ import functools
 import os
 import time
 
-from bench_common import RESULTS, ROOT, load_config, write_json
+from bench_common import RESULTS, write_json
 
+import configs
 from jaxinpaint import input_pipeline, train
 from jaxinpaint.evaluation import evaluate, report
 from jaxinpaint.inference import Inpainter
@@ -49,8 +50,8 @@ VARIANTS = {
 def config_for(names: list[str], steps: int):
     """`configs/demo.py`'s sizes and schedule with the full config's recipe (the seed's), then
     the overrides of `names` in turn."""
-    config = load_config(ROOT / "configs" / "demo.py")
-    full = load_config(ROOT / "configs" / "full.py")
+    config = configs.get("demo")
+    full = configs.get("full")
     config.loss = full.loss
     config.gen.coarse_fill = full.gen.coarse_fill
     config.gen_optim.ema = full.gen_optim.ema

@@ -8,22 +8,12 @@ From scratch on the ~110-image sample set it is a check of the whole path, not t
 detector (which started from COCO): one run reached bbox AP 7.1, segm AP 8.0 (AP50 20.1).
 """
 
-import importlib.util
-import pathlib
-
-
-def _base():
-    """configs/detector.py, loaded by path so this works whatever the working directory."""
-    path = pathlib.Path(__file__).with_name("detector.py")
-    spec = importlib.util.spec_from_file_location("detector_base_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from configs import detector
 
 
 def get_config(arg=None):
     """The seed's detector with CPU-sized proposal counts, warm-up and schedule."""
-    config = _base().get_config(arg)
+    config = detector.get_config(arg)
     config.data.num_workers = 0  # loading is cheap next to a CPU step
     config.model.image_size = 128  # half the sample set's 256 px: 4x less work, masks still 256
     config.model.rpn_pre_nms_top_n_test = 300  # ENVIRONMENT.md: 4x faster forward at 256 px
