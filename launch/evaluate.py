@@ -11,7 +11,8 @@ occluded | mask | model | telea | ns | harmonic | original; the 4 best, then the
 model's LPIPS).
 With `--inception` (pytorch-fid's FID Inception weights, `.pth`, or the same state dict as `.npz`;
 docs/evaluation.md) the reports also hold each method's FID against the originals.
-Examples whose size differs from the model's are resized to it. Exit status 1 on a user error.
+Examples whose size differs from the model's are resized to it (the hole: every pixel the
+full-resolution hole touches). Exit status 1 on a user error.
 """
 
 import itertools
@@ -19,6 +20,7 @@ import os
 import sys
 
 import cv2
+import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
@@ -48,15 +50,19 @@ flags.mark_flags_as_required(["workdir", "dataset"])
 
 
 def _resized(example: dict, size: int) -> dict:
-    """The example at the model's resolution (area for images, nearest for the mask)."""
+    """The example at the model's resolution: images by area averaging; the hole is every pixel
+    the full-resolution hole touches (as in Reconstructor), so that no pixel blended with the
+    occluder is handed to any method as a known one."""
     if example["original"].shape[0] == size:
         return example
     out = dict(example)
     for key in ("original", "occluded"):
         out[key] = cv2.resize(example[key], (size, size), interpolation=cv2.INTER_AREA)
-    out["mask"] = cv2.resize(example["mask"], (size, size), interpolation=cv2.INTER_NEAREST)[
-        ..., None
-    ]
+    hole = (np.asarray(example["mask"]).reshape(example["original"].shape[:2]) > 0).astype(
+        np.float32
+    )
+    touched = cv2.resize(hole, (size, size), interpolation=cv2.INTER_AREA) > 1e-3
+    out["mask"] = touched.astype(np.uint8)[..., None]
     return out
 
 
@@ -120,8 +126,6 @@ def _print_table(summary: dict, fids: dict | None = None) -> None:
 
 def _evaluate_photos(inpainter, out_dir: str) -> str:
     """The model through Reconstructor vs cv2.inpaint, on photos at their own resolution."""
-    import numpy as np
-
     from jaxinpaint.evaluation import photos, report
     from jaxinpaint.reconstruct import Reconstructor
     from jaxinpaint.samples import write_image
