@@ -81,8 +81,11 @@ def _face_stream(faces_arg: str, size: int, skips: faces.SkipLog, workers: int, 
     paths = images.list_images(root)
     if not paths:
         raise BuildError(f"--faces={faces_arg}: no .jpg/.jpeg/.png/.webp/.bmp files found")
-    celeba = faces.read_celeba_gender(root)
-    celeba_persons = faces.read_celeba_persons(root)
+    try:
+        celeba = faces.read_celeba_gender(root)
+        celeba_persons = faces.read_celeba_persons(root)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
     # the labels and persons are in the file names (or CelebA's files beside them)
     genders, persons = {}, {}
     for p in paths:

@@ -341,17 +341,27 @@ def read_celeba_gender(root: str) -> dict[str, int]:
         path = os.path.join(root, name)
         if not os.path.isfile(path):
             continue
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-        header = lines[1].split()
+        expected = (
+            "expected CelebA's attribute format: a count line, a header line of attribute names "
+            "with 'Male' among them, then '<file> 1|-1 ...' per image"
+        )
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a text file; {expected}") from None
+        header = lines[1].split() if len(lines) > 1 else []
         if "Male" not in header:
-            raise ValueError(f"{path}: expected a 'Male' column in the attribute header")
+            raise ValueError(f"{path}: no 'Male' column in its second line; {expected}")
         col = header.index("Male") + 1  # rows start with the file name
         out = {}
-        for line in lines[2:]:
+        for number, line in enumerate(lines[2:], start=3):
             parts = line.split()
-            if len(parts) > col:
-                out[parts[0]] = 0 if parts[col] == "1" else 1
+            if not parts:
+                continue
+            if len(parts) <= col or parts[col] not in ("1", "-1"):
+                raise ValueError(f"{path}, line {number}: {line[:80]!r}; {expected}")
+            out[parts[0]] = 0 if parts[col] == "1" else 1
         return out
     return {}
 

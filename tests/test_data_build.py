@@ -140,6 +140,9 @@ def test_user_errors_are_one_line_without_traceback(face_dir, tmp_path):
     with pytest.raises(build.BuildError, match="no usable face"):
         build.build_dataset(str(empty), str(tmp_path / "o"), size=48, progress=False)
     assert not os.path.exists(tmp_path / "o")
+    (empty / "list_attr_celeba.txt").write_text("2\nSmiling Young\n")  # no Male column
+    with pytest.raises(build.BuildError, match=r"list_attr_celeba\.txt: no 'Male' column"):
+        build.build_dataset(str(empty), str(tmp_path / "o"), size=48, progress=False)
     cmd = [
         sys.executable,
         os.path.join(ROOT, "launch", "build_dataset.py"),

@@ -74,6 +74,22 @@ def test_celeba_attribute_file_gives_gender(tmp_path):
     assert faces.labels_from_name("/x/25_1_3_2017.jpg", {}) == {"age": 25, "gender": 1, "race": 3}
 
 
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("", "no 'Male' column"),
+        ("2\nSmiling Young\n0.jpg 1 1\n", "no 'Male' column"),
+        ("2\nSmiling Male\n0.jpg 1\n", "line 3"),
+        ("2\nSmiling Male\n0.jpg 1 yes\n", "line 3"),
+    ],
+)
+def test_a_malformed_celeba_attribute_file_is_one_clear_error(tmp_path, text, where):
+    (tmp_path / "CelebAMask-HQ-attribute-anno.txt").write_text(text)
+    with pytest.raises(ValueError, match=where) as e:
+        faces.read_celeba_gender(str(tmp_path))
+    assert "expected CelebA's attribute format" in str(e.value)
+
+
 def test_worker_processes_give_the_same_faces(tmp_path):
     make_bad_files(tmp_path)
     for i, path in enumerate(detectable_sample_faces(3)):
