@@ -117,6 +117,18 @@ class Alignment:
             borderMode=cv2.BORDER_REFLECT_101,
         )
 
+    def crop_region(
+        self,
+        region: np.ndarray,
+        origin: tuple[int, int],
+        interpolation: int = cv2.INTER_LINEAR,
+    ) -> np.ndarray:
+        """`crop` of a part of the photo whose top-left pixel is `origin` = (x0, y0) (e.g. the
+        region `photo_bounds` gives), without a photo-sized copy."""
+        matrix = self.matrix.copy()
+        matrix[:, 2] += self.matrix[:, :2] @ np.asarray(origin, np.float64)
+        return Alignment(matrix, self.size).crop(region, interpolation)
+
     def to_photo(
         self, crop: np.ndarray, bounds: tuple[int, int, int, int], fill: float | None = None
     ) -> np.ndarray:

@@ -145,6 +145,16 @@ def face_window(box: Iterable[float], margin: float = DEFAULT_MARGIN) -> tuple[i
     return round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side
 
 
+def face_bounds(
+    box: Iterable[float], shape: tuple[int, ...], margin: float = 0.5
+) -> tuple[int, int, int, int]:
+    """`face_window` clipped to a photo of `shape`, as (x0, y0, x1, y1) (by default the square of
+    twice the box: the face with its hair and chin, as evaluations and records show it)."""
+    x0, y0, side = face_window(box, margin)
+    h, w = shape[:2]
+    return max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+
+
 @functools.cache
 def _blazeface() -> landmarks.BlazeFace:
     return landmarks.BlazeFace()

@@ -54,16 +54,18 @@ def model_differences(
     def flat(node, prefix=""):
         if isinstance(node, dict):
             return {k: v for key in node for k, v in flat(node[key], f"{prefix}{key}.").items()}
-        return {prefix[:-1]: list(node) if isinstance(node, (list, tuple)) else node}
+        return {prefix[:-1]: node}
 
-    differences = []
-    for field in MODEL_FIELDS:
-        old = flat({field: json.loads(json.dumps(saved.to_dict().get(field)))})
-        new = flat({field: json.loads(json.dumps(config.to_dict().get(field)))})
-        for key in sorted(old.keys() | new.keys()):
-            if old.get(key) != new.get(key):
-                differences.append(f"{key}: {old.get(key)} -> {new.get(key)}")
-    return differences
+    def model_fields(c):  # through JSON, as config.json holds them: tuples become lists
+        as_json = json.loads(c.to_json_best_effort())
+        return flat({field: as_json.get(field) for field in MODEL_FIELDS})
+
+    old, new = model_fields(saved), model_fields(config)
+    return [
+        f"{key}: {old.get(key)} -> {new.get(key)}"
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
 
 
 class Inpainter:

@@ -163,9 +163,7 @@ class Reconstructor:
         # colour reaches the model as a known pixel.
         hole_r = np.zeros((self.size, self.size), bool)
         if hard is not None and hard.any():
-            canvas = np.zeros(photo.shape[:2], np.float32)
-            canvas[y0:y1, x0:x1] = hard
-            hole_r = alignment.crop(canvas, cv2.INTER_LINEAR) > 1e-3
+            hole_r = alignment.crop_region(hard.astype(np.float32), (x0, y0)) > 1e-3
         result = FaceResult(
             tuple(round(v) for v in face.box),
             alignment.matrix,

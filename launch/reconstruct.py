@@ -180,7 +180,7 @@ def write_details(src: str, dst: str, photo: np.ndarray, result, seconds: float)
     import json
 
     from data_pipeline import atomic
-    from data_pipeline.faces import face_window
+    from data_pipeline.faces import face_bounds
     from jaxinpaint.samples import write_image
 
     folder = dst + ".details"
@@ -188,8 +188,7 @@ def write_details(src: str, dst: str, photo: np.ndarray, result, seconds: float)
     h, w = photo.shape[:2]
     faces = []
     for i, face in enumerate(result.faces):
-        x0, y0, side = face_window(face.box, margin=0.5)
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+        x0, y0, x1, y1 = face_bounds(face.box, photo.shape)
         if x1 > x0 and y1 > y0:
             for name, image in (("before", photo), ("after", result.image)):
                 path = os.path.join(folder, "faces", f"{i}_{name}.png")

@@ -72,6 +72,17 @@ def test_crop_and_inverse_warp_round_trip_pixels_within_one_pixel():
         assert np.hypot(*centre) <= 1.0, (x, y, centre)
 
 
+@pytest.mark.parametrize("side", [60, 300])  # upscaled, and shrunk by area first
+def test_a_crop_of_a_region_equals_the_crop_of_the_photo(side):
+    rng = np.random.default_rng(0)
+    photo = rng.uniform(0, 1, (400, 500)).astype(np.float32)
+    alignment = align.Alignment.from_window(120.5, 70.25, side, 64)
+    x0, y0, x1, y1 = alignment.photo_bounds(photo.shape, pad=8)
+    whole = alignment.crop(photo)
+    part = alignment.crop_region(photo[y0:y1, x0:x1], (x0, y0))
+    np.testing.assert_allclose(part, whole, atol=1e-3)
+
+
 def test_a_big_face_is_shrunk_without_aliasing():
     stripes = np.zeros((800, 800, 3), np.uint8)
     stripes[:, ::2] = 255  # one-pixel stripes: sampled, they alias to black or white

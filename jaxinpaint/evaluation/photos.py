@@ -69,9 +69,7 @@ def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict
                 break
         else:
             continue
-        x0, y0, side = faces.face_window(box, margin=0.5)  # twice the box
-        hh, ww = photo.shape[:2]
-        window = (max(0, x0), max(0, y0), min(ww, x0 + side), min(hh, y0 + side))
+        window = faces.face_bounds(box, photo.shape)  # twice the box
         yield {
             "id": face_id,
             "category": row["category"],
