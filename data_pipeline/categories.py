@@ -39,3 +39,11 @@ def category_id(name: str) -> int:
         raise ValueError(
             f"unknown occluder category {name!r}; expected one of {', '.join(CATEGORIES)}"
         ) from None
+
+
+def colour(label: int) -> tuple[int, int, int]:
+    """A fixed, well-spread RGB colour per class id (golden-ratio hue steps), for drawings."""
+    hue = (label * 0.618034) % 1.0
+    i, f = int(hue * 6), hue * 6 - int(hue * 6)
+    q, t = int(255 * (1 - f)), int(255 * f)
+    return [(255, t, 0), (q, 255, 0), (0, 255, t), (0, q, 255), (t, 0, 255), (255, 0, q)][i % 6]

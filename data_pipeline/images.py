@@ -16,7 +16,7 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -184,6 +184,28 @@ def load_photo(
         except ValueError as e:  # e.g. LAB or multi-channel float: Pillow has no RGB conversion
             raise SkipImage(path, UNSUPPORTED, f"mode {im.mode}: {e}") from None
     return rgb
+
+
+def photo_metadata(path: str | os.PathLike) -> dict[str, bytes]:
+    """What a rewritten copy of a photo should keep: `icc_profile` (its colour space; only for
+    RGB photos, as `load_photo` gives other modes converted to plain RGB) and `exif` (camera,
+    date, GPS, ...) with the orientation set to upright (`load_photo` applied it) and without the
+    embedded thumbnail, which would still show the occluder (Pillow does not write IFD1, where
+    it lives). Keyword arguments for Pillow's `save`; empty when the file has neither or they
+    cannot be read."""
+    kept = {}
+    try:
+        with _open(os.fspath(path), DEFAULT_MAX_PIXELS) as im:
+            icc = im.info.get("icc_profile")
+            if icc and im.mode in ("RGB", "RGBA"):
+                kept["icc_profile"] = icc
+            exif = im.getexif()
+            if exif:
+                exif[ExifTags.Base.Orientation] = 1
+                kept["exif"] = exif.tobytes()  # IFD0 and its Exif/GPS IFDs; never IFD1
+    except (SkipImage, OSError, ValueError, SyntaxError, KeyError, TypeError):
+        return {}  # metadata is a courtesy: a photo with unreadable EXIF is still reconstructed
+    return kept
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:

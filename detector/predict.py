@@ -4,8 +4,9 @@
     instances = det.predict([image_HxWx3_uint8])[0]        # list of Instance, best first
     mask_HxW = det.union_mask(instances)                     # uint8 0/1, score >= 0.7
     mask_HxW = det(image_HxWx3_uint8)                        # the same in one call
+    mask_HxW, instances = det.detect(image_HxWx3_uint8)      # both
 
-The callable form is what launch/reconstruct.py hands to the inpainter (`image -> mask`).
+`detect` is the mask source launch/reconstruct.py hands to `jaxinpaint.reconstruct`.
 """
 
 import dataclasses
@@ -117,8 +118,14 @@ class Detector:
         return out
 
     def __call__(self, image_HxWx3: np.ndarray) -> np.ndarray:
-        """The union mask of one image: the `image -> mask` callable of reconstruction."""
+        """The union mask of one image (HxW uint8 0/1)."""
         return self.masks([image_HxWx3])[0][0]
+
+    def detect(self, image_HxWx3: np.ndarray) -> tuple[np.ndarray, list[Instance]]:
+        """The union mask of one image and the chosen instances that make it: the mask source
+        of reconstruction (`jaxinpaint.reconstruct`), which reports what it removed."""
+        mask, _, chosen = self.masks([image_HxWx3])[0]
+        return mask, chosen
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         image = np.asarray(image)

@@ -4,15 +4,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from data_pipeline import atomic
-from data_pipeline.categories import ID_TO_CATEGORY
-
-
-def _colour(label: int) -> tuple[int, int, int]:
-    """A fixed, well-spread colour per class id (golden-ratio hue steps)."""
-    hue = (label * 0.618034) % 1.0
-    i, f = int(hue * 6), hue * 6 - int(hue * 6)
-    q, t = int(255 * (1 - f)), int(255 * f)
-    return [(255, t, 0), (q, 255, 0), (0, 255, t), (0, q, 255), (t, 0, 255), (255, 0, q)][i % 6]
+from data_pipeline.categories import ID_TO_CATEGORY, colour
 
 
 def draw_instances(image_HxWx3, boxes_Nx4, scores_N, labels_N, masks_NxHxW) -> np.ndarray:
@@ -20,14 +12,14 @@ def draw_instances(image_HxWx3, boxes_Nx4, scores_N, labels_N, masks_NxHxW) -> n
     out = np.asarray(image_HxWx3, np.float32).copy()
     masks = np.asarray(masks_NxHxW, bool)
     for i in range(len(boxes_Nx4)):
-        colour = np.array(_colour(int(labels_N[i])), np.float32)
-        out[masks[i]] = 0.5 * out[masks[i]] + 0.5 * colour
+        tint = np.array(colour(int(labels_N[i])), np.float32)
+        out[masks[i]] = 0.5 * out[masks[i]] + 0.5 * tint
     canvas = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     for i in range(len(boxes_Nx4)):
         label = int(labels_N[i])
         x0, y0, x1, y1 = (float(v) for v in boxes_Nx4[i])
-        draw.rectangle([x0, y0, x1, y1], outline=_colour(label), width=1)
+        draw.rectangle([x0, y0, x1, y1], outline=colour(label), width=1)
         name = ID_TO_CATEGORY.get(label, str(label))
         draw.text((x0 + 2, y0 + 1), f"{name} {float(scores_N[i]):.2f}", fill=(255, 255, 255))
     return np.asarray(canvas)

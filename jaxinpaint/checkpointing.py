@@ -58,7 +58,7 @@ class Checkpointer:
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(
                 f"checkpoint {self.directory}/{step} does not match this config's model "
-                f"(different widths or levels?): {e}"
+                f"(different widths or levels, or written by an older version?): {_mismatch(e)}"
             ) from None
         return restored["state"], dict(restored["meta"])
 
@@ -68,3 +68,21 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _mismatch(error: Exception, limit: int = 400) -> str:
+    """Orbax's structure mismatch in a line: the paths that differ and which side lacks them
+    (its own message prints both whole trees: thousands of lines for a real model)."""
+    lines = str(error).splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if line and not line[0].isspace() and line.endswith(":") and i + 2 < len(lines):
+            source, target = lines[i + 1].strip(), lines[i + 2].strip()
+            if target.endswith("Target: MISSING"):
+                found.append(f"{line[:-1]} (not in the checkpoint)")
+            elif source.endswith("Source: MISSING"):
+                found.append(f"{line[:-1]} (only in the checkpoint)")
+            elif source.startswith("- Source:"):
+                found.append(f"{line[:-1]} (differs)")
+    text = "; ".join(found) if found else " ".join(lines)
+    return text if len(text) <= limit else text[:limit] + " ..."

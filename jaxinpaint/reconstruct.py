@@ -4,7 +4,9 @@
 
 - `mask_source(face_RxRx3 uint8) -> hole_RxR` (bool or [0, 1]): which pixels of a face crop to
   remove — the detector's union mask (wired in `launch/reconstruct.py`), a user-given mask file,
-  or anything else;
+  or anything else. It may also return `(hole_RxR, instances)`, the instances that make the hole
+  (each with `.category`, `.score` and an RxR `.mask`, as `detector.predict.Detector.detect`
+  gives): they come back as each face's `detections`, in photo pixels;
 - `inpaint(face_RxRx3 uint8, hole_RxR bool) -> face_RxRx3 uint8`: the generator at its
   resolution R (see `jaxinpaint.inference.Inpainter`), or a classical baseline.
 
@@ -18,18 +20,30 @@ the photo's full resolution and value.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
+from data_pipeline import categories
 from data_pipeline.align import Alignment
 from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
 from jaxinpaint.evaluation.baselines import HARMONIC_RELAX, pushpull_fill
 
 _BASES = {"harmonic": HARMONIC_RELAX, "pushpull": 0, "none": None}  # -> Jacobi steps per level
-MaskSource = Callable[[np.ndarray], np.ndarray]
+MaskSource = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, Sequence]]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """An occluder the mask source found on a face, in photo pixels."""
+
+    category: str
+    score: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of its mask in the photo
+    outline: tuple[np.ndarray, ...]  # its mask's outer contours, each Nx2 int32 (x, y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +52,8 @@ class FaceResult:
     matrix: np.ndarray  # 2x3 affine map from photo pixels to the model's RxR crop
     aligned: bool  # True: framed by keypoints; False: a square window around the box
     hole_fraction: float  # of the crop, after dilation; 0 when nothing was found to remove
+    detections: tuple[Detection, ...] = ()  # what the mask source found (none for a user mask)
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # "mask", "inpaint"
 
     @property
     def inpainted(self) -> bool:
@@ -49,6 +65,7 @@ class Reconstruction:
     image: np.ndarray  # HxWx3 uint8, the photo with every occluded face reconstructed
     faces: tuple[FaceResult, ...]
     hole: np.ndarray  # HxW bool: the pixels replaced whole (the grown hole); the seam blends
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # per stage, and total
 
     @property
     def changed(self) -> bool:
@@ -127,16 +144,26 @@ class Reconstructor:
             return face.alignment(self.size, self.margin)
         return Alignment.from_window(*face_window(face.box, self.margin), self.size)
 
-    def _source_hole(self, face_r: np.ndarray, alignment: Alignment, bounds) -> np.ndarray:
-        """The mask source's hole of one face crop, at the photo's resolution inside `bounds`."""
-        hole = np.asarray(self.mask_source(face_r), np.float32)
+    def _detect(self, face_r: np.ndarray, alignment: Alignment, bounds):
+        """The mask source's hole of one face crop, at the photo's resolution inside `bounds`,
+        and the detections that make it (none when the source gives only a mask)."""
+        found = self.mask_source(face_r)
+        hole, instances = found if isinstance(found, tuple) else (found, ())
+        hole = np.asarray(hole, np.float32)
         if hole.ndim == 3:
             hole = hole[..., 0]
         if hole.shape != face_r.shape[:2]:
             raise ValueError(
                 f"the mask source returned a {hole.shape} mask for a {face_r.shape[:2]} face"
             )
-        return alignment.to_photo((hole > 0.5).astype(np.float32), bounds, fill=0.0) > 0.5
+        detections = []
+        for instance in instances:
+            mask = alignment.to_photo(np.asarray(instance.mask, np.float32), bounds, fill=0.0)
+            detection = _detection(instance, mask > 0.5, bounds)
+            if detection is not None:
+                detections.append(detection)
+        hole = alignment.to_photo((hole > 0.5).astype(np.float32), bounds, fill=0.0) > 0.5
+        return hole, tuple(detections)
 
     def reconstruct_face(
         self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None = None
@@ -149,13 +176,16 @@ class Reconstructor:
         face_r = alignment.crop(photo, cv2.INTER_CUBIC if upscale else cv2.INTER_LINEAR)
         x0, y0, x1, y1 = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
         bounds = (x0, y0, x1, y1)
-        hard = None
+        hard, detections, seconds = None, (), {}
         if x1 > x0 and y1 > y0:
             # The hole at the photo's resolution, inside this face's crop: what gets replaced.
             ones = np.ones((self.size, self.size), np.float32)
             inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
             if photo_hole is None:
-                hard = self._grow(self._source_hole(face_r, alignment, bounds))
+                start = time.perf_counter()
+                source_hole, detections = self._detect(face_r, alignment, bounds)
+                seconds["mask"] = time.perf_counter() - start
+                hard = self._grow(source_hole)
             else:
                 hard = photo_hole[y0:y1, x0:x1]
             hard = hard & inside
@@ -169,9 +199,12 @@ class Reconstructor:
             alignment.matrix,
             self.align and face.keypoints is not None,
             float(hole_r.mean()),
+            detections,
+            seconds,
         )
         if not result.inpainted:
             return photo, result, None
+        start = time.perf_counter()
         filled_r = np.asarray(self.inpaint(face_r, hole_r))
         if filled_r.shape != face_r.shape or filled_r.dtype != np.uint8:
             raise ValueError(
@@ -200,6 +233,7 @@ class Reconstructor:
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         replaced = np.zeros(photo.shape[:2], bool)
         replaced[y0:y1, x0:x1] = hard
+        seconds["inpaint"] = time.perf_counter() - start  # the model, the fill and the paste
         return out, result, replaced
 
     def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
@@ -233,15 +267,69 @@ class Reconstructor:
                 raise ValueError(
                     f"the mask is {photo_mask.shape[:2]} but the photo is {photo.shape[:2]}"
                 )
+        start = time.perf_counter()
         found = self.find_faces(photo, photo_mask)
         if self.max_faces is not None:
             found = found[: self.max_faces]
+        seconds = {"find_faces": time.perf_counter() - start, "mask": 0.0, "inpaint": 0.0}
         photo_hole = None if photo_mask is None else self._grow(photo_mask > 0.5)
         results = []
         hole = np.zeros(photo.shape[:2], bool)
         for face in found:
             photo, result, replaced = self.reconstruct_face(photo, face, photo_hole)
             results.append(result)
+            for stage, spent in result.seconds.items():
+                seconds[stage] += spent
             if replaced is not None:
                 hole |= replaced
-        return Reconstruction(photo, tuple(results), hole)
+        seconds["total"] = time.perf_counter() - start
+        return Reconstruction(photo, tuple(results), hole, seconds)
+
+
+def _detection(instance, mask: np.ndarray, bounds) -> Detection | None:
+    """`instance` with its mask taken to the photo (`mask`: inside `bounds`); None when no pixel
+    of it lies in the photo."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return None
+    x0, y0 = bounds[:2]
+    found = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return Detection(
+        str(instance.category),
+        float(instance.score),
+        (x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1),
+        tuple((c[:, 0] + (x0, y0)).astype(np.int32) for c in found[0]),
+    )
+
+
+def draw_overlay(photo: np.ndarray, result: Reconstruction) -> np.ndarray:
+    """`photo` (the input) with what reconstruction saw: each face's box (green when framed by
+    keypoints, yellow otherwise), each detection's outline with its class and score in the
+    class's colour, and the replaced pixels' outline in white when no detection made them (a
+    user's mask)."""
+    out = np.ascontiguousarray(photo).copy()
+    width = max(1, round(min(photo.shape[:2]) / 300))  # lines stay visible on large photos
+    scale = 0.4 * width
+    for face in result.faces:
+        x, y, w, h = face.box
+        colour = (0, 255, 0) if face.aligned else (255, 255, 0)
+        cv2.rectangle(out, (x, y), (x + w, y + h), colour, width)
+        for d in face.detections:
+            colour = categories.colour(categories.category_id(d.category))
+            cv2.polylines(out, list(d.outline), True, colour, width, cv2.LINE_AA)
+            _label(out, f"{d.category} {d.score:.2f}", d.box[:2], colour, scale, width)
+    if result.hole.any() and not any(f.detections for f in result.faces):
+        contours = cv2.findContours(
+            result.hole.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )[0]
+        cv2.polylines(out, contours, True, (255, 255, 255), width, cv2.LINE_AA)
+    return out
+
+
+def _label(image: np.ndarray, text: str, corner, colour, scale: float, width: int) -> None:
+    """`text` in `colour` on a black band whose lower left is `corner` (kept inside the image)."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, width)
+    x = int(np.clip(corner[0], 0, max(image.shape[1] - w, 0)))
+    y = int(np.clip(corner[1], h + base, image.shape[0]))
+    cv2.rectangle(image, (x, y - h - base), (x + w, y), (0, 0, 0), cv2.FILLED)
+    cv2.putText(image, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width)

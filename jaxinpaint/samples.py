@@ -60,9 +60,14 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+def write_image(path: str | os.PathLike, image: np.ndarray, metadata: dict | None = None) -> None:
     """Writes a uint8 image in the format of `path`'s extension (JPEG at quality 95) through a
-    temporary file in the same folder, so no half-written file is ever left."""
+    temporary file in the same folder, so no half-written file is ever left. `metadata`
+    (`data_pipeline.images.photo_metadata`: ICC profile, EXIF) is kept where the format allows
+    (JPEG, PNG, WebP; not BMP)."""
     fmt = image_format(path)
+    options = dict(metadata or {}) if fmt != "BMP" else {}
+    if fmt == "JPEG":
+        options["quality"] = 95
     with atomic.open_atomic(path, "wb") as f:
-        Image.fromarray(image).save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        Image.fromarray(image).save(f, format=fmt, **options)

@@ -1,28 +1,37 @@
 r"""Remove what covers the faces in photos and reconstruct the faces underneath.
 
-    python launch/reconstruct.py --input=photo.jpg --output=out.png \
+    python launch/reconstruct.py --input=photo.jpg --output=out.jpg \
         --detector=runs/demo/detector/model_final.pt --inpainter=runs/demo/inpainter \
-        [--remove=sunglasses,mask] [--side_by_side]
-    python launch/reconstruct.py --input=photos/ --output=out/ --detector=... --inpainter=...
+        [--remove=sunglasses,mask] [--details] [--compare]
     python launch/reconstruct.py --input=photo.jpg --mask=mask.png --output=out.png \
-        --inpainter=... [--compare]   # --compare: input | result | cv2.inpaint TELEA
+        --inpainter=...                  # your own mask instead of the detector's
+    python launch/reconstruct.py --input=photos/ --output=out/ --inpainter=... [--detector=...]
 
 Faces are found with keypoints (BlazeFace, Haar as the fallback) and aligned as the inpainter's
 training faces were (`--align`, default: as in its config); the detector's masks of the chosen
 classes (default: all 19) above its score threshold, or the pixels of `--mask` (white = remove),
 are inpainted by the generator at its resolution, and the fill is warped back into the photo at
 full resolution (as a correction of a smooth fill made there), replacing the hole whole with a
-feathered seam outside it. Outputs are written whole or not at all (PNG or JPEG, by the
-output's extension; folder mode writes each photo under its own name and in its own format:
-photos/x/a.jpg -> out/x/a.jpg, JPEG at quality 95).
+feathered seam outside it. Outputs are written whole or not at all (PNG, JPEG at quality 95,
+WebP or BMP, by the output's extension), keeping the photo's EXIF (orientation set upright) and
+ICC profile where the format allows.
+
+Outputs next to OUTPUT (`--details`): OUTPUT.details/ holds mask.png (the pixels replaced),
+overlay.png (face boxes; each detection's outline, class and score; or the user mask's outline),
+faces/<i>_before.png and <i>_after.png, and record.json (faces, boxes, detections with scores,
+hole fractions, seconds per stage). `--compare` makes OUTPUT itself input | result | OpenCV's
+Telea on the same pixels; `--side_by_side` input | result.
+
+Folder mode: each photo under its own name and in its own format (photos/x/a.jpg ->
+out/x/a.jpg). A photo with a mask beside it (LaMa's convention: photos/x/a.jpg and
+photos/x/a_mask.png) is reconstructed with that mask; the others with the detector (without
+--detector, they fail). It goes on past a photo that fails (unreadable, not written, detector or
+inpainter error), shows a progress bar, and ends with a summary: done (reconstructed), skipped
+(no face or no occluder: written unchanged) and failed, each with its reason.
 
 Photos and masks may be grayscale, palette, CMYK, 16-bit or with alpha (converted by
 `data_pipeline.images.load_photo`; transparent photo pixels read as white, transparent mask
 pixels as black, i.e. keep); EXIF orientation is applied to both.
-
-Folder mode goes on past a photo that fails (unreadable, not written, detector or inpainter
-error) and ends with a summary: done (reconstructed), skipped (no face or no occluder: written
-unchanged) and failed, each with its reason.
 
 Exit status: 0 done (a photo without a face or without an occluder is written unchanged, with a
 message); 1 bad arguments, missing or corrupt checkpoint, unreadable or wrong-size mask; 2 an
@@ -31,7 +40,6 @@ input is not a readable photo (folder mode: any photo failed).
 
 import os
 import sys
-import time
 
 import numpy as np
 from absl import app, flags, logging
@@ -69,11 +77,12 @@ flags.DEFINE_bool("side_by_side", False, "Write the input and the result side by
 flags.DEFINE_bool(
     "details",
     False,
-    "Also write OUTPUT.details/: mask.png (the pixels replaced), faces/<i>_before.png and "
-    "<i>_after.png (each face's square), record.json (faces, boxes, hole fractions, seconds).",
+    "Also write OUTPUT.details/: mask.png (the pixels replaced), overlay.png (faces and "
+    "detections drawn on the photo), faces/<i>_before.png and <i>_after.png (each face's "
+    "square), record.json (faces, boxes, detections, hole fractions, seconds).",
 )
 flags.DEFINE_bool(
-    "compare", False, "Write input | result | cv2.inpaint TELEA side by side (needs --mask)."
+    "compare", False, "Write input | result | cv2.inpaint TELEA of the same pixels side by side."
 )
 flags.DEFINE_string("device", None, "Detector device, e.g. cpu or cuda:0 (default: cuda if any).")
 flags.mark_flags_as_required(["input", "output", "inpainter"])
@@ -83,21 +92,24 @@ class UserError(Exception):
     """Reported as one line, exit status 1."""
 
 
-def build_reconstructor():
+def build_reconstructor(single: bool):
+    """The Reconstructor of the flags; a folder may go without --detector (its masks beside
+    the photos)."""
     from jaxinpaint.inference import Inpainter
     from jaxinpaint.reconstruct import Reconstructor
 
-    if not FLAGS.detector and not FLAGS.mask:
-        raise UserError("give --detector=CHECKPOINT (or --mask=FILE for a single photo)")
-    if FLAGS.compare and not FLAGS.mask:
-        raise UserError("--compare fills the --mask with cv2.inpaint too; give --mask=FILE")
-    if FLAGS.mask and os.path.isdir(FLAGS.input):
-        raise UserError("--mask belongs to a single photo; use --detector for a folder")
+    if single and not FLAGS.detector and not FLAGS.mask:
+        raise UserError("give --detector=CHECKPOINT or --mask=FILE")
+    if FLAGS.mask and not single:
+        raise UserError(
+            "--mask belongs to a single photo; in a folder, put each photo's mask beside it "
+            "(a.jpg and a_mask.png) or use --detector"
+        )
     try:
         inpainter = Inpainter.from_workdir(FLAGS.inpainter)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    mask_source = None
+    detector = None
     if FLAGS.detector:
         from data_pipeline.categories import CATEGORIES
         from detector.predict import Detector, default_device
@@ -106,7 +118,7 @@ def build_reconstructor():
         if unknown:
             raise UserError(f"--remove: unknown classes {unknown}; choose from {list(CATEGORIES)}")
         try:
-            mask_source = Detector.from_checkpoint(
+            detector = Detector.from_checkpoint(
                 FLAGS.detector,
                 score_thresh=FLAGS.score_thresh,
                 classes=tuple(FLAGS.remove) or None,
@@ -116,7 +128,7 @@ def build_reconstructor():
             raise UserError(f"detector checkpoint {FLAGS.detector}: {e}") from None
     return Reconstructor(
         inpainter,
-        mask_source,
+        None if detector is None else detector.detect,  # its masks, and what it found
         size=inpainter.size,
         dilate=(0 if FLAGS.mask else 2) if FLAGS.dilate is None else FLAGS.dilate,
         feather=FLAGS.feather,
@@ -125,7 +137,8 @@ def build_reconstructor():
 
 
 def read_mask(path: str) -> np.ndarray:
-    """The --mask file as an HxW bool array, True = remove; raises UserError if unreadable."""
+    """The mask file at `path` as an HxW bool array, True = remove; raises UserError if it is
+    unreadable."""
     from data_pipeline.images import SkipImage, load_photo
 
     try:
@@ -133,38 +146,39 @@ def read_mask(path: str) -> np.ndarray:
         rgb = load_photo(path, background=(0, 0, 0))
     except SkipImage as e:
         detail = f": {e.detail}" if e.detail else ""
-        raise UserError(f"--mask {path} is not a readable image ({e.reason}{detail})") from None
+        raise UserError(f"mask {path} is not a readable image ({e.reason}{detail})") from None
     return np.asarray(Image.fromarray(rgb).convert("L")) > 127  # as Pillow's L, then halfway
 
 
-def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> tuple[str, str]:
-    """Writes the result for one photo; returns ("done" or "skipped", a one-line message).
+def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) -> tuple[str, str]:
+    """Writes the result for one photo (with the mask file `mask`, or the detector's masks);
+    returns ("done" or "skipped", a one-line message).
 
     "skipped" means written unchanged (no face, or no occluder). Raises SkipImage for an
-    unreadable photo, UserError for a mask of another size, OSError when `dst` cannot be written.
+    unreadable photo, UserError for an unreadable mask or one of another size, OSError when
+    `dst` cannot be written.
     """
-    from data_pipeline.images import load_photo
+    from data_pipeline.images import load_photo, photo_metadata
+    from jaxinpaint.evaluation.baselines import classical_inpaint
     from jaxinpaint.samples import write_image
 
+    photo_mask = None if mask is None else read_mask(mask)
     photo = load_photo(src)
     if photo_mask is not None and photo_mask.shape != photo.shape[:2]:
         (mh, mw), (ph, pw) = photo_mask.shape, photo.shape[:2]
         raise UserError(
-            f"--mask {FLAGS.mask} is {mw}x{mh} px but the photo {src} is {pw}x{ph} px; "
-            "expected a mask of the photo's size"
+            f"mask {mask} is {mw}x{mh} px but the photo {src} is {pw}x{ph} px; expected a mask "
+            "of the photo's size"
         )
-    start = time.perf_counter()
+    if photo_mask is None and reconstructor.mask_source is None:
+        raise UserError(f"no mask beside it ({mask_path(src)}) and no --detector")
     result = reconstructor(photo, photo_mask)
-    seconds = time.perf_counter() - start
     panels = [photo, result.image] if FLAGS.side_by_side or FLAGS.compare else [result.image]
-    if FLAGS.compare:  # OpenCV's Telea on the same (full-resolution) mask, for comparison
-        from jaxinpaint.evaluation.baselines import classical_inpaint
-
-        panels.append(classical_inpaint(photo, photo_mask, "telea"))
-    out = np.concatenate(panels, axis=1)
-    write_image(dst, out)
+    if FLAGS.compare:  # OpenCV's Telea on the pixels we replaced, at the photo's resolution
+        panels.append(classical_inpaint(photo, result.hole, "telea"))
+    write_image(dst, np.concatenate(panels, axis=1), photo_metadata(src))
     if FLAGS.details:
-        write_details(src, dst, photo, result, seconds)
+        write_details(src, dst, photo, result, mask)
     if not result.faces:
         return "skipped", f"{src}: no face found; written unchanged to {dst}"
     if not result.changed:
@@ -175,16 +189,19 @@ def reconstruct_one(reconstructor, src: str, dst: str, photo_mask=None) -> tuple
     return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
 
 
-def write_details(src: str, dst: str, photo: np.ndarray, result, seconds: float) -> str:
-    """`dst`.details/: the replaced pixels, each face before and after, and a JSON record."""
+def write_details(src: str, dst: str, photo: np.ndarray, result, mask: str | None) -> str:
+    """`dst`.details/: the replaced pixels, the overlay, each face before and after, and a JSON
+    record."""
     import json
 
     from data_pipeline import atomic
     from data_pipeline.faces import face_bounds
+    from jaxinpaint.reconstruct import draw_overlay
     from jaxinpaint.samples import write_image
 
     folder = dst + ".details"
     write_image(os.path.join(folder, "mask.png"), result.hole.astype(np.uint8) * 255)
+    write_image(os.path.join(folder, "overlay.png"), draw_overlay(photo, result))
     h, w = photo.shape[:2]
     faces = []
     for i, face in enumerate(result.faces):
@@ -199,25 +216,40 @@ def write_details(src: str, dst: str, photo: np.ndarray, result, seconds: float)
                 "aligned": face.aligned,
                 "hole_fraction": round(face.hole_fraction, 4),
                 "inpainted": face.inpainted,
+                "detections": [
+                    {"category": d.category, "score": round(d.score, 4), "box_xyxy": list(d.box)}
+                    for d in face.detections
+                ],
             }
         )
     record = {
         "input": src,
         "output": dst,
+        "mask": mask or ("detector " + FLAGS.detector),
         "size_wh": [w, h],
         "replaced_pixels": int(result.hole.sum()),
         "faces": faces,
-        "seconds": round(seconds, 3),
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }
     atomic.write_text(os.path.join(folder, "record.json"), json.dumps(record, indent=2))
     return folder
 
 
-def folder_outputs(src_dir: str, dst_dir: str) -> list[tuple[str, str]]:
-    """(photo, output) pairs: each photo under `src_dir` to `dst_dir`/<its relative path>, in
-    its own format (a.jpg stays JPEG, a.png PNG: the two never collide). `dst_dir` must not be
-    `src_dir` (the photos would be overwritten); photos already inside `dst_dir` (an output
-    folder within the input folder) are earlier outputs and are left out."""
+MASK_SUFFIX = "_mask.png"  # LaMa's convention: photos/a.jpg is reconstructed with photos/a_mask.png
+
+
+def mask_path(photo: str) -> str:
+    """Where folder mode looks for a photo's own mask."""
+    return os.path.splitext(photo)[0] + MASK_SUFFIX
+
+
+def folder_outputs(src_dir: str, dst_dir: str) -> list[tuple[str, str | None, str]]:
+    """(photo, its mask or None, output) for each photo under `src_dir`: the output is
+    `dst_dir`/<its relative path>, in its own format (a.jpg stays JPEG, a.png PNG: the two never
+    collide); the mask is `a_mask.png` beside `a.jpg` when there is one (a mask file is not a
+    photo). `dst_dir` must not be `src_dir` (the photos would be overwritten); photos already
+    inside `dst_dir` (an output folder within the input folder) are earlier outputs and are
+    left out."""
     from data_pipeline.images import list_images
 
     inner = os.path.relpath(os.path.realpath(dst_dir), os.path.realpath(src_dir))
@@ -227,27 +259,38 @@ def folder_outputs(src_dir: str, dst_dir: str) -> list[tuple[str, str]]:
             "expected another folder"
         )
     outside = inner == os.pardir or inner.startswith(os.pardir + os.sep)
-    pairs = []
-    for src in list_images(src_dir):
-        rel = os.path.relpath(src, src_dir)
-        if outside or not rel.startswith(inner + os.sep):
-            pairs.append((src, os.path.join(dst_dir, rel)))
-    return pairs
+    files = [
+        f
+        for f in list_images(src_dir)
+        if outside or not os.path.relpath(f, src_dir).startswith(inner + os.sep)
+    ]
+    masks = {mask_path(f) for f in files} & set(files)
+    return [
+        (
+            f,
+            mask_path(f) if mask_path(f) in masks else None,
+            os.path.join(dst_dir, os.path.relpath(f, src_dir)),
+        )
+        for f in files
+        if f not in masks
+    ]
 
 
-def reconstruct_folder(reconstructor, pairs: list[tuple[str, str]], src_dir: str, dst_dir: str):
-    """Reconstructs every (photo, output) pair of `folder_outputs`, going on past failures;
+def reconstruct_folder(reconstructor, jobs: list[tuple[str, str | None, str]], src_dir, dst_dir):
+    """Reconstructs every (photo, mask, output) of `folder_outputs`, going on past failures;
     prints a summary and returns the exit status: 0, or 2 when any photo failed."""
     from tqdm import tqdm
 
     from data_pipeline.images import SkipImage
 
     done, skipped, failed = [], [], []
-    for src, dst in tqdm(pairs, desc="reconstruct", unit="photo"):
+    for src, mask, dst in tqdm(jobs, desc="reconstruct", unit="photo"):
         try:
-            outcome, message = reconstruct_one(reconstructor, src, dst)
+            outcome, message = reconstruct_one(reconstructor, src, dst, mask)
         except SkipImage as e:
             failed.append(str(e))
+        except UserError as e:  # its mask is unreadable or of another size, or it has none
+            failed.append(f"{src}: {e}")
         except OSError as e:  # dst not writable, disk full, a folder in its place
             failed.append(f"{src}: not written to {dst} ({e})")
         # The detector and the inpainter on one odd photo (CUDA out of memory, a shape they do
@@ -259,8 +302,10 @@ def reconstruct_folder(reconstructor, pairs: list[tuple[str, str]], src_dir: str
             tqdm.write(message)
             continue
         tqdm.write(f"failed {failed[-1]}")
+    with_masks = sum(mask is not None for _, mask, _ in jobs)
+    masks = f" ({with_masks} with their own mask)" if with_masks else ""
     print(
-        f"{len(pairs)} photos in {src_dir}: {len(done)} done, {len(skipped)} skipped "
+        f"{len(jobs)} photos in {src_dir}{masks}: {len(done)} done, {len(skipped)} skipped "
         f"(written unchanged), {len(failed)} failed; outputs in {dst_dir}"
     )
     for message in skipped:
@@ -288,13 +333,17 @@ def main(argv):
                 image_format(FLAGS.output)
             except ValueError as e:
                 raise UserError(str(e)) from None
-        pairs = None if single else folder_outputs(FLAGS.input, FLAGS.output)
-        reconstructor = build_reconstructor()
+        jobs = None if single else folder_outputs(FLAGS.input, FLAGS.output)
+        if jobs is not None and not FLAGS.detector and all(m is None for _, m, _ in jobs):
+            raise UserError(
+                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a{MASK_SUFFIX}); "
+                "give --detector=CHECKPOINT"
+            )
+        reconstructor = build_reconstructor(single)
         if not single:
-            return reconstruct_folder(reconstructor, pairs, FLAGS.input, FLAGS.output)
-        photo_mask = read_mask(FLAGS.mask) if FLAGS.mask else None
+            return reconstruct_folder(reconstructor, jobs, FLAGS.input, FLAGS.output)
         try:
-            print(reconstruct_one(reconstructor, FLAGS.input, FLAGS.output, photo_mask)[1])
+            print(reconstruct_one(reconstructor, FLAGS.input, FLAGS.output, FLAGS.mask)[1])
         except OSError as e:
             raise UserError(f"--output {FLAGS.output} could not be written ({e})") from None
         return 0
@@ -306,5 +355,10 @@ def main(argv):
         return 1
 
 
+def cli():
+    """The `jaxinpaint-reconstruct` command."""
+    app.run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli()

@@ -42,6 +42,10 @@ def test_predict_instances_and_union_mask(detector, examples):
     assert union.dtype == np.uint8 and set(np.unique(union)) <= {0, 1}
     np.testing.assert_array_equal(union, np.any([i.mask for i in instances], axis=0))
     np.testing.assert_array_equal(detector(images[0]), union)  # the image -> mask callable
+    mask, found = detector.detect(images[0])  # reconstruction's mask source: both
+    np.testing.assert_array_equal(mask, union)
+    alone = detector.predict(images[:1])[0]  # one image: its own padding, as detect sees it
+    assert [(i.label, i.score) for i in found] == [(i.label, i.score) for i in alone]
 
 
 def test_union_mask_counts_only_chosen_classes_and_threshold(detector):

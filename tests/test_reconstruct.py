@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from data_pipeline import align
-from jaxinpaint.reconstruct import Reconstructor
+from data_pipeline import align, categories
+from jaxinpaint.reconstruct import Reconstructor, draw_overlay
 
 GREEN = np.array([0, 255, 0], np.uint8)
 
@@ -149,6 +149,48 @@ def test_a_photo_mask_replaces_the_mask_source():
     assert xs.min() >= 207 and xs.max() <= 243
     with pytest.raises(ValueError, match="the mask is"):
         Reconstructor(paint_green, never, size=64)(photo, photo_mask[:10])
+
+
+def test_detections_come_back_in_photo_pixels_and_are_drawn():
+    class Found:  # what detector.predict.Instance gives: category, score, a crop-sized mask
+        def __init__(self, category, score, mask):
+            self.category, self.score, self.mask = category, score, mask
+
+    def detect(face):
+        hole = lower_face_mask(face)
+        return hole, [Found("mask", 0.9, hole > 0), Found("hand", 0.8, np.zeros_like(hole))]
+
+    photo = data.astronaut()
+    rec = Reconstructor(paint_green, detect, size=64, base="none")(photo)
+    (face,) = rec.faces
+    (found,) = face.detections  # the empty one lies nowhere in the photo and is left out
+    assert found.category == "mask" and found.score == 0.9
+    x0, y0 = np.floor(_to_photo(face, [[0.35 * 64, 0.6 * 64]]).min(0)).astype(int)
+    x1, y1 = np.ceil(_to_photo(face, [[0.65 * 64, 0.8 * 64]]).max(0)).astype(int)
+    assert abs(found.box[0] - x0) <= 2 and abs(found.box[1] - y0) <= 2
+    assert abs(found.box[2] - x1) <= 2 and abs(found.box[3] - y1) <= 2
+    (outline,) = found.outline
+    assert outline.dtype == np.int32 and outline.shape[1] == 2
+    assert (outline >= found.box[:2]).all() and (outline < found.box[2:]).all()
+    assert set(rec.seconds) == {"find_faces", "mask", "inpaint", "total"}
+    assert set(face.seconds) == {"mask", "inpaint"}
+    # The overlay: the face box, and the detection's outline and label in its class's colour.
+    drawn = draw_overlay(photo, rec)
+    assert drawn.shape == photo.shape and not np.shares_memory(drawn, photo)
+    colour = categories.colour(categories.category_id("mask"))
+    assert np.all(drawn[outline[:, 1], outline[:, 0]] == colour, axis=-1).mean() > 0.5
+    x, y, _, h = face.box
+    assert np.all(drawn[y + h // 2, x] == (0, 255, 0))  # framed by keypoints: green
+
+
+def test_the_overlay_outlines_a_user_mask_in_white():
+    photo = data.astronaut()
+    photo_mask = np.zeros(photo.shape[:2], np.uint8)
+    photo_mask[135:148, 212:238] = 1
+    rec = Reconstructor(paint_green, None, size=64, feather=0)(photo, photo_mask)
+    drawn = draw_overlay(photo, rec)
+    assert np.all(drawn[135, 212:238] == 255) and np.all(drawn[147, 212:238] == 255)
+    np.testing.assert_array_equal(drawn[140, 215:235], photo[140, 215:235])  # inside: untouched
 
 
 def test_faces_behind_sunglasses_and_mask_only_photos_are_found():

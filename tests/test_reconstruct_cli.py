@@ -10,7 +10,7 @@ import pytest
 import torch
 from config_files import load_config
 from inpaint_tiny import REPO, tiny_config
-from PIL import Image
+from PIL import ExifTags, Image, ImageCms
 from skimage import data
 
 from detector import checkpoint
@@ -54,9 +54,26 @@ def run(*args):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def camera_metadata(orientation=1):
+    """Pillow `save` arguments of a camera JPEG: an sRGB profile and EXIF with a make."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Orientation] = "Canon", orientation
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return {"exif": exif.tobytes(), "icc_profile": icc}
+
+
+def assert_kept_metadata(path, source):
+    """`path` keeps `source`'s profile and EXIF, with the orientation upright."""
+    with Image.open(path) as im:
+        exif = im.getexif()
+        assert im.info.get("icc_profile") == source["icc_profile"]
+    assert exif[ExifTags.Base.Make] == "Canon" and exif[ExifTags.Base.Orientation] == 1
+
+
 def test_photo_with_a_mask_file_is_reconstructed(inpainter_workdir, tmp_path):
     photo = data.astronaut()
-    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=95)
+    metadata = camera_metadata()
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=95, **metadata)
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[135:148, 212:238] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
@@ -66,25 +83,33 @@ def test_photo_with_a_mask_file_is_reconstructed(inpainter_workdir, tmp_path):
         f"--mask={tmp_path / 'mask.png'}",
         f"--inpainter={inpainter_workdir}",
         f"--output={out}",
-        "--side_by_side",
+        "--compare",
         "--details",
     )
     assert rc == 0, log
     assert "reconstructed 1 of 1 face(s)" in log
     result = np.asarray(Image.open(out))
-    assert result.shape == (512, 1024, 3)
+    assert result.shape == (512, 1536, 3)
+    assert_kept_metadata(out, metadata)
     src = np.asarray(Image.open(tmp_path / "photo.jpg"))
     np.testing.assert_array_equal(result[:, :512], src)
-    changed = np.any(result[:, 512:] != src, axis=-1)
-    assert changed[135:148, 212:238].mean() > 0.9 and not changed[:100].any()
-    # --details: the replaced pixels are the mask (a user mask is exact), each face before and
-    # after, and the record.
+    for panel in (result[:, 512:1024], result[:, 1024:]):  # ours, then OpenCV's Telea
+        changed = np.any(panel != src, axis=-1)
+        assert changed[135:148, 212:238].mean() > 0.9 and not changed[:100].any()
+    assert np.any(result[:, 512:1024] != result[:, 1024:])
+    # --details: the replaced pixels are the mask (a user mask is exact), its outline drawn on
+    # the photo, each face before and after, and the record.
     details = tmp_path / "out" / "result.png.details"
     np.testing.assert_array_equal(np.asarray(Image.open(details / "mask.png")) > 0, mask > 0)
+    overlay = np.asarray(Image.open(details / "overlay.png"))
+    assert np.all(overlay[135, 212:238] == 255) and np.all(overlay[:60] == src[:60])
     record = json.loads((details / "record.json").read_text())
     assert record["replaced_pixels"] == int((mask > 0).sum()) and record["size_wh"] == [512, 512]
+    assert record["mask"] == str(tmp_path / "mask.png")
+    assert record["seconds"]["total"] >= record["seconds"]["inpaint"] > 0
     (face,) = record["faces"]
     assert face["inpainted"] and face["aligned"] and 0 < face["hole_fraction"] < 0.2
+    assert face["detections"] == []  # a user's mask, not the detector's
     before, after = (
         np.asarray(Image.open(details / "faces" / f"0_{k}.png")) for k in ("before", "after")
     )
@@ -229,3 +254,32 @@ def test_folder_outputs_of_same_named_photos_do_not_collide(
     # The input folder itself is refused as the output: it would overwrite the photos.
     rc, log = run_folder(src, src, detector_checkpoint, inpainter_workdir)
     assert rc == 1 and "is the --input folder" in log, log
+
+
+def test_folder_of_photos_with_their_masks_lama_convention(inpainter_workdir, tmp_path):
+    """a.jpg + a_mask.png: reconstructed with that mask, without a detector; the JPEG stays a
+    JPEG with its EXIF (turned upright) and profile; a photo with no mask fails by name."""
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    upright = data.astronaut()
+    metadata = camera_metadata(orientation=6)  # shown turned 90 degrees clockwise
+    Image.fromarray(np.rot90(upright)).save(src / "astro.jpg", quality=95, **metadata)
+    mask = np.zeros(upright.shape[:2], np.uint8)
+    mask[135:148, 212:238] = 255  # the mouth of the upright photo
+    Image.fromarray(mask).save(src / "astro_mask.png")
+    Image.fromarray(noise((96, 128, 3))).save(src / "alone.png")
+    rc, log = run(f"--input={src}", f"--output={out}", f"--inpainter={inpainter_workdir}")
+    assert rc == 2, log
+    summary = log[log.index(f"2 photos in {src} (1 with their own mask)") :]
+    assert "1 done, 0 skipped (written unchanged), 1 failed" in summary, log
+    assert f"failed {src / 'alone.png'}: no mask beside it ({src / 'alone_mask.png'})" in log
+    assert sorted(p.name for p in out.iterdir()) == ["astro.jpg"]
+    assert Image.open(out / "astro.jpg").format == "JPEG"
+    assert_kept_metadata(out / "astro.jpg", metadata)
+    result = np.asarray(Image.open(out / "astro.jpg")).astype(int)
+    assert np.abs(result[:100] - upright[:100]).mean() < 3  # upright, and untouched there
+    assert np.abs(result[135:148, 212:238] - upright[135:148, 212:238]).mean() > 10
+    # Without --detector, a folder with no masks at all is refused before any work.
+    (src / "astro_mask.png").unlink()
+    rc, log = run(f"--input={src}", f"--output={out}", f"--inpainter={inpainter_workdir}")
+    assert rc == 1 and "no photo in" in log and "give --detector" in log, log
