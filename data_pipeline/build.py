@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 import time
 
 import cv2
@@ -28,6 +27,7 @@ import numpy as np
 import tqdm
 
 from data_pipeline import (
+    atomic,
     coco,
     compose,
     difference,
@@ -139,8 +139,7 @@ def build_dataset(
     skips = faces.SkipLog()
     n_inputs, face_iter, genders, persons = _face_stream(faces_arg, size, skips, workers, align)
 
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
-    try:
+    with atomic.folder(out) as tmp:  # never leave a half-written dataset behind
         summary = _build_into(
             tmp, face_iter, n_inputs, genders, persons, library, size, per_face, seed, skips,
             progress,
@@ -157,18 +156,6 @@ def build_dataset(
         )
         with open(os.path.join(tmp, "summary.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=1)
-        if os.path.exists(out):
-            trash = tempfile.mkdtemp(
-                prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out)
-            )
-            os.replace(out, os.path.join(trash, "old"))
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written dataset behind
-        raise
     return summary
 
 

@@ -18,12 +18,11 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from data_pipeline import procedural
+from data_pipeline import atomic, procedural
 from data_pipeline.categories import CATEGORIES
 
 LIBRARY_DIR = os.path.join(os.path.dirname(__file__), "assets", "occluders")
@@ -213,52 +212,49 @@ def build(out_dir: str = LIBRARY_DIR, log=print) -> dict[str, int]:
     The new library replaces `out_dir` only once complete, and PNGs that users dropped into a
     category folder (any file not listed in the old SOURCES.json) are carried over.
     """
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".occluders-", dir=parent)
-    sources: dict[str, dict[str, str]] = {}
+    with atomic.folder(out_dir) as tmp:  # replaces out_dir only once complete
+        sources: dict[str, dict[str, str]] = {}
 
-    def save(cat: str, origin: str, name: str, im: Image.Image, detail: str) -> None:
-        rel = f"{cat}/{origin}_{name}.png"
-        im.save(os.path.join(tmp, rel), optimize=True)
-        sources[rel] = {"source": detail, "license": _LICENSES[origin]}
+        def save(cat: str, origin: str, name: str, im: Image.Image, detail: str) -> None:
+            rel = f"{cat}/{origin}_{name}.png"
+            im.save(os.path.join(tmp, rel), optimize=True)
+            sources[rel] = {"source": detail, "license": _LICENSES[origin]}
 
-    for cat in CATEGORIES:
-        os.makedirs(os.path.join(tmp, cat))
-    if os.path.isfile(EMOJI_FONT):
-        font = ImageFont.truetype(EMOJI_FONT, _EMOJI_PX)
-        for cat, table in EMOJI.items():
-            for name, text in table.items():
-                codes = " ".join(f"U+{ord(c):04X}" for c in text)
-                glyph = render_emoji(text, font)
-                save(cat, "emoji", name, glyph, f"Noto Color Emoji {codes}")
-                for suffix, hue, sat in RECOLOURED.get((cat, name), ()):
-                    save(
-                        cat,
-                        "emoji",
-                        f"{name}_{suffix}",
-                        recolour(glyph, hue, sat),
-                        f"Noto Color Emoji {codes}, recoloured",
-                    )
-    else:
-        log(f"warning: {EMOJI_FONT} not found (apt-get install fonts-noto-color-emoji); skipped")
-    for cat, table in OPENCLIPART.items():
-        for name, rel in table.items():
-            path = os.path.join(OPENCLIPART_DIR, rel)
-            try:
-                save(cat, "openclipart", name, load_clipart(path), f"openclipart-png {rel}")
-            except (OSError, ValueError) as e:
-                log(f"warning: skipped openclipart {rel}: {e}")
-    for cat, table in procedural.DRAWERS.items():
-        for name, draw in table.items():
-            save(cat, "procedural", name, _fit(draw()), f"procedural.{cat}:{name}")
+        for cat in CATEGORIES:
+            os.makedirs(os.path.join(tmp, cat))
+        if os.path.isfile(EMOJI_FONT):
+            font = ImageFont.truetype(EMOJI_FONT, _EMOJI_PX)
+            for cat, table in EMOJI.items():
+                for name, text in table.items():
+                    codes = " ".join(f"U+{ord(c):04X}" for c in text)
+                    glyph = render_emoji(text, font)
+                    save(cat, "emoji", name, glyph, f"Noto Color Emoji {codes}")
+                    for suffix, hue, sat in RECOLOURED.get((cat, name), ()):
+                        save(
+                            cat,
+                            "emoji",
+                            f"{name}_{suffix}",
+                            recolour(glyph, hue, sat),
+                            f"Noto Color Emoji {codes}, recoloured",
+                        )
+        else:
+            log(
+                f"warning: {EMOJI_FONT} not found (apt-get install fonts-noto-color-emoji); skipped"
+            )
+        for cat, table in OPENCLIPART.items():
+            for name, rel in table.items():
+                path = os.path.join(OPENCLIPART_DIR, rel)
+                try:
+                    save(cat, "openclipart", name, load_clipart(path), f"openclipart-png {rel}")
+                except (OSError, ValueError) as e:
+                    log(f"warning: skipped openclipart {rel}: {e}")
+        for cat, table in procedural.DRAWERS.items():
+            for name, draw in table.items():
+                save(cat, "procedural", name, _fit(draw()), f"procedural.{cat}:{name}")
 
-    _carry_user_files(out_dir, tmp)
-    with open(os.path.join(tmp, SOURCES_FILE), "w", encoding="utf-8") as f:
-        json.dump(dict(sorted(sources.items())), f, indent=1, ensure_ascii=False)
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+        _carry_user_files(out_dir, tmp)
+        with open(os.path.join(tmp, SOURCES_FILE), "w", encoding="utf-8") as f:
+            json.dump(dict(sorted(sources.items())), f, indent=1, ensure_ascii=False)
     return {cat: len(os.listdir(os.path.join(out_dir, cat))) for cat in CATEGORIES}
 
 

@@ -20,15 +20,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import cv2
 import numpy as np
 
 from data_pipeline import align as align_lib
-from data_pipeline import faces, images
+from data_pipeline import atomic, faces, images
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "assets", "faces")
 MANIFEST = "manifest.json"
@@ -95,23 +93,20 @@ def build(npm_dir: str, out_dir: str = SAMPLE_DIR) -> int:
 
     dedup = faces.Deduplicator()
     entries = []
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".faces-", dir=parent)
-    for origin, src, rgb in jobs:
-        for crop, fbox in _crops_from(rgb, src):
-            if dedup.seen(faces.dhash(crop)):
-                continue
-            name = f"face{len(entries):03d}.jpg"
-            bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
-            cv2.imwrite(os.path.join(tmp, name), bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            box = [round(v / CROP_SIZE, 4) for v in fbox]
-            entries.append({"file": name, "source": origin, "license": src.license, "box": box})
-    with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump({"crop_size": CROP_SIZE, "faces": entries}, f, indent=1)
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with atomic.folder(out_dir) as tmp:  # replaces out_dir only once complete
+        for origin, src, rgb in jobs:
+            for crop, fbox in _crops_from(rgb, src):
+                if dedup.seen(faces.dhash(crop)):
+                    continue
+                name = f"face{len(entries):03d}.jpg"
+                bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+                dest = os.path.join(tmp, name)
+                if not cv2.imwrite(dest, bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+                    raise OSError(f"cannot write {dest} (disk full?)")
+                box = [round(v / CROP_SIZE, 4) for v in fbox]
+                entries.append({"file": name, "source": origin, "license": src.license, "box": box})
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump({"crop_size": CROP_SIZE, "faces": entries}, f, indent=1)
     return len(entries)
 
 

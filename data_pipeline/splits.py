@@ -52,6 +52,15 @@ def assign_splits(persons: dict[str, str], genders: dict[str, int], seed: int) -
     return out
 
 
+def faces_of_split(faces: list, split: str, seed: int) -> list:
+    """The faces (data_pipeline.faces.Face) that `assign_splits` puts in `split`, in their order:
+    the same split as `launch/build_dataset.py --seed=seed` over the same faces."""
+    assigned = assign_splits(
+        {f.id: f.person_id for f in faces}, {f.id: f.gender for f in faces}, seed
+    )
+    return [f for f in faces if assigned[f.id] == split]
+
+
 def write_record(workdir: str, source: str, faces: dict[str, str]) -> str:
     """Writes `<workdir>/train_faces.json`: the face ids (and their persons) training drew from."""
     path = os.path.join(workdir, RECORD)

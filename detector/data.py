@@ -8,6 +8,7 @@ so a detector never silently learns shuffled labels.
 
 import contextlib
 import io
+import logging
 import pathlib
 
 import numpy as np
@@ -17,6 +18,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from data_pipeline.categories import CATEGORY_TO_ID
+
+log = logging.getLogger(__name__)
 
 
 def split_paths(coco_dir, split: str) -> tuple[pathlib.Path, pathlib.Path]:
@@ -69,6 +72,25 @@ def image_size_of(ann_file) -> int:
     return int(max(info["height"], info["width"]))
 
 
+def make_target(labels, masks, image_id: int, size: tuple[int, int] | None = None) -> dict:
+    """Mask R-CNN target of one image from its class ids and non-empty HxW 0/1 masks.
+
+    Boxes are the masks' tight boxes, so flips and the mask head always agree with them; `size`
+    (H, W) shapes the empty mask array of an image without instances.
+    """
+    boxes = []
+    for mask in masks:
+        ys, xs = np.nonzero(mask)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    height, width = size if size is not None else masks[0].shape
+    return {
+        "boxes": torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)),
+        "labels": torch.as_tensor(np.array(labels, np.int64)),
+        "masks": torch.as_tensor(np.array(masks, np.uint8).reshape(-1, height, width)),
+        "image_id": torch.tensor(image_id, dtype=torch.int64),
+    }
+
+
 class CocoInstances(torch.utils.data.Dataset):
     """Images and Mask R-CNN targets of one COCO split.
 
@@ -79,7 +101,7 @@ class CocoInstances(torch.utils.data.Dataset):
     def __init__(self, coco_dir, split: str, hflip_prob: float = 0.0, seed: int = 0):
         self.image_dir, self.ann_file = split_paths(coco_dir, split)
         self.coco = load_coco(self.ann_file)
-        self.ids = sorted(self.coco.getImgIds())
+        self.ids = self.readable(sorted(self.coco.getImgIds()))
         self.hflip_prob = hflip_prob
         self.seed = seed
         self.epoch = 0  # mixes into the flip decisions so each epoch flips differently
@@ -94,28 +116,38 @@ class CocoInstances(torch.utils.data.Dataset):
         try:
             with Image.open(path) as img:
                 return np.array(img.convert("RGB"))  # writable, for torch.from_numpy
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             raise ValueError(f"{path}: cannot read the image ({err}); expected a PNG/JPEG") from err
+
+    def readable(self, image_ids: list[int]) -> list[int]:
+        """`image_ids` without those whose image cannot be decoded, each logged with its file and
+        reason: one corrupt file must not stop a training run (or an evaluation) midway."""
+        keep = []
+        for image_id in image_ids:
+            try:
+                self.load_image(image_id)
+                keep.append(image_id)
+            except ValueError as err:
+                log.warning("skipped %s", err)
+        if len(keep) < len(image_ids):
+            log.warning(
+                "skipped %d of %d images of %s",
+                len(image_ids) - len(keep),
+                len(image_ids),
+                self.ann_file,
+            )
+        return keep
 
     def target(self, image_id: int, height: int, width: int) -> dict:
         """Mask R-CNN target of `image_id` (before augmentation)."""
         anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=image_id, iscrowd=False))
-        boxes, labels, masks = [], [], []
+        labels, masks = [], []
         for ann in anns:
             mask = annotation_mask(self.coco, ann, height, width)
-            if not mask.any():
-                continue
-            ys, xs = np.nonzero(mask)
-            # Boxes from the mask, so flips and the mask head always agree with them.
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-            labels.append(ann["category_id"])
-            masks.append(mask)
-        return {
-            "boxes": torch.as_tensor(np.array(boxes, np.float32).reshape(-1, 4)),
-            "labels": torch.as_tensor(np.array(labels, np.int64)),
-            "masks": torch.as_tensor(np.array(masks, np.uint8).reshape(-1, height, width)),
-            "image_id": torch.tensor(image_id, dtype=torch.int64),
-        }
+            if mask.any():
+                labels.append(ann["category_id"])
+                masks.append(mask)
+        return make_target(labels, masks, image_id, (height, width))
 
     def __getitem__(self, index: int):
         image_id = self.ids[index]

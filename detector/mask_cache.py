@@ -10,23 +10,26 @@ Each record is a `tf.train.Example` with
     labels    int64[]  class ids of those instances (data_pipeline/categories.py)
     scores    float[]  their scores
     boxes     float[]  their boxes, x0 y0 x1 y1 per instance, in pixels
-Shards are `masks.tfrecord-SSSSS-of-NNNNN` beside `mask_cache.json` (counts, detector, threshold).
-TensorFlow is imported only here and only when a cache is written or read.
+Shards are `masks.tfrecord-SSSSS-of-NNNNN` beside `mask_cache.json` (the shard list, counts,
+detector checkpoint and its SHA-256, dataset, threshold); readers open only the listed shards
+(`data_pipeline/mask_cache_files.py`). The folder is written whole under a temporary name and
+renamed into place. TensorFlow is imported only when a cache is written or read.
 """
 
+import contextlib
+import hashlib
 import io
 import itertools
 import json
 import os
 import pathlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-SHARD_PREFIX = "masks.tfrecord"
-META_NAME = "mask_cache.json"
+from data_pipeline import atomic, mask_cache_files
 
 
 def _png(mask_HxW: np.ndarray) -> bytes:
@@ -95,10 +98,93 @@ def decode_example(serialized: bytes) -> tuple[str, dict]:
     return example_id, out
 
 
-def shard_paths(cache_dir, num_shards: int) -> list[pathlib.Path]:
-    """The shard file names of a cache with `num_shards` shards."""
+def provenance(detector_checkpoint, dataset) -> dict:
+    """What a cache is made from, for mask_cache.json: the checkpoint (path and SHA-256 of its
+    bytes, so a retrained detector is told apart) and the dataset folder."""
+    digest = hashlib.sha256()
+    with open(detector_checkpoint, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {
+        "detector": str(detector_checkpoint),
+        "detector_sha256": digest.hexdigest(),
+        "dataset": os.path.abspath(dataset),
+    }
+
+
+def stale_reason(cache_dir, made_from: dict) -> str | None:
+    """Why the cache in `cache_dir` cannot stand for `made_from` (a `provenance` dict), or None
+    when it is complete and made from the same checkpoint bytes and dataset folder."""
+    try:
+        meta = mask_cache_files.read_meta(str(cache_dir))
+        mask_cache_files.listed_shards(str(cache_dir))  # every listed shard is there
+    except (FileNotFoundError, ValueError) as err:
+        return str(err)
+    for key in ("detector_sha256", "dataset"):
+        if meta.get(key) != made_from[key]:
+            return f"{cache_dir} was made with {key}={meta.get(key)!r}, not {made_from[key]!r}"
+    return None
+
+
+def _check_replaceable(cache_dir: pathlib.Path) -> None:
+    """A new cache replaces `cache_dir` whole: refuse a path that holds anything but a cache."""
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise ValueError(f"{cache_dir} is a file; expected a mask cache folder (new or old)")
+    if cache_dir.is_dir():
+        names = {mask_cache_files.META_NAME}
+        others = [
+            p.name
+            for p in cache_dir.iterdir()
+            if p.name not in names and not p.name.startswith(mask_cache_files.SHARD_PREFIX)
+        ]
+        if others:
+            raise ValueError(
+                f"{cache_dir} holds {sorted(others)[:3]}, not only a mask cache; a new cache "
+                "replaces the whole folder, so choose an empty or new one"
+            )
+
+
+@contextlib.contextmanager
+def writing_cache(cache_dir, num_shards: int, meta: dict) -> Iterator[Callable[[bytes], None]]:
+    """`with writing_cache(dir, n, meta) as write: write(record)...` writes serialised records
+    round-robin into `n` shards of a temporary folder beside `dir`, and `meta` (which the block
+    may update) as its mask_cache.json, with the count and shard names added. The folder replaces
+    `dir`, an old cache included, only when the block ends without error: a reader never sees a
+    partial cache or a mix of two."""
+    import tensorflow as tf
+
+    if num_shards < 1:
+        raise ValueError(f"num_shards is {num_shards}; expected at least 1")
     cache_dir = pathlib.Path(cache_dir)
-    return [cache_dir / f"{SHARD_PREFIX}-{s:05d}-of-{num_shards:05d}" for s in range(num_shards)]
+    _check_replaceable(cache_dir)
+    names = mask_cache_files.shard_names(num_shards)
+    count = 0
+    with atomic.folder(cache_dir) as tmp:
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(tf.io.TFRecordWriter(f"{tmp}/{n}")) for n in names]
+
+            def write(record: bytes) -> None:
+                nonlocal count
+                writers[count % num_shards].write(record)
+                count += 1
+
+            yield write
+        meta.update(num_examples=count, num_shards=num_shards, shards=names)
+        text = json.dumps(meta, indent=2) + "\n"
+        pathlib.Path(tmp, mask_cache_files.META_NAME).write_text(text, encoding="utf-8")
+
+
+def _detections(detector, examples: Iterable[tuple[str, np.ndarray]], batch_size: int):
+    """(id, (mask, box mask, chosen instances)) per example, the detector run on batches."""
+    seen = set()
+    iterator = iter(examples)
+    while batch := list(itertools.islice(iterator, batch_size)):
+        ids = [str(i) for i, _ in batch]
+        for example_id in ids:
+            if example_id in seen:
+                raise ValueError(f"example id {example_id!r} occurs twice; expected unique ids")
+            seen.add(example_id)
+        yield from zip(ids, detector.masks([np.asarray(im) for _, im in batch]), strict=True)
 
 
 def cache_masks(
@@ -109,85 +195,45 @@ def cache_masks(
     num_shards: int = 4,
     batch_size: int = 8,
     total: int | None = None,
-    detector_name: str = "",
+    made_from: dict | None = None,
 ) -> dict:
     """Run `detector` (a predict.Detector) over (id, HxWx3 uint8 image) pairs; write the cache.
 
-    Examples go round-robin into `num_shards` shards, written under temporary names and renamed
-    only when all are complete. Returns the metadata written to mask_cache.json.
+    The cache appears at `cache_dir` whole or not at all (see `writing_cache`); `made_from`
+    (a `provenance` dict) is recorded in mask_cache.json. Returns the metadata written there.
     """
-    import tensorflow as tf
-
-    if num_shards < 1:
-        raise ValueError(f"num_shards is {num_shards}; expected at least 1")
-    cache_dir = pathlib.Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    finals = shard_paths(cache_dir, num_shards)
-    tmps = [p.with_name(p.name + ".tmp") for p in finals]
-    writers = [tf.io.TFRecordWriter(str(p)) for p in tmps]
-    count, with_mask, seen = 0, 0, set()
-    iterator = iter(examples)
-    try:
-        with tqdm(total=total, desc="mask cache", unit="img") as bar:
-            while batch := list(itertools.islice(iterator, batch_size)):
-                ids = [str(i) for i, _ in batch]
-                for example_id in ids:
-                    if example_id in seen:
-                        raise ValueError(
-                            f"example id {example_id!r} occurs twice; expected unique ids"
-                        )
-                    seen.add(example_id)
-                results = detector.masks([np.asarray(im) for _, im in batch])
-                for example_id, (mask, boxes_mask, chosen) in zip(ids, results, strict=True):
-                    record = encode_example(
-                        example_id,
-                        mask,
-                        boxes_mask,
-                        [x.label for x in chosen],
-                        [x.score for x in chosen],
-                        [x.box for x in chosen],
-                    )
-                    writers[count % num_shards].write(record)
-                    count += 1
-                    with_mask += bool(mask.any())
-                bar.update(len(batch))
-    except BaseException:
-        for w, tmp in zip(writers, tmps, strict=True):
-            w.close()
-            tmp.unlink(missing_ok=True)
-        raise
-    for w in writers:
-        w.close()
-    for tmp, final in zip(tmps, finals, strict=True):
-        os.replace(tmp, final)
     meta = {
-        "num_examples": count,
-        "num_with_mask": with_mask,
-        "num_shards": num_shards,
-        "shards": [p.name for p in finals],
-        "detector": str(detector_name),
+        "num_with_mask": 0,
+        **(made_from or {}),
         "score_thresh": detector.score_thresh,
         "class_ids": sorted(detector.class_ids),
         "mask_encoding": "PNG 8-bit grayscale, 1 = occluder",
     }
-    meta_tmp = cache_dir / (META_NAME + ".tmp")
-    meta_tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(meta_tmp, cache_dir / META_NAME)
+    with (
+        writing_cache(cache_dir, num_shards, meta) as write,
+        tqdm(total=total, desc="mask cache", unit="img") as bar,
+    ):
+        for example_id, (mask, boxes_mask, chosen) in _detections(detector, examples, batch_size):
+            record = encode_example(
+                example_id,
+                mask,
+                boxes_mask,
+                [x.label for x in chosen],
+                [x.score for x in chosen],
+                [x.box for x in chosen],
+            )
+            write(record)
+            meta["num_with_mask"] += bool(mask.any())
+            bar.update(1)
     return meta
 
 
 def iter_cache(cache_dir) -> Iterator[tuple[str, dict]]:
-    """Yield (id, masks dict) for every record of the cache in `cache_dir`."""
+    """Yield (id, masks dict) for every record of the shards the cache's metadata lists."""
     import tensorflow as tf
 
-    cache_dir = pathlib.Path(cache_dir)
-    shards = sorted(cache_dir.glob(f"{SHARD_PREFIX}-*-of-*"))
-    shards = [p for p in shards if not p.name.endswith(".tmp")]
-    if not shards:
-        raise FileNotFoundError(
-            f"{cache_dir} has no {SHARD_PREFIX}-* shards; expected a mask cache"
-        )
-    for record in tf.data.TFRecordDataset([str(p) for p in shards]).as_numpy_iterator():
+    shards = mask_cache_files.listed_shards(str(cache_dir))
+    for record in tf.data.TFRecordDataset(shards).as_numpy_iterator():
         yield decode_example(record)
 
 

@@ -1,18 +1,32 @@
 """Where the mask cache's (id, image) pairs come from: the TFDS inpainting set or an image folder.
 
-`open_examples(path, splits)` returns (iterator of (id, HxWx3 uint8), count). A TFDS folder is
-recognised by its `dataset_info.json` (at `path` or in a version folder below it) and read with
-`tfds.builder_from_directory` (no network); its `id` and `occluded` features are used. Any
-other folder is read as images (PNG/JPEG, recursively), with the file stem as the id.
+`open_examples(path, splits)` returns `Examples`: an iterator of (id, HxWx3 uint8), their count,
+and the files skipped on the way. A TFDS folder is recognised by its `dataset_info.json` (at
+`path` or in a version folder below it) and read with `tfds.builder_from_directory` (no network);
+its `id` and `occluded` features are used. Any other folder is read as images (PNG/JPEG,
+recursively), with the file stem as the id; a file that is not a whole image is skipped with its
+reason (`data_pipeline.images`), not fatal.
 """
 
+import dataclasses
 import pathlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from PIL import Image
+
+from data_pipeline import images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclasses.dataclass
+class Examples:
+    """(id, HxWx3 uint8 image) pairs to iterate once, how many there are, and the files skipped
+    as not whole images: (path, reason), filled in while `pairs` is iterated."""
+
+    pairs: Iterator[tuple[str, np.ndarray]]
+    total: int
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def find_tfds_dir(path) -> pathlib.Path | None:
@@ -60,20 +74,24 @@ def _folder_examples(path: pathlib.Path):
     if len(set(stems)) != len(stems):
         raise ValueError(f"{path}: two images share a file stem; expected unique names as ids")
 
+    skipped: list[tuple[str, str]] = []
+
     def gen():
         for p in files:
-            with Image.open(p) as img:
-                yield p.stem, np.asarray(img.convert("RGB"))
+            try:
+                yield p.stem, images.load_photo(p)
+            except images.SkipImage as skip:
+                skipped.append((str(p), skip.reason))
 
-    return gen(), len(files)
+    return Examples(gen(), len(files), skipped)
 
 
-def open_examples(path, splits: Sequence[str] = ("all",)) -> tuple[Iterator, int]:
-    """(iterator of (id, HxWx3 uint8 image), number of examples) from a TFDS or image folder."""
+def open_examples(path, splits: Sequence[str] = ("all",)) -> Examples:
+    """The examples of a TFDS or image folder (see the module docstring)."""
     path = pathlib.Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a folder; expected a TFDS dataset or images")
     tfds_dir = find_tfds_dir(path)
     if tfds_dir is not None:
-        return _tfds_examples(tfds_dir, splits)
+        return Examples(*_tfds_examples(tfds_dir, splits))
     return _folder_examples(path)

@@ -1,7 +1,12 @@
 """Batches from the `occluded_faces` TFDS set (built by `data_pipeline`), this process's share.
 
-Each process reads `tfds.split_for_jax_process(split)`; the order is a seeded shuffle repeated
-forever, so skipping `start_step` batches reproduces the position after a restart.
+Each process reads `tfds.split_for_jax_process(split)`, n examples. The order is epoch after
+epoch of them, each shuffled with a seed of its own, from `(data.seed, epoch)`: the shard files
+in a drawn order, interleaved, then a `shuffle_buffer` window. The epochs run back to back,
+batches of L crossing their boundaries, so example `p` of the stream is example `p mod n` of
+epoch `p // n`: a restart at step `s` starts at epoch `s·L // n` directly and reads through only
+the start of that epoch, without decoding it (images stay PNG bytes until after the skip).
+Resuming costs at most one epoch of record reads, whatever `s`.
 
 The hole is the set's exact mask, or (`config.data.mask_source`) the detector's mask or box mask
 from the mask cache that `launch/cache_masks.py` writes (TFRecords of PNG masks keyed by example
@@ -15,9 +20,11 @@ from collections.abc import Iterator
 import numpy as np
 
 _KEYS = ("occluded", "original", "mask")
+_EPOCH_SEEDS = 1_000_003  # epoch e of data.seed s shuffles with seed s * _EPOCH_SEEDS + e
 
 
-def _dataset(config, split: str, shuffle: bool):
+def _builder(config):
+    """The TFDS builder of `config.data.tfds_data_dir` (TensorFlow kept off the accelerators)."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
@@ -30,35 +37,71 @@ def _dataset(config, split: str, shuffle: bool):
             "dataset build (see docs/data.md)"
         )
     builder = tfds.builder_from_directory(tfds_builder.dataset_dir(config.data.tfds_data_dir))
-    read_config = tfds.ReadConfig(shuffle_seed=config.data.seed)
-    ds = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)
-    size = config.image_size
+    stored = builder.info.features["original"].shape[0]
+    if stored != config.image_size:
+        raise ValueError(
+            f"the TFDS set holds {stored}px images but config.image_size={config.image_size}"
+        )
+    return builder
 
-    def select(ex):
-        out = {k: ex[k] for k in (*_KEYS, "id")}
-        if out["original"].shape[0] != size:
-            raise ValueError(
-                f"the TFDS set holds {out['original'].shape[0]}px images but "
-                f"config.image_size={size}"
-            )
-        return out
 
-    ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+def _records(builder, split: str, shuffle_seed=None):
+    """The split's examples, the images still PNG bytes: in the set's stored order, or with the
+    shard files in an order drawn from `shuffle_seed` (an int64 tensor is fine) and interleaved."""
+    import tensorflow_datasets as tfds
+
+    decoders = {k: tfds.decode.SkipDecoding() for k in _KEYS}
+    read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, shuffle_reshuffle_each_iteration=False)
+    return builder.as_dataset(
+        split=split,
+        shuffle_files=shuffle_seed is not None,
+        read_config=read_config,
+        decoders=decoders,
+    )
+
+
+def _decode_images(features, ex) -> dict:
+    """{"id", "occluded", "original", "mask"} of a record, its PNGs decoded."""
+    return {"id": ex["id"], **{k: features[k].decode_example(ex[k]) for k in _KEYS}}
+
+
+def _decoded(config, builder, records):
+    """Records -> examples with decoded images and the configured hole."""
+    import tensorflow as tf
+
+    features = builder.info.features
+    ds = records.map(lambda ex: _decode_images(features, ex), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.map(_hole_fn(config), num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _mask_cache_table(cache_dir: str):
-    """(id -> row table, detector mask PNGs, box mask PNGs) from the cache's TFRecord shards."""
-    import os
+def _dataset(config, split: str):
+    """The examples of `split` in the set's stored order (no shuffle, one epoch)."""
+    builder = _builder(config)
+    return _decoded(config, builder, _records(builder, split))
 
+
+def _epochs_from(builder, split: str, num_examples: int, seed: int, buffer: int, start: int):
+    """Shuffled epochs of the split back to back, from example `start` of that stream: whole
+    epochs before it are not read at all, and the rest are skipped before any decoding."""
     import tensorflow as tf
 
-    files = sorted(tf.io.gfile.glob(os.path.join(cache_dir, "masks.tfrecord-*")))
-    if not files:
-        raise FileNotFoundError(
-            f"no detector mask cache in {cache_dir!r} (expected masks.tfrecord-* shards from "
-            "launch/cache_masks.py)"
-        )
+    epoch, offset = divmod(start, num_examples)
+
+    def shuffled(e):
+        epoch_seed = seed * _EPOCH_SEEDS + e
+        records = _records(builder, split, shuffle_seed=epoch_seed)
+        return records.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+
+    return tf.data.Dataset.range(epoch, tf.int64.max).flat_map(shuffled).skip(offset)
+
+
+def _mask_cache_table(cache_dir: str):
+    """(id -> row table, detector mask PNGs, box mask PNGs) from the shards the cache lists."""
+    import tensorflow as tf
+
+    from data_pipeline import mask_cache_files
+
+    files = mask_cache_files.listed_shards(cache_dir)
     spec = {k: tf.io.FixedLenFeature([], tf.string) for k in ("id", "mask", "box_mask")}
     ids, masks, boxes = [], [], []
     for record in tf.data.TFRecordDataset(files):
@@ -109,18 +152,27 @@ def _hole_fn(config):
 
 
 def batches(config, start_step: int, local_batch: int, process_index: int) -> Iterator[dict]:
-    """Infinite local batches starting at global step `start_step`."""
+    """Infinite local batches starting at global step `start_step` (see the module docstring)."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
     del process_index  # split_for_jax_process reads it from JAX
     split = tfds.split_for_jax_process(config.data.split, drop_remainder=True)
-    ds = _dataset(config, split, shuffle=True)
-    ds = ds.repeat().shuffle(config.data.shuffle_buffer, seed=config.data.seed)
-    ds = ds.batch(local_batch, drop_remainder=True).skip(start_step)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    for batch in tfds.as_numpy(ds):
-        yield {k: np.asarray(v) for k, v in batch.items()}
+    builder = _builder(config)
+    num_examples = builder.info.splits[split].num_examples
+    if num_examples == 0:
+        raise ValueError(f"this process's share of TFDS split {split!r} holds no example")
+    stream = _epochs_from(
+        builder,
+        split,
+        num_examples,
+        config.data.seed,
+        config.data.shuffle_buffer,
+        start_step * local_batch,
+    )
+    ds = _decoded(config, builder, stream).batch(local_batch, drop_remainder=True)
+    for batch in tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE)):
+        yield {k: np.asarray(batch[k]) for k in _KEYS}
 
 
 def first_examples(config, count: int) -> dict[str, np.ndarray]:
@@ -128,8 +180,8 @@ def first_examples(config, count: int) -> dict[str, np.ndarray]:
     import tensorflow_datasets as tfds
 
     try:
-        ds = _dataset(config, "validation", shuffle=False)
+        ds = _dataset(config, "validation")
     except (KeyError, ValueError):
-        ds = _dataset(config, config.data.split, shuffle=False)
+        ds = _dataset(config, config.data.split)
     items = list(tfds.as_numpy(ds.take(count)))
     return {k: np.stack([it[k] for it in items]) for k in _KEYS}

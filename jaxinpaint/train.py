@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
 
 from data_pipeline import splits
 from jaxinpaint import curves, inference, input_pipeline, samples, validation
@@ -205,6 +207,20 @@ def _write_samples(trainer: Trainer, state: TrainState, fixed: dict, workdir: st
     return path
 
 
+def _progress_bar(step: int, total: int, enabled: bool) -> tqdm:
+    """Steps done, rate and time left on stderr (process 0 only); in a log file rather than a
+    terminal (SLURM, nohup) a line a minute, not one per redraw."""
+    return tqdm(
+        total=total,
+        initial=step,
+        desc="train",
+        unit="step",
+        disable=not enabled,
+        dynamic_ncols=True,
+        mininterval=1.0 if sys.stderr.isatty() else 60.0,
+    )
+
+
 def train_and_evaluate(config, workdir: str) -> TrainState:
     """Trains `config` in `workdir` up to `config.total_steps`, resuming if it can."""
     workdir = os.path.abspath(workdir)
@@ -270,6 +286,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         "Training from step %d to %d on %d devices (global batch %d).",
         step, total, jax.device_count(), config.global_batch_size,
     )  # fmt: skip
+    progress = _progress_bar(step, total, enabled=is_lead)
     with _Preemption() as preemption:
         try:
             while step < total:
@@ -277,6 +294,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                 state, metrics = trainer.train_step(state, batch, train_rng, trainer.vgg_params)
                 step += 1
                 position += 1
+                progress.update()
                 # Read the previous step's metrics while this one runs.
                 read_pending()
                 pending = (step, metrics)
@@ -292,6 +310,12 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                     mean["perf/images_per_s"] = mean["perf/steps_per_s"] * config.global_batch_size
                     if is_lead:
                         writer.scalars(step, mean)
+                        progress.set_postfix(
+                            {
+                                "gen/loss": f"{mean['gen/loss']:.3f}",
+                                "psnr": f"{mean['gen/psnr']:.2f}",
+                            }
+                        )
                         logging.info(
                             "step %d  gen/loss %.4f  gen/l1_hole %.4f  gen/psnr %.2f  "
                             "disc/loss %.4f  %.2f steps/s",
@@ -332,6 +356,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                     logging.warning("SIGTERM: saved step %d; stopping.", step)
                     break
         finally:
+            progress.close()
             ckpt.close()
             if best_ckpt is not None:
                 best_ckpt.close()

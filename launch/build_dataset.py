@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging
 
+import launch
 from data_pipeline import build
 
 _FACES = flags.DEFINE_string("faces", None, "Folder of face photos (recursive), or 'sample'.")
@@ -60,5 +61,10 @@ def main(argv):
     return 0
 
 
+def cli():
+    """The `jaxinpaint-build-dataset` command."""
+    launch.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli()

@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags, logging
 
+import launch
 from detector import mask_cache, predict, sources
 
 FLAGS = flags.FLAGS
@@ -38,20 +39,29 @@ def main(argv):
             device=FLAGS.device,
             batch_size=FLAGS.batch_size,
         )
-        examples, total = sources.open_examples(FLAGS.dataset, FLAGS.splits)
+        examples = sources.open_examples(FLAGS.dataset, FLAGS.splits)
         meta = mask_cache.cache_masks(
             det,
-            examples,
+            examples.pairs,
             out,
             num_shards=FLAGS.num_shards,
             batch_size=FLAGS.batch_size,
-            total=total,
-            detector_name=FLAGS.detector,
+            total=examples.total,
+            made_from=mask_cache.provenance(FLAGS.detector, FLAGS.dataset),
         )
     except (FileNotFoundError, ValueError) as err:  # bad paths, checkpoints or flag values
         sys.exit(f"error: {err}")
     print(f"{meta['num_examples']} examples ({meta['num_with_mask']} with a mask) -> {out}")
+    if examples.skipped:
+        print(f"skipped {len(examples.skipped)} files that are not whole images:")
+        for path, reason in examples.skipped:
+            print(f"  {path}: {reason}")
+
+
+def cli():
+    """The `jaxinpaint-cache-masks` command."""
+    launch.run(main, __doc__)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli()

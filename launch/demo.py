@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags
 
+from detector import mask_cache
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/demo", "Folder for every result of the demo.")
 flags.DEFINE_bool("quick", False, "Far fewer training steps: checks the path, learns little.")
@@ -72,7 +74,9 @@ def main(argv):
     )
     checkpoint = os.path.join(det, "model_final.pt")
     cache = os.path.join(data, "mask_cache")
-    if not os.path.isdir(cache):
+    # Rebuilt unless complete and made from this very checkpoint and dataset.
+    if stale := mask_cache.stale_reason(cache, mask_cache.provenance(checkpoint, data)):
+        print(f"\nmask cache to (re)build: {stale}")
         run("launch/cache_masks.py", f"--detector={checkpoint}", f"--dataset={data}")
     run(
         "launch/train.py",

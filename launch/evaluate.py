@@ -21,8 +21,10 @@ import sys
 
 import cv2
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from tqdm import tqdm
+
+import launch
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir of the inpainter (launch/train.py).")
@@ -215,5 +217,10 @@ def main(argv):
     return 0
 
 
+def cli():
+    """The `jaxinpaint-evaluate` command."""
+    launch.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli()

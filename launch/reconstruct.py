@@ -42,8 +42,10 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from PIL import Image
+
+import launch
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "A photo, or a folder of photos (searched recursively).")
@@ -316,6 +318,9 @@ def reconstruct_folder(reconstructor, jobs: list[tuple[str, str | None, str]], s
 
 
 def main(argv):
+    from jaxinpaint.gpu_memory import share_gpu_memory
+
+    share_gpu_memory()  # the detector (torch) and the inpainter (JAX) may share one GPU
     logging.set_verbosity(logging.WARNING)  # Orbax and tfds log every restore and read at INFO
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -357,7 +362,7 @@ def main(argv):
 
 def cli():
     """The `jaxinpaint-reconstruct` command."""
-    app.run(main)
+    launch.run(main, __doc__)
 
 
 if __name__ == "__main__":

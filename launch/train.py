@@ -18,6 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import jaxinpaint
+import launch
 from jaxinpaint import distributed
 from jaxinpaint.train import NonFiniteLossError, train_and_evaluate
 
@@ -55,5 +56,10 @@ def main(argv):
     return 0
 
 
+def cli():
+    """The `jaxinpaint-train` command."""
+    launch.run(main, __doc__, config_flag=True)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli()

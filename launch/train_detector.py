@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+import launch
 from detector import train
 
 FLAGS = flags.FLAGS
@@ -39,5 +40,10 @@ def main(argv):
         print(f"bbox AP {metrics['bbox']['AP']:.1f}  segm AP {metrics['segm']['AP']:.1f}")
 
 
+def cli():
+    """The `jaxinpaint-train-detector` command."""
+    launch.run(main, __doc__, config_flag=True)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli()

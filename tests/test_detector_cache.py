@@ -1,5 +1,7 @@
 """Prediction API and the TFRecord mask cache: what is written reads back, joined by id."""
 
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -97,6 +99,72 @@ def test_cache_rejects_duplicate_ids_and_leaves_no_partial_shards(detector, exam
     assert list(tmp_path.iterdir()) == []
 
 
+def write_records(cache_dir, ids, num_shards=1, meta=None):
+    """A cache of all-zero 4x4 masks for `ids`, written as cache_masks writes one."""
+    zeros = np.zeros((4, 4), np.uint8)
+    with mask_cache.writing_cache(cache_dir, num_shards, dict(meta or {})) as write:
+        for example_id in ids:
+            write(mask_cache.encode_example(example_id, zeros, zeros))
+
+
+def test_new_cache_replaces_the_old_one_whole(tmp_path):
+    cache = tmp_path / "cache"
+    write_records(cache, ["a", "b", "c"], num_shards=3)
+    write_records(cache, ["d"], num_shards=1)  # another --num_shards: no old shard survives
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "mask_cache.json",
+        "masks.tfrecord-00000-of-00001",
+    ]
+    assert list(mask_cache.read_mask_cache(cache)) == ["d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no temporary folder left
+
+
+def test_interrupted_cache_leaves_the_old_one(tmp_path):
+    cache = tmp_path / "cache"
+    write_records(cache, ["a"])
+    with pytest.raises(KeyboardInterrupt), mask_cache.writing_cache(cache, 2, {}) as write:
+        write(mask_cache.encode_example("b", np.zeros((4, 4)), np.zeros((4, 4))))
+        raise KeyboardInterrupt
+    assert list(mask_cache.read_mask_cache(cache)) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_reader_opens_only_the_listed_shards(tmp_path):
+    write_records(tmp_path, ["a", "b"])
+    # Strays a glob would pick up: an older run's shard and a torn temporary file.
+    (tmp_path / "masks.tfrecord-00000-of-00002").write_bytes(b"not a record")
+    (tmp_path / "masks.tfrecord-00000-of-00001.tmp").write_bytes(b"torn")
+    assert sorted(mask_cache.read_mask_cache(tmp_path)) == ["a", "b"]
+    (tmp_path / "masks.tfrecord-00000-of-00001").unlink()
+    with pytest.raises(FileNotFoundError, match=r"lacks masks\.tfrecord-00000-of-00001"):
+        mask_cache.read_mask_cache(tmp_path)
+    (tmp_path / "mask_cache.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no detector mask cache .*mask_cache\.json"):
+        mask_cache.read_mask_cache(tmp_path)
+
+
+def test_cache_refuses_to_replace_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not only a mask cache"):
+        write_records(tmp_path, ["a"])
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_stale_reason_checks_completeness_checkpoint_and_dataset(tmp_path):
+    checkpoint, cache = tmp_path / "model_final.pt", tmp_path / "data" / "mask_cache"
+    checkpoint.write_bytes(b"weights v1")
+    made_from = mask_cache.provenance(checkpoint, tmp_path / "data")
+    assert "no detector mask cache" in mask_cache.stale_reason(cache, made_from)
+    write_records(cache, ["a"], meta=made_from)
+    assert mask_cache.stale_reason(cache, made_from) is None
+    checkpoint.write_bytes(b"weights v2")  # the detector trained on: same path, other bytes
+    retrained = mask_cache.provenance(checkpoint, tmp_path / "data")
+    assert "detector_sha256" in mask_cache.stale_reason(cache, retrained)
+    assert "dataset" in mask_cache.stale_reason(cache, {**made_from, "dataset": "/elsewhere"})
+    (cache / "masks.tfrecord-00000-of-00001").unlink()  # incomplete
+    assert "lacks" in mask_cache.stale_reason(cache, made_from)
+
+
 def test_encode_decode_round_trip_without_instances():
     mask = np.zeros((6, 7), np.uint8)
     mask[1:3, 2:5] = 1
@@ -110,9 +178,15 @@ def test_encode_decode_round_trip_without_instances():
 def test_folder_source_uses_file_stems(tmp_path):
     for name in ("b", "a"):
         Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / f"{name}.png")
-    iterator, total = sources.open_examples(tmp_path)
-    items = list(iterator)
-    assert total == 2 and [i for i, _ in items] == ["a", "b"]
+    (tmp_path / "c.png").write_bytes(b"")  # corrupt files are skipped with their reason
+    (tmp_path / "d.jpg").write_bytes(b"<html>not a photo</html>")
+    examples = sources.open_examples(tmp_path)
+    items = list(examples.pairs)
+    assert examples.total == 4 and [i for i, _ in items] == ["a", "b"]
     assert items[0][1].shape == (8, 8, 3)
+    assert [(pathlib.Path(p).name, r) for p, r in examples.skipped] == [
+        ("c.png", "zero-byte file"),
+        ("d.jpg", "not an image"),
+    ]
     with pytest.raises(FileNotFoundError):
         sources.open_examples(tmp_path / "missing")

@@ -58,6 +58,7 @@ def test_train_resume_eval_and_cache(tmp_path, caplog):
     assert "bbox AP" in proc.stdout
 
     cache = tmp_path / "cache"
+    (coco / "test" / "broken.png").write_bytes(b"\x89PNG\r\n")  # a torn file among the images
     proc = run(
         "cache_masks.py",
         f"--detector={work / 'model_final.pt'}",
@@ -66,7 +67,9 @@ def test_train_resume_eval_and_cache(tmp_path, caplog):
         "--num_shards=1",
         "--score_thresh=0.0",
     )
-    assert "2 examples" in proc.stdout
+    assert "2 examples" in proc.stdout and "Traceback" not in proc.stderr
+    assert "skipped 1 files" in proc.stdout and "broken.png: not an image" in proc.stdout
+    assert json.loads((cache / "mask_cache.json").read_text())["detector_sha256"]
     cached = mask_cache.read_mask_cache(cache)
     assert sorted(cached) == ["test_00001", "test_00002"]  # ids are the file stems
     assert cached["test_00001"]["mask"].shape == (64, 64)

@@ -77,6 +77,23 @@ def test_wrong_category_ids_are_rejected(tmp_path):
         data.CocoInstances(root, "test")
 
 
+def test_corrupt_images_are_skipped_with_their_name(tmp_path, caplog):
+    root = synthetic.make_coco(tmp_path, num_train=1, num_test=3, size=32)
+    dataset = data.CocoInstances(root, "test")
+    first, second = (dataset.coco.loadImgs(i)[0]["file_name"] for i in dataset.ids[:2])
+    (root / "test" / first).write_bytes(b"")
+    png = (root / "test" / second).read_bytes()
+    (root / "test" / second).write_bytes(png[: len(png) // 2])  # a torn download
+    with caplog.at_level("WARNING", logger="detector.data"):
+        dataset = data.CocoInstances(root, "test")
+    assert len(dataset) == 1
+    assert f"{first}: cannot read the image" in caplog.text
+    assert f"{second}: cannot read the image" in caplog.text
+    assert "skipped 2 of 3 images" in caplog.text
+    image, _ = dataset[0]
+    assert image.shape == (3, 32, 32)
+
+
 def test_flip_mirrors_boxes_and_masks(coco_set):
     image_id = next(i for i in coco_set.ids if coco_set.coco.getAnnIds(imgIds=i))
     target = coco_set.target(image_id, 64, 64)

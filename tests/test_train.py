@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -54,7 +56,7 @@ def _run(script: str, *, cache_dir, env_extra=None, timeout=240) -> dict:
         timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "stderr": proc.stderr}
 
 
 def test_one_step_matches_golden_values(tiny):
@@ -187,6 +189,9 @@ print(json.dumps({{
     assert len(out["events"]) == 1
     assert out["curves"]
     assert out["config"] == 32
+    # The progress bar: of the whole run, and of the resumed one from where it stopped.
+    assert "train: 100%" in out["stderr"] and "| 4/4 [" in out["stderr"]
+    assert "| 3/4 [" in out["stderr"]
 
 
 def test_non_finite_loss_stops_and_no_saved_state_gives_one(tmp_path):
@@ -292,3 +297,53 @@ def test_event_files_round_trip(tmp_path):
         "gen/loss": [(3, 1.5), (7, 0.5)],
         "disc/loss": [(3, -2.25)],
     }
+
+
+_SIGKILL_CONFIG = """
+cfg = tiny_config()
+cfg.total_steps = 6
+cfg.checkpoint_every = 1
+"""
+
+
+def _kill_at_checkpoint(workdir, step: int, timeout: float = 240) -> int:
+    """Trains in a subprocess and SIGKILLs it the moment checkpoint `step` shows up, most likely
+    while Orbax is still writing it; returns the process's exit status."""
+    script = _LOOP_PRELUDE + _SIGKILL_CONFIG + f'train.train_and_evaluate(cfg, "{workdir}")\n'
+    env = dict(os.environ, JAXINPAINT_TEST_CACHE=str(workdir.parent / "cache"))
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env)
+    checkpoints, deadline = workdir / "checkpoints", time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            names = os.listdir(checkpoints) if checkpoints.is_dir() else []
+            if any(n.split(".")[0] == str(step) for n in names):  # "3" or "3.orbax-...-tmp-..."
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+    finally:
+        if proc.poll() is None and time.monotonic() >= deadline:
+            proc.kill()
+    return proc.wait()
+
+
+def test_sigkill_and_restart_end_in_the_uninterrupted_state(tmp_path):
+    assert _kill_at_checkpoint(tmp_path / "killed", step=3) == -signal.SIGKILL
+    script = (
+        _LOOP_PRELUDE
+        + _SIGKILL_CONFIG
+        + f"""
+resumed = train.train_and_evaluate(cfg, "{tmp_path}/killed")
+straight = train.train_and_evaluate(cfg, "{tmp_path}/straight")
+a = jax.tree_util.tree_leaves_with_path(jax.device_get(resumed))
+b = jax.tree_util.tree_leaves_with_path(jax.device_get(straight))
+print(json.dumps({{
+    "leaves": len(a),
+    "differ": [jax.tree_util.keystr(p) for (p, x), (_, y) in zip(a, b) if not np.array_equal(x, y)],
+    "step": int(resumed.step),
+}}))
+"""
+    )
+    out = _run(script, cache_dir=tmp_path / "cache")
+    assert out["step"] == 6 and out["leaves"] > 10
+    assert out["differ"] == []  # every leaf bit-identical: the kill cost work, not the result
