@@ -1,5 +1,18 @@
 """Fixtures shared by several test modules."""
 
+import atexit
+import os
+import shutil
+import tempfile
+
+# One JAX compilation cache for this test session, for the launchers the tests run as
+# subprocesses (each would compile the same tiny models again) and this process; never the
+# user's own cache. Set before jax is imported: JAX reads it then.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="jaxinpaint-test-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+
 import jax
 import pytest
 

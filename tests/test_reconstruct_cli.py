@@ -2,6 +2,7 @@
 detector over a folder (its photos hold no face, so it is never asked; only loaded)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -43,10 +44,11 @@ def noise(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
 
 
-def run(*args):
+def run(*args, env=None):
     proc = subprocess.run(
         [sys.executable, "launch/reconstruct.py", *args],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -268,8 +270,13 @@ def test_folder_of_photos_with_their_masks_lama_convention(inpainter_workdir, tm
     mask[135:148, 212:238] = 255  # the mouth of the upright photo
     Image.fromarray(mask).save(src / "astro_mask.png")
     Image.fromarray(noise((96, 128, 3))).save(src / "alone.png")
-    rc, log = run(f"--input={src}", f"--output={out}", f"--inpainter={inpainter_workdir}")
+    # Without a cache folder of their own, the launchers keep JAX's compiled programs in the
+    # user's cache folder (tests otherwise share one session cache, conftest.py).
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    rc, log = run(f"--input={src}", f"--output={out}", f"--inpainter={inpainter_workdir}", env=env)
     assert rc == 2, log
+    assert any(p.name.startswith("jit_generate") for p in (tmp_path / "xdg").rglob("*")), log
     summary = log[log.index(f"2 photos in {src} (1 with their own mask)") :]
     assert "1 done, 0 skipped (written unchanged), 1 failed" in summary, log
     assert f"failed {src / 'alone.png'}: no mask beside it ({src / 'alone_mask.png'})" in log
