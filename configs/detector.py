@@ -18,6 +18,7 @@ def get_config(arg=None):
     config.seed = 0  # torch seed for init, sampling and augmentation
 
     config.data = ml_collections.ConfigDict()
+    config.data.source = "coco"  # "coco": the built set in coco_dir; "generated": fresh composites
     config.data.coco_dir = ""  # <out>/coco of the dataset builder: {train,test}/ + annotations/
     config.data.train_split = (
         "train"  # images in coco_dir/<split>/, labels in instances_<split>.json
@@ -25,9 +26,21 @@ def get_config(arg=None):
     config.data.test_split = "test"
     config.data.hflip_prob = 0.5  # horizontal-flip augmentation (detectron2's default RandomFlip)
     config.data.num_workers = 2  # DataLoader workers per process (seed: 2)
+    # source="generated" (detector/generated.py): composites made per step on the train faces.
+    config.data.faces_dir = ""  # photo folder; "" = the committed sample faces
+    config.data.occluders_dir = ""  # occluder library; "" = the committed one
+    config.data.split_seed = 0  # the dataset build's --seed: the same split by person
+    config.data.augment = True  # mirror and colour-jitter each face before compositing
+    config.data.augment_geometry = 0.0  # face scale/shift jitter (+-x) and rotation (+-60x deg)
+    config.data.test_per_category = 10  # fixed test set: instances per category, on test faces
+    config.data.test_seed = 0  # its seed (independent of config.seed: every run scores the same)
 
     config.model = ml_collections.ConfigDict()
     config.model.weights = "none"  # "none" = from scratch; "coco" = torchvision COCO (downloads)
+    config.model.backbone = "resnet50"  # FPN backbone: resnet50 (seed) | resnet18 | resnet34 |
+    # mobilenet_v3_large; only resnet50 has COCO weights
+    config.model.anchor_sizes = (32, 64, 128, 256, 512)  # px, one per ResNet FPN level (P2-P6)
+    config.model.mask_head_layers = (256, 256, 256, 256)  # mask head 3x3 conv channels (seed)
     config.model.image_size = 0  # network input side in px; 0 = the training images' size
     config.model.norm = "auto"  # backbone norm: auto (frozen BN with coco, GroupNorm otherwise)
     config.model.trainable_backbone_layers = 3  # with weights=coco; from scratch all 5 train

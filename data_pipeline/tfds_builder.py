@@ -137,9 +137,24 @@ def dataset_dir(data_dir: str) -> str:
     )
 
 
+def open_builder(builder_dir: str):
+    """TFDS's read-only builder of a built dataset's version folder; ValueError naming the file
+    when its metadata cannot be read (a garbled or hand-edited dataset_info.json)."""
+    from google.protobuf import json_format
+
+    try:
+        return tfds.builder_from_directory(builder_dir)
+    except (json_format.ParseError, ValueError, KeyError) as e:
+        detail = " ".join(str(e).split())[:300]
+        raise ValueError(
+            f"{os.path.join(builder_dir, 'dataset_info.json')} cannot be read ({detail}); "
+            "expected the metadata launch/build_dataset.py writes: build the dataset again"
+        ) from None
+
+
 def load(data_dir: str, split: str = "train", **as_dataset_kwargs):
     """The built dataset's `split` as a tf.data.Dataset of feature dicts (offline)."""
-    builder = tfds.builder_from_directory(dataset_dir(data_dir))
+    builder = open_builder(dataset_dir(data_dir))
     return builder.as_dataset(split=split, **as_dataset_kwargs)
 
 

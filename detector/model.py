@@ -1,24 +1,39 @@
-"""Build the occluder detector: torchvision Mask R-CNN R50-FPN with 19 classes + background.
+"""Build the occluder detector: torchvision Mask R-CNN with 19 classes + background.
 
-The architecture is the seed's detectron2 `mask_rcnn_R_50_FPN_3x`. The input transform is
-pinned to one size (`min_size = max_size = image_size`) because torchvision's default upsamples
-a 200 px face to 800 px, four times the work for no gain on images that small.
+The default backbone, ResNet-50 FPN, is the seed's detectron2 `mask_rcnn_R_50_FPN_3x`; ResNet-18/34
+and MobileNetV3-Large FPNs (torchvision's builders, no weights) are cheaper options for a CPU. The
+input transform is pinned to one size (`min_size = max_size = image_size`) because torchvision's
+default upsamples a 200 px face to 800 px, four times the work for no gain on images that small.
 """
 
-import functools
+import math
 
 import torchvision
 from torch import nn
 from torchvision.models.detection import mask_rcnn
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import (
+    _mobilenet_extractor,
+    _resnet_fpn_extractor,
+)
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import misc as misc_nn_ops
 
 from data_pipeline.categories import NUM_CLASSES
 
 WEIGHTS = ("none", "coco")
 NORMS = ("auto", "batch", "group", "frozen")
+BACKBONES = ("resnet50", "resnet18", "resnet34", "mobilenet_v3_large")
+ASPECT_RATIOS = (0.5, 1.0, 2.0)  # torchvision's (and detectron2's) anchor shapes
+ANCHOR_SIZES = (32, 64, 128, 256, 512)  # torchvision's; checkpoints from before the option
+MASK_HEAD_LAYERS = (256, 256, 256, 256)  # torchvision's (and the seed's) mask head convolutions
+BOX_HEAD_SIZE = 1024  # torchvision's TwoMLPHead width, which the box predictor reads
+
+
+def _group_norm(num_channels: int) -> nn.GroupNorm:
+    """GroupNorm with 32 groups, or fewer where the width does not divide (MobileNet's 24, 40)."""
+    return nn.GroupNorm(math.gcd(32, num_channels), num_channels)
 
 
 def _norm_layer(norm: str, weights: str):
@@ -33,29 +48,85 @@ def _norm_layer(norm: str, weights: str):
     if norm == "batch":
         return nn.BatchNorm2d
     if norm == "group":
-        return functools.partial(nn.GroupNorm, 32)
+        return _group_norm
     return misc_nn_ops.FrozenBatchNorm2d
 
 
-def build_model(model_config, image_size: int, *, load_weights: bool = True):
-    """A Mask R-CNN R50-FPN for the occluder classes, input pinned to `image_size` px.
+def _backbone(name: str, norm_layer, trainable: int) -> nn.Module:
+    """The FPN backbone `name` without weights; its `out_channels` feed the heads.
 
-    `model_config` is `config.model` of configs/detector.py. `weights="coco"` downloads
-    torchvision's COCO checkpoint (network needed) and replaces its class heads; "none" trains
-    from scratch. `load_weights=False` builds the same architecture without downloading, for
-    loading one of our checkpoints into it.
+    ResNets give 5 pyramid levels (strides 4-64), MobileNetV3 gives 3 (strides 16, 32, 64).
     """
-    weights, norm = model_config.weights, model_config.norm
+    if name == "mobilenet_v3_large":
+        net = torchvision.models.mobilenet_v3_large(weights=None, norm_layer=norm_layer)
+        num_stages = 6  # torchvision's stage count of MobileNetV3-Large: all of them train
+        return _mobilenet_extractor(net, fpn=True, trainable_layers=num_stages)
+    resnet = getattr(torchvision.models, name)(weights=None, norm_layer=norm_layer)
+    return _resnet_fpn_extractor(resnet, trainable_layers=trainable)
+
+
+def _anchor_generator(backbone_name: str, sizes) -> AnchorGenerator:
+    """Anchors for the pyramid: one size per ResNet level (torchvision's layout), or every size at
+    each of MobileNet's 3 levels (torchvision's MobileNet recipe). Small inputs want small sizes:
+    the 32-512 px default was made for 800 px images."""
+    sizes = tuple(int(s) for s in sizes)
+    if backbone_name == "mobilenet_v3_large":
+        return AnchorGenerator((sizes,) * 3, (ASPECT_RATIOS,) * 3)
+    if len(sizes) != 5:
+        raise ValueError(
+            f"config.model.anchor_sizes has {len(sizes)} sizes; expected 5, one per pyramid "
+            f"level of {backbone_name}"
+        )
+    return AnchorGenerator(tuple((s,) for s in sizes), (ASPECT_RATIOS,) * 5)
+
+
+def _backbone_name(model_config) -> str:
+    """config.model.backbone; checkpoints written before the option was added are resnet50."""
+    return model_config.get("backbone", "resnet50")
+
+
+def _mask_head_layers(model_config) -> tuple[int, ...]:
+    """Channels of the mask head's 3x3 convolutions (older checkpoints: torchvision's four 256)."""
+    return tuple(int(c) for c in model_config.get("mask_head_layers", MASK_HEAD_LAYERS))
+
+
+def _check(model_config, image_size: int) -> None:
+    """Raise one clear ValueError for a config value build_model cannot honour."""
+    weights, norm, name = model_config.weights, model_config.norm, _backbone_name(model_config)
     if weights not in WEIGHTS:
         raise ValueError(f"config.model.weights is {weights!r}; expected one of {WEIGHTS}")
     if norm not in NORMS:
         raise ValueError(f"config.model.norm is {norm!r}; expected one of {NORMS}")
+    if name not in BACKBONES:
+        raise ValueError(f"config.model.backbone is {name!r}; expected one of {BACKBONES}")
     if weights == "coco" and norm not in ("auto", "frozen"):
         raise ValueError(
             f"config.model.norm is {norm!r} with weights=coco; expected auto or frozen"
         )
+    if weights == "coco" and name != "resnet50":
+        raise ValueError(
+            f"config.model.backbone is {name!r} with weights=coco; torchvision's COCO Mask "
+            "R-CNN is resnet50"
+        )
+    if weights == "coco" and _mask_head_layers(model_config) != MASK_HEAD_LAYERS:
+        raise ValueError(
+            f"config.model.mask_head_layers is {_mask_head_layers(model_config)} with "
+            f"weights=coco; expected torchvision's {MASK_HEAD_LAYERS}"
+        )
     if image_size <= 0:
         raise ValueError(f"image size is {image_size}; expected a positive number of pixels")
+
+
+def build_model(model_config, image_size: int, *, load_weights: bool = True):
+    """A Mask R-CNN FPN for the occluder classes, input pinned to `image_size` px.
+
+    `model_config` is `config.model` of configs/detector.py (`backbone` picks the FPN backbone).
+    `weights="coco"` downloads torchvision's COCO checkpoint (network needed) and replaces its
+    class heads; "none" trains from scratch. `load_weights=False` builds the same architecture
+    without downloading, for loading one of our checkpoints into it.
+    """
+    _check(model_config, image_size)
+    weights, norm = model_config.weights, model_config.norm
     kwargs = dict(
         min_size=image_size,
         max_size=image_size,
@@ -64,6 +135,9 @@ def build_model(model_config, image_size: int, *, load_weights: bool = True):
         box_detections_per_img=model_config.box_detections_per_img,
         box_batch_size_per_image=model_config.roi_batch_size_per_image,
         box_score_thresh=model_config.eval_score_thresh,
+        rpn_anchor_generator=_anchor_generator(
+            _backbone_name(model_config), model_config.get("anchor_sizes", ANCHOR_SIZES)
+        ),
     )
     # From scratch every stage must learn; fine-tuning keeps the early stages fixed (detectron2).
     trainable = model_config.trainable_backbone_layers if weights == "coco" else 5
@@ -79,9 +153,17 @@ def build_model(model_config, image_size: int, *, load_weights: bool = True):
         mask_in = model.roi_heads.mask_predictor.conv5_mask.in_channels
         model.roi_heads.mask_predictor = MaskRCNNPredictor(mask_in, 256, NUM_CLASSES)
         return model
-    resnet = torchvision.models.resnet50(weights=None, norm_layer=_norm_layer(norm, weights))
-    backbone = _resnet_fpn_extractor(resnet, trainable_layers=trainable)
-    model = mask_rcnn.MaskRCNN(backbone, num_classes=NUM_CLASSES, **kwargs)
+    backbone = _backbone(_backbone_name(model_config), _norm_layer(norm, weights), trainable)
+    # The mask head runs on every positive ROI at 14x14: at a 128 px input its four 256-channel
+    # convolutions cost more than the backbone, so a CPU config may make it narrower or shorter.
+    layers = _mask_head_layers(model_config)
+    model = mask_rcnn.MaskRCNN(
+        backbone,
+        box_predictor=FastRCNNPredictor(BOX_HEAD_SIZE, NUM_CLASSES),
+        mask_head=MaskRCNNHeads(backbone.out_channels, layers, dilation=1),
+        mask_predictor=MaskRCNNPredictor(layers[-1], layers[-1], NUM_CLASSES),
+        **kwargs,
+    )
     if weights == "coco":
         for module in model.modules():  # torchvision's COCO weights expect eps 0 in frozen BN
             if isinstance(module, misc_nn_ops.FrozenBatchNorm2d):

@@ -83,7 +83,15 @@ class Detector:
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
             tensors = [self._to_tensor(im) for im in chunk]
-            for out in self.model(tensors):
+            # A strip too thin for the model's resize (2x600 px) holds nothing to find; torch
+            # would raise on a side of 0 px and cost the whole batch.
+            seen = [not self._too_thin(t) for t in tensors]
+            outs = iter(self.model([t for t, s in zip(tensors, seen, strict=True) if s]))
+            for visible in seen:
+                if not visible:
+                    results.append([])
+                    continue
+                out = next(outs)
                 keep = out["scores"] >= self.score_thresh
                 boxes = out["boxes"][keep].cpu().numpy()
                 scores = out["scores"][keep].cpu().numpy()
@@ -126,6 +134,14 @@ class Detector:
         of reconstruction (`jaxinpaint.reconstruct`), which reports what it removed."""
         mask, _, chosen = self.masks([image_HxWx3])[0]
         return mask, chosen
+
+    def _too_thin(self, image_3xHxW: torch.Tensor) -> bool:
+        """True when the model's resize (shorter side to min_size, longer side at most max_size,
+        as torchvision's GeneralizedRCNNTransform does it) leaves a side under one pixel."""
+        transform = self.model.transform
+        h, w = image_3xHxW.shape[-2:]
+        scale = min(transform.min_size[-1] / min(h, w), transform.max_size / max(h, w))
+        return int(min(h, w) * scale) < 1
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         image = np.asarray(image)

@@ -16,8 +16,6 @@ import numpy as np
 
 from data_pipeline import images
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
 
 @dataclasses.dataclass
 class Examples:
@@ -41,7 +39,9 @@ def find_tfds_dir(path) -> pathlib.Path | None:
 def _tfds_examples(tfds_dir, splits: Sequence[str]):
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder_from_directory(str(tfds_dir))
+    from data_pipeline.tfds_builder import open_builder
+
+    builder = open_builder(str(tfds_dir))  # ValueError naming a garbled dataset_info.json
     available = list(builder.info.splits)
     splits = available if not splits or list(splits) == ["all"] else list(splits)
     unknown = sorted(set(splits) - set(available))
@@ -65,10 +65,11 @@ def _tfds_examples(tfds_dir, splits: Sequence[str]):
 
 
 def _folder_examples(path: pathlib.Path):
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in images.IMAGE_EXTENSIONS)
     if not files:
         raise FileNotFoundError(
-            f"{path} holds neither a TFDS dataset (dataset_info.json) nor PNG/JPEG images"
+            f"{path} holds neither a TFDS dataset (dataset_info.json) nor images "
+            f"({', '.join(images.IMAGE_EXTENSIONS)})"
         )
     stems = [p.stem for p in files]
     if len(set(stems)) != len(stems):

@@ -7,9 +7,9 @@ Workdir layout:
     eval/step_<step>/            coco_eval.json, coco_eval.md and vis/*.png
 """
 
+import itertools
 import json
 import logging
-import math
 import os
 import pathlib
 import time
@@ -18,10 +18,13 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from detector import checkpoint, data, evaluate
+from data_pipeline import faces as faces_lib
+from data_pipeline import splits
+from detector import checkpoint, data, evaluate, generated
 from detector import model as model_lib
 
 log = logging.getLogger(__name__)
+SOURCES = ("coco", "generated")
 
 
 def learning_rate(train_config, step: int) -> float:
@@ -51,14 +54,99 @@ def _append_jsonl(path: pathlib.Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _check_source(config) -> None:
+    if config.data.source not in SOURCES:
+        raise ValueError(f"config.data.source is {config.data.source!r}; expected one of {SOURCES}")
+
+
 def _resolve_image_size(config, state) -> int:
     """The network input size: the checkpoint's, the config's, or the training images'."""
     if state is not None:
         return int(state["image_size"])
     if config.model.image_size > 0:
         return int(config.model.image_size)
+    if config.data.source == "generated":
+        return faces_lib.DEFAULT_SIZE
     _, ann_file = data.split_paths(config.data.coco_dir, config.data.train_split)
     return data.image_size_of(ann_file)
+
+
+def _test_set(config, image_size: int):
+    """The evaluation images: the COCO test split, or the fixed generated set on test faces."""
+    if config.data.source == "generated":
+        return generated.test_set(config, image_size)
+    return data.CocoInstances(config.data.coco_dir, config.data.test_split)
+
+
+def _coco_batches(config, rank: int, world: int, start_step: int):
+    """(batches of the COCO train split, epoch after epoch, without end; its image count).
+
+    A run resumed at `start_step` continues mid-epoch with the batch it would have seen next:
+    each epoch's order is fixed by (seed, epoch), so the batches before it are skipped.
+    """
+    train_set = data.CocoInstances(
+        config.data.coco_dir, config.data.train_split, config.data.hflip_prob, config.seed
+    )
+    if len(train_set) == 0:
+        raise ValueError(f"{train_set.ann_file} lists no images; expected a training set")
+    sampler = torch.utils.data.DistributedSampler(
+        train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    batch_size = config.train.batch_size
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=batch_size // world,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        collate_fn=data.collate,
+        drop_last=True,
+    )
+    if len(loader) == 0:
+        raise ValueError(
+            f"{train_set.ann_file} has {len(train_set)} images, fewer than one batch of "
+            f"{batch_size}; expected more images or a smaller config.train.batch_size"
+        )
+
+    def batches():
+        epoch, skip = divmod(start_step, len(loader))
+        while True:
+            sampler.set_epoch(epoch)
+            train_set.epoch = epoch
+            yield from itertools.islice(loader, skip, None)
+            epoch, skip = epoch + 1, 0
+
+    return batches(), len(train_set)
+
+
+def _generated_batches(config, image_size: int, rank: int, world: int, start_step: int):
+    """(batches of fresh composites from `start_step` on, without end; the train face count)."""
+    train_set = generated.train_set(config, image_size)
+    sampler = generated.StepSampler(start_step, config.train.batch_size, rank, world)
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=config.train.batch_size // world,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        collate_fn=data.collate,
+    )
+    return iter(loader), len(train_set.faces)
+
+
+def _record_train_faces(config, image_size: int, workdir: pathlib.Path) -> None:
+    """`train_faces.json` in the workdir: the faces the generated composites drew from."""
+    faces = generated.split_faces(config.data, image_size, "train")
+    source = config.data.faces_dir or "sample"
+    splits.write_record(str(workdir), source, {f.id: f.person_id for f in faces})
+
+
+def _check_finite(loss: torch.Tensor, step: int, world: int) -> None:
+    """Raise on every process when the loss is not finite on any: a process that raised alone
+    would leave the others waiting forever in the gradient all-reduce."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if not finite.item():
+        raise FloatingPointError(f"detector loss is not finite at step {step} ({loss.item()} here)")
 
 
 def _evaluate(config, model, test_set, workdir, step, device) -> dict:
@@ -75,21 +163,42 @@ def _evaluate(config, model, test_set, workdir, step, device) -> dict:
     summary = {
         f"{t}/{k}": metrics[t][k] for t in evaluate.IOU_TYPES for k in ("AP", "AP50", "AP75")
     }
+    summary["mask_iou/median"] = metrics["mask_iou"]["median"]
     log.info("step %d eval: %s", step, " ".join(f"{k}={v:.1f}" for k, v in summary.items()))
     _append_jsonl(pathlib.Path(workdir) / "metrics.jsonl", {"step": step, "eval": summary})
     return metrics
 
 
 def evaluate_only(config, workdir) -> dict:
-    """COCO-evaluate the newest checkpoint of `workdir` (else model_final.pt) on the test split."""
+    """COCO-evaluate the newest checkpoint of `workdir` (else model_final.pt) on the test set."""
     workdir = pathlib.Path(workdir)
     path = checkpoint.latest(workdir / "checkpoints") or workdir / checkpoint.FINAL_NAME
     state = checkpoint.load(path)
     stored = checkpoint.config_of(state)
     net = model_lib.build_model(stored.model, int(state["image_size"]), load_weights=False)
     net.load_state_dict(state["model"])
-    test_set = data.CocoInstances(config.data.coco_dir, config.data.test_split)
+    _check_source(config)
+    test_set = _test_set(config, int(state["image_size"]))
     return _evaluate(config, net, test_set, workdir, int(state["step"]), "cpu")
+
+
+def _train_step(net, optimizer, params, batch, *, lr, clip, step, world, device):
+    """One SGD step at `lr` on `batch` (images, targets), the global gradient norm clipped to
+    `clip` (0 = not clipped); returns (detached loss terms, detached total loss)."""
+    images, targets = batch
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    images = [im.to(device) for im in images]
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    losses = net(images, targets)
+    loss = sum(losses.values())
+    _check_finite(loss, step, world)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    optimizer.step()
+    return {k: v.detach() for k, v in losses.items()}, loss.detach()
 
 
 def train_and_evaluate(config, workdir) -> dict:
@@ -107,12 +216,7 @@ def train_and_evaluate(config, workdir) -> dict:
             f"config.train.batch_size={train_cfg.batch_size} does not divide over {world} "
             "processes; expected a multiple of the process count"
         )
-    train_set = data.CocoInstances(
-        config.data.coco_dir, config.data.train_split, config.data.hflip_prob, config.seed
-    )
-    test_set = data.CocoInstances(config.data.coco_dir, config.data.test_split)
-    if len(train_set) == 0:
-        raise ValueError(f"{train_set.ann_file} lists no images; expected a training set")
+    _check_source(config)
 
     # Resume order: the workdir's newest checkpoint, else from scratch (or COCO weights).
     ckpt_dir = workdir / "checkpoints"
@@ -134,97 +238,74 @@ def train_and_evaluate(config, workdir) -> dict:
         if rank == 0:
             log.info("resumed from %s at step %d", resume_path, step)
     torch.manual_seed(config.seed + 1000 * rank + step)  # RPN/ROI sampling differs per process
+    if config.data.source == "generated":
+        batches, num_train = _generated_batches(config, image_size, rank, world, step)
+    else:
+        batches, num_train = _coco_batches(config, rank, world, step)
+    test_set = _test_set(config, image_size) if rank == 0 else None  # rank 0 alone evaluates
 
     if world > 1:
         net = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    sampler = torch.utils.data.DistributedSampler(
-        train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
-    )
-    loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_size=train_cfg.batch_size // world,
-        sampler=sampler,
-        num_workers=config.data.num_workers,
-        collate_fn=data.collate,
-        drop_last=True,
-    )
-    if len(loader) == 0:
-        raise ValueError(
-            f"{train_set.ann_file} has {len(train_set)} images, fewer than one batch of "
-            f"{train_cfg.batch_size}; expected more images or a smaller config.train.batch_size"
-        )
     bare = net.module if world > 1 else net
     metrics_path = workdir / "metrics.jsonl"
     if rank == 0:
         workdir.mkdir(parents=True, exist_ok=True)
+        if config.data.source == "generated":
+            _record_train_faces(config, image_size, workdir)
         log.info(
-            "training %d params, input %d px, %d train / %d test images, %d process(es) on %s",
+            "training %d params, input %d px, %d train %s / %d test images, %d process(es) on %s",
             model_lib.count_parameters(bare),
             image_size,
-            len(train_set),
+            num_train,
+            "faces" if config.data.source == "generated" else "images",
             len(test_set),
             world,
             device,
         )
 
-    last_eval, epoch = None, step // len(loader)  # a resumed run restarts its current epoch
+    last_eval = None
     tick, tick_step = time.perf_counter(), step
+    net.train()
     while step < train_cfg.num_steps:
-        sampler.set_epoch(epoch)
-        train_set.epoch = epoch
-        net.train()
-        for images, targets in loader:
-            lr = learning_rate(train_cfg, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            images = [im.to(device) for im in images]
-            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-            losses = net(images, targets)
-            loss = sum(losses.values())
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"detector loss is {loss.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if train_cfg.clip_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, train_cfg.clip_grad_norm)
-            optimizer.step()
-            step += 1
-            last = step == train_cfg.num_steps
-            if step % train_cfg.log_every == 0 or last:
-                values = torch.stack([loss.detach(), *(v.detach() for v in losses.values())])
-                if world > 1:
-                    dist.all_reduce(values)
-                    values /= world
-                now = time.perf_counter()
-                record = {"step": step, "lr": lr, "loss": values[0].item()}
-                record.update({k: v.item() for k, v in zip(losses, values[1:], strict=True)})
-                # Includes any evaluation since the last line; an eval line marks those.
-                record["sec_per_step"] = (now - tick) / (step - tick_step)
-                tick, tick_step = now, step
-                if rank == 0:
-                    _append_jsonl(metrics_path, record)
-                    log.info("step %d loss %.4f lr %.2e", step, record["loss"], lr)
-            if rank == 0 and (step % train_cfg.checkpoint_every == 0 or last):
-                checkpoint.save(
-                    checkpoint.step_path(ckpt_dir, step),
-                    model=bare,
-                    optimizer=optimizer,
-                    step=step,
-                    config=config,
-                    image_size=image_size,
-                )
-                checkpoint.prune(ckpt_dir, train_cfg.keep_checkpoints)
-            if (train_cfg.eval_every and step % train_cfg.eval_every == 0) or last:
-                if rank == 0:
-                    last_eval = _evaluate(config, bare, test_set, workdir, step, device)
-                if world > 1:
-                    dist.barrier()  # the others wait while rank 0 evaluates
-                net.train()
-            if last:
-                break
-        epoch += 1
+        lr = learning_rate(train_cfg, step)
+        losses, loss = _train_step(
+            net, optimizer, params, next(batches),
+            lr=lr, clip=train_cfg.clip_grad_norm, step=step, world=world, device=device,
+        )  # fmt: skip
+        step += 1
+        last = step == train_cfg.num_steps
+        if step % train_cfg.log_every == 0 or last:
+            values = torch.stack([loss, *losses.values()])
+            if world > 1:
+                dist.all_reduce(values)
+                values /= world
+            now = time.perf_counter()
+            record = {"step": step, "lr": lr, "loss": values[0].item()}
+            record.update({k: v.item() for k, v in zip(losses, values[1:], strict=True)})
+            # Includes any evaluation since the last line; an eval line marks those.
+            record["sec_per_step"] = (now - tick) / (step - tick_step)
+            tick, tick_step = now, step
+            if rank == 0:
+                _append_jsonl(metrics_path, record)
+                log.info("step %d loss %.4f lr %.2e", step, record["loss"], lr)
+        if rank == 0 and (step % train_cfg.checkpoint_every == 0 or last):
+            checkpoint.save(
+                checkpoint.step_path(ckpt_dir, step),
+                model=bare,
+                optimizer=optimizer,
+                step=step,
+                config=config,
+                image_size=image_size,
+            )
+            checkpoint.prune(ckpt_dir, train_cfg.keep_checkpoints)
+        if (train_cfg.eval_every and step % train_cfg.eval_every == 0) or last:
+            if rank == 0:
+                last_eval = _evaluate(config, bare, test_set, workdir, step, device)
+            if world > 1:
+                dist.barrier()  # the others wait while rank 0 evaluates
+            net.train()
 
     if rank == 0:
         checkpoint.save(

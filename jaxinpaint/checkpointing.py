@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
+import sys
 
 import jax
 import orbax.checkpoint as ocp
@@ -40,27 +43,54 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        target = jax.tree.map(
-            lambda x: (
-                x
-                if isinstance(x, jax.ShapeDtypeStruct)
-                else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
-            ),
-            like,
-        )
-        try:
-            restored = self._manager.restore(
+        target = _abstract(like)
+        restored = _read(
+            f"{self.directory}/{step}",
+            lambda: self._manager.restore(
                 step,
                 args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
                 ),
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(
-                f"checkpoint {self.directory}/{step} does not match this config's model "
-                f"(different widths or levels, or written by an older version?): {_mismatch(e)}"
-            ) from None
+            ),
+        )
         return restored["state"], dict(restored["meta"])
+
+    def restore_field(self, name: str, like, step: int | None = None):
+        """One field of a saved state (`gen_ema`: the generator, for inference), read alone:
+        Orbax's partial restore reads none of the other arrays (the discriminators and the Adam
+        moments: about 4/5 of the full model's checkpoint). `like` is that field's tree of
+        arrays or `jax.ShapeDtypeStruct`s (with shardings)."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        target = {name: _abstract(like)}
+        restore_args = jax.tree.map(
+            lambda x: ocp.ArrayRestoreArgs(
+                sharding=x.sharding, global_shape=x.shape, dtype=x.dtype
+            ),
+            target,
+        )
+        args = ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
+
+        def read():
+            with ocp.PyTreeCheckpointer() as checkpointer:
+                return checkpointer.restore(
+                    os.path.join(self.directory, str(step), "state"), args=args
+                )
+
+        restored = _read(f"{self.directory}/{step}", read)[name]
+        # A partial restore hands back the request itself for what the checkpoint lacks.
+        missing = [
+            jax.tree_util.keystr(path)
+            for path, leaf in jax.tree_util.tree_leaves_with_path(restored)
+            if isinstance(leaf, jax.ShapeDtypeStruct)
+        ]
+        if missing:
+            raise ValueError(
+                f"checkpoint {self.directory}/{step} has no {name}{missing[0]} "
+                f"({len(missing)} arrays missing): written by an older version or another model?"
+            )
+        return restored
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
@@ -68,6 +98,71 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _abstract(like):
+    """`like` as `jax.ShapeDtypeStruct`s, keeping each array's sharding."""
+    return jax.tree.map(
+        lambda x: (
+            x
+            if isinstance(x, jax.ShapeDtypeStruct)
+            else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+        ),
+        like,
+    )
+
+
+def _read(where: str, read):
+    """`read()`, an Orbax restore of the checkpoint at `where`, with its failures as one
+    ValueError that says whether the files are damaged or hold another model."""
+    _quiet_abandoned_reads()  # before: the dropped reads may report while the error unwinds
+    try:
+        return read()
+    except (ValueError, KeyError, TypeError) as e:
+        error = _mismatch_or_corrupt(e, where)
+    except Exception as e:  # Orbax raises a bare Exception for unreadable array data
+        error = _corrupt(e, where)
+    raise error
+
+
+def _quiet_abandoned_reads() -> None:
+    """Orbax reads the arrays in concurrent coroutines; when one fails (a corrupt file, another
+    shape) the others are dropped unfinished and their reads still in flight call back into an
+    event loop that is closed. Python prints a traceback for each (sys.unraisablehook): noise
+    after the one error reported. From the first restore on, those two kinds are dropped; every
+    other unraisable error is printed as before."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_drops_abandoned_reads", False):
+        return
+
+    def hook(unraisable):
+        closed_loop = isinstance(unraisable.exc_value, RuntimeError) and (
+            str(unraisable.exc_value) == "Event loop is closed"
+        )
+        if not (closed_loop or inspect.iscoroutine(unraisable.object)):
+            previous(unraisable)
+
+    hook._drops_abandoned_reads = True
+    sys.unraisablehook = hook
+
+
+def _corrupt(error: Exception, where: str) -> ValueError:
+    first = next((ln for ln in str(error).splitlines() if ln.strip()), type(error).__name__)
+    return ValueError(
+        f"checkpoint {where} cannot be read (a truncated or corrupt file?): {first[:300]}"
+    )
+
+
+def _mismatch_or_corrupt(error: Exception, where: str) -> ValueError:
+    """TensorStore's read errors start with a status code (DATA_LOSS: ..., OUT_OF_RANGE: ...)
+    and metadata that is no text cannot be decoded: the files are damaged; Orbax's own errors
+    mean another tree or other shapes."""
+    if isinstance(error, UnicodeDecodeError) or re.match(r"[A-Z][A-Z_]+: ", str(error)):
+        return _corrupt(error, where)
+    return ValueError(
+        f"checkpoint {where} does not match this config's model "
+        f"(different widths or levels, or written by an older version?): {_mismatch(error)}"
+    )
 
 
 def _mismatch(error: Exception, limit: int = 400) -> str:

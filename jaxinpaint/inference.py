@@ -41,9 +41,12 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
         )
     try:
         with open(path) as f:
-            return ml_collections.ConfigDict(json.load(f))
+            fields = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not a valid config JSON file: {e}") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path} holds a JSON {type(fields).__name__}; expected a config object")
+    return ml_collections.ConfigDict(fields)
 
 
 def model_differences(
@@ -94,22 +97,30 @@ class Inpainter:
             checkpoint = "best" if has_best else "latest"
         folder = best_dir if checkpoint == "best" else os.path.join(workdir, "checkpoints")
         config = load_config(workdir)
-        gan = InpaintingGAN(config)
-        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-            jax.eval_shape(gan.init, jax.random.key(0)),
-        )
-        ckpt = Checkpointer(folder, keep=config.keep_checkpoints)
+        if not os.path.isdir(folder):  # before Orbax, which would create it
+            raise FileNotFoundError(f"no checkpoint in {folder}: train in {workdir} first")
         try:
-            state, _ = ckpt.restore(abstract, step)  # FileNotFoundError when there is none
+            gan = InpaintingGAN(config)
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            generator = jax.tree.map(  # shapes only: nothing is initialised
+                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                jax.eval_shape(gan.init, jax.random.key(0)).gen_ema,
+            )
+        except (AttributeError, KeyError) as e:  # a hand-edited or foreign config.json
+            raise ValueError(
+                f"{os.path.join(workdir, CONFIG_FILE)} lacks a field the model needs "
+                f"({type(e).__name__}: {e}); expected the config launch/train.py writes"
+            ) from None
+        ckpt = Checkpointer(folder, keep=config.keep_checkpoints)
+        try:  # the generator's averaged weights alone, not the whole training state
+            gen_ema = ckpt.restore_field("gen_ema", generator, step)  # FileNotFoundError if none
         except FileNotFoundError:
             raise
         except (OSError, ValueError) as e:
             raise ValueError(f"could not read the checkpoint in {workdir}: {e}") from None
         finally:
             ckpt.close()
-        return cls(config, state.gen_ema)
+        return cls(config, gen_ema)
 
     def inpaint_batch(
         self, occluded_BxRxRx3: np.ndarray, hole_BxRxRx1: np.ndarray

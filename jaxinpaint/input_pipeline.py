@@ -55,6 +55,9 @@ def synthetic_example(seed: int, index: int, size: int) -> Example:
 
 def validate(config) -> None:
     """Raises ValueError for a data config that cannot work, before any output is written."""
+    for field in ("total_steps", "global_batch_size"):  # 0 or less would leave an empty workdir
+        if config[field] < 1:
+            raise ValueError(f"config.{field} must be >= 1, got {config[field]}")
     source = config.data.source
     if source not in SOURCES:
         raise ValueError(f"config.data.source must be one of {SOURCES}, got {source!r}")

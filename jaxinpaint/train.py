@@ -314,7 +314,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                             {
                                 "gen/loss": f"{mean['gen/loss']:.3f}",
                                 "psnr": f"{mean['gen/psnr']:.2f}",
-                            }
+                            },
+                            refresh=False,  # shown at the bar's next redraw (mininterval)
                         )
                         logging.info(
                             "step %d  gen/loss %.4f  gen/l1_hole %.4f  gen/psnr %.2f  "

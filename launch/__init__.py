@@ -56,9 +56,14 @@ def _parse_config_overrides(argv: list[str]) -> list[str]:
         parsed = app.parse_flags_with_usage(argv)
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # raised by ml_collections
         overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+        if not overrides:  # then the file itself: no get_config, or not a ConfigDict
+            sys.exit(
+                f"error: the --config file cannot be used ({type(e).__name__}: {e}); expected a "
+                "Python file whose get_config() returns an ml_collections.ConfigDict"
+            )
         sys.exit(
             f"error: a --config override cannot be applied ({type(e).__name__}: {e}); expected "
-            f"existing fields with values of their type, got {' '.join(overrides) or 'none'}"
+            f"existing fields with values of their type, got {' '.join(overrides)}"
         )
     except SyntaxError as e:  # in the config file itself
         sys.exit(

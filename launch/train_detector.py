@@ -2,6 +2,8 @@
 
     python launch/train_detector.py --config=configs/detector.py \
         --config.data.coco_dir=DATA/coco --workdir=runs/detector [--eval_only]
+    python launch/train_detector.py --config=configs/detector_demo.py \
+        --config.data.source=generated --workdir=runs/detector   # composites made per step
     torchrun --nproc_per_node=2 launch/train_detector.py ...   # DistributedDataParallel
 
 Writes checkpoints, metrics.jsonl, eval/step_*/coco_eval.{json,md} and vis/*.png in the workdir.
@@ -27,8 +29,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if not FLAGS.config.data.coco_dir:
-        sys.exit("error: --config.data.coco_dir is empty; expected the dataset's coco/ folder")
+    if FLAGS.config.data.source == "coco" and not FLAGS.config.data.coco_dir:
+        sys.exit(
+            "error: --config.data.coco_dir is empty; expected the dataset's coco/ folder "
+            "(or --config.data.source=generated)"
+        )
     try:
         if FLAGS.eval_only:
             metrics = train.evaluate_only(FLAGS.config, FLAGS.workdir)
@@ -37,7 +42,11 @@ def main(argv):
     except (FileNotFoundError, ValueError) as err:  # bad paths, files or config values
         sys.exit(f"error: {err}")
     if metrics is not None:
-        print(f"bbox AP {metrics['bbox']['AP']:.1f}  segm AP {metrics['segm']['AP']:.1f}")
+        print(
+            f"bbox AP {metrics['bbox']['AP']:.1f}  segm AP {metrics['segm']['AP']:.1f}  "
+            f"segm AP50 {metrics['segm']['AP50']:.1f}  "
+            f"median mask IoU {metrics['mask_iou']['median']:.3f}"
+        )
 
 
 def cli():

@@ -176,13 +176,13 @@ def test_encode_decode_round_trip_without_instances():
 
 
 def test_folder_source_uses_file_stems(tmp_path):
-    for name in ("b", "a"):
-        Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / f"{name}.png")
+    for name in ("b.png", "a.png", "e.webp", "f.bmp"):  # every format the photo reader takes
+        Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / name)
     (tmp_path / "c.png").write_bytes(b"")  # corrupt files are skipped with their reason
     (tmp_path / "d.jpg").write_bytes(b"<html>not a photo</html>")
     examples = sources.open_examples(tmp_path)
     items = list(examples.pairs)
-    assert examples.total == 4 and [i for i, _ in items] == ["a", "b"]
+    assert examples.total == 6 and [i for i, _ in items] == ["a", "b", "e", "f"]
     assert items[0][1].shape == (8, 8, 3)
     assert [(pathlib.Path(p).name, r) for p, r in examples.skipped] == [
         ("c.png", "zero-byte file"),

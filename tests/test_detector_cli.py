@@ -26,6 +26,7 @@ def run(script, *flags, check=True):
 def train_flags(coco, workdir, steps):
     return [
         f"--config={ROOT / 'configs' / 'detector_demo.py'}",
+        "--config.data.source=coco",
         f"--config.data.coco_dir={coco}",
         f"--config.train.num_steps={steps}",
         "--config.train.warmup_steps=1",
@@ -86,3 +87,16 @@ def test_user_errors_exit_without_traceback(tmp_path):
     proc = run("cache_masks.py", f"--detector={bad}", f"--dataset={tmp_path}", check=False)
     assert proc.returncode == 1 and "cannot load it" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_coco_batches_resume_mid_epoch_with_the_next_batch(tmp_path):
+    coco = synthetic.make_coco(tmp_path / "coco", num_train=6, num_test=1, size=32, seed=5)
+    config = tiny_train_config(coco)  # batch 2: 3 batches per epoch
+
+    def image_ids(start_step, n):
+        batches, _ = train._coco_batches(config, rank=0, world=1, start_step=start_step)
+        return [[int(t["image_id"]) for t in next(batches)[1]] for _ in range(n)]
+
+    whole = image_ids(0, 6)  # two epochs
+    assert whole[:3] != whole[3:]  # each epoch is shuffled anew
+    assert image_ids(4, 2) == whole[4:6]  # resumed in epoch 1 after its first batch

@@ -102,3 +102,30 @@ def test_flip_mirrors_boxes_and_masks(coco_set):
     mask = flipped["masks"][0].numpy()
     ys, xs = np.nonzero(mask)
     assert flipped["boxes"][0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+def test_mask_iou_is_1_for_exact_masks_and_lower_when_shifted_missed_or_misclassed(coco_set):
+    exact = evaluate.mask_iou(coco_set.coco, gt_predictions(coco_set))
+    n = len(coco_set.coco.getAnnIds())
+    assert exact["num_instances"] == n and exact["median"] == pytest.approx(1.0)
+    present = {coco_set.coco.cats[a["category_id"]]["name"] for a in coco_set.coco.anns.values()}
+    for name, value in exact["per_category"].items():
+        assert value == pytest.approx(1.0) if name in present else np.isnan(value), name
+    shifted = evaluate.mask_iou(coco_set.coco, gt_predictions(coco_set, shift=6))
+    assert 0.0 < shifted["median"] < 0.95
+    assert evaluate.mask_iou(coco_set.coco, [])["median"] == 0.0  # a miss counts as IoU 0
+    relabelled = [dict(r, category_id=r["category_id"] % 19 + 1) for r in gt_predictions(coco_set)]
+    assert evaluate.mask_iou(coco_set.coco, relabelled)["median"] == 0.0  # same class only
+
+
+def test_report_tables_the_median_mask_iou(coco_set, tmp_path):
+    results = gt_predictions(coco_set)
+    metrics = evaluate.evaluate_results(coco_set.coco, results)
+    metrics["mask_iou"] = evaluate.mask_iou(coco_set.coco, results)
+    _, md_path = evaluate.write_report(metrics, tmp_path)
+    table = md_path.read_text()
+    assert "median mask IoU (best same-class detection): 1.000" in table
+    assert "| category | bbox AP | segm AP | median mask IoU |" in table
+    ann = next(iter(coco_set.coco.anns.values()))
+    name = coco_set.coco.cats[ann["category_id"]]["name"]
+    assert f"| {name} (id {ann['category_id']}) | 100.0 | 100.0 | 1.000 |" in table

@@ -136,3 +136,55 @@ def test_learning_rate_warms_up_then_drops():
     assert learning_rate(cfg, 50) == pytest.approx(0.001 * (0.001 * 0.5 + 0.5))
     assert learning_rate(cfg, 100) == pytest.approx(0.001)
     assert learning_rate(cfg, 300) == pytest.approx(0.0001)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "mobilenet_v3_large"])
+def test_cpu_backbones_build_train_and_predict(backbone):
+    config = tiny_model_config()
+    config.backbone = backbone
+    config.anchor_sizes = (16, 32, 64, 128, 256)
+    config.mask_head_layers = (64, 64)
+    torch.manual_seed(0)
+    model = model_lib.build_model(config, image_size=64)
+    assert all(p.requires_grad for p in model.backbone.parameters())  # from scratch: all train
+    norms = [m for m in model.backbone.body.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and not any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules()
+    )
+    assert model.roi_heads.mask_head[-1][0].out_channels == 64
+    rng = np.random.default_rng(3)
+    image, instances = synthetic.make_image(rng, 64, synthetic.DEFAULT_CLASSES, 2)
+    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    model.train()
+    losses = model([x], [targets_of(instances, 64)])
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["loss_mask"] > 0
+    model.eval()
+    with torch.inference_mode():
+        out = model([x])[0]
+    assert out["masks"].shape[1:] == (1, 64, 64)
+
+
+def test_backbone_and_anchor_options_are_checked():
+    config = tiny_model_config()
+    config.backbone = "vgg16"
+    with pytest.raises(ValueError, match=r"config\.model\.backbone is 'vgg16'"):
+        model_lib.build_model(config, 64)
+    config = tiny_model_config()
+    config.anchor_sizes = (16, 32)
+    with pytest.raises(ValueError, match="anchor_sizes has 2 sizes; expected 5"):
+        model_lib.build_model(config, 64)
+    config = tiny_model_config()
+    config.weights, config.backbone = "coco", "resnet18"
+    with pytest.raises(ValueError, match="weights=coco"):
+        model_lib.build_model(config, 64, load_weights=False)
+
+
+def test_checkpoints_from_before_the_backbone_options_build_the_seed_model():
+    import ml_collections
+
+    config = tiny_model_config()
+    new_fields = ("backbone", "anchor_sizes", "mask_head_layers")
+    old = ml_collections.ConfigDict({k: v for k, v in config.items() if k not in new_fields})
+    old_state = model_lib.build_model(old, 64).state_dict()
+    new_state = model_lib.build_model(config, 64).state_dict()
+    assert {k: v.shape for k, v in old_state.items()} == {k: v.shape for k, v in new_state.items()}

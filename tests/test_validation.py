@@ -11,6 +11,7 @@ import pytest
 from inpaint_tiny import synthetic_batch, tiny_config
 
 from jaxinpaint import train, validation
+from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.gan import InpaintingGAN, prepare_batch
 from jaxinpaint.inference import Inpainter
 from jaxinpaint.layers.fill import pushpull_fill
@@ -38,6 +39,20 @@ def test_training_scores_validation_and_keeps_the_best_checkpoint(tmp_path):
     assert all(same) == (best["step"] == 4)
     with pytest.raises(ValueError, match="auto, best or latest"):
         Inpainter.from_workdir(str(tmp_path), checkpoint="newest")
+    # Inpainter reads the generator alone: the very arrays of the whole state's gen_ema.
+    abstract = jax.eval_shape(InpaintingGAN(config).init, jax.random.key(0))
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"), keep=2)
+    state, _ = ckpt.restore(abstract)
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, state.gen_ema, latest_params)))
+    with pytest.raises(ValueError, match=r"has no gen_params_of_old\['"):  # absent: not faked
+        ckpt.restore_field("gen_params_of_old", abstract.gen_ema)
+    wider = tiny_config()
+    wider.gen.widths = (8, 8, 8)
+    with pytest.raises(ValueError, match="does not match this config's model"):
+        ckpt.restore_field(
+            "gen_ema", jax.eval_shape(InpaintingGAN(wider).init, jax.random.key(0)).gen_ema
+        )
+    ckpt.close()
 
 
 def test_best_tracker_keeps_the_better_value_for_each_direction(tmp_path):
