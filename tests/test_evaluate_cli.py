@@ -81,20 +81,28 @@ def test_report_with_fid_and_baselines(setup):
         ("missing.pth", None, "missing.pth do not exist"),
         ("corrupt.pth", b"not a torch file", "corrupt.pth are not a readable torch file"),
         ("tensor.pth", "tensor", "tensor.pth hold a Tensor, not a state dict"),
-        ("other.pth", "other", "other.pth: unexpected entry 'conv.weight'"),
     ],
 )
-def test_bad_inception_weights_are_one_clear_error(setup, tmp_path, name, content, message):
+def test_unreadable_inception_weights_are_named(tmp_path, name, content, message):
+    from launch import evaluate
+
     path = tmp_path / name
     if content == "tensor":
         torch.save(torch.zeros(3), path)
-    elif content == "other":
-        torch.save({"conv.weight": torch.zeros(1)}, path)
     elif content is not None:
         path.write_bytes(content)
+    with pytest.raises((FileNotFoundError, ValueError), match=message):
+        evaluate._inception_state_dict(str(path))
+
+
+def test_bad_inception_weights_are_one_clear_error(setup, tmp_path):
+    """The whole command: one line, exit status 1, no report (the readers' other refusals are
+    checked without a process each, above)."""
+    path = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, path)
     rc, log = run(setup, f"--inception={path}", f"--out={tmp_path / 'report'}")
     assert rc == 1, log
-    assert message in log, log
+    assert "other.pth: unexpected entry 'conv.weight'" in log, log
     assert not (tmp_path / "report").exists()
 
 

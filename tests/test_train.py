@@ -44,8 +44,8 @@ def tiny():
     return init, step, vgg, batch
 
 
-def _run(script: str, *, cache_dir, env_extra=None, timeout=240) -> dict:
-    env = dict(os.environ, JAXINPAINT_TEST_CACHE=str(cache_dir), **(env_extra or {}))
+def _run(script: str, *, env_extra=None, timeout=240) -> dict:
+    env = dict(os.environ, **(env_extra or {}))  # with the session's compilation cache
     env.setdefault("JAX_PLATFORMS", "cpu")
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
@@ -119,8 +119,8 @@ import json, os, signal, sys
 sys.path.insert(0, "tests")
 import jax, numpy as np
 jax.config.update("jax_disable_most_optimizations", True)
-# Runs in one process compile the same step: share the executables through a disk cache.
-jax.config.update("jax_compilation_cache_dir", os.environ["JAXINPAINT_TEST_CACHE"])
+# Runs in one process and across tests compile the same steps: share the executables through
+# the session's disk cache (JAX_COMPILATION_CACHE_DIR, tests/conftest.py), however fast.
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 from inpaint_tiny import tiny_config
@@ -177,7 +177,7 @@ print(json.dumps({{
 }}))
 """
     )
-    out = _run(script, cache_dir=tmp_path / "cache")
+    out = _run(script)
     assert "gen.widths: [4, 8, 8] -> [4, 8, 16]" in out["refused"], out["refused"]
     assert out["config_widths"] == [4, 8, 8]
     assert out["stopped_at"] == 3
@@ -210,7 +210,7 @@ except train.NonFiniteLossError as e:
 print(json.dumps({{"message": message, "saved": sorted(os.listdir("{tmp_path}/w/checkpoints"))}}))
 """
     )
-    out = _run(script, cache_dir=tmp_path / "cache")
+    out = _run(script)
     # Step 1's losses (from the initial state) are finite, but the state it made gives
     # non-finite ones: it is not saved.
     assert "non-finite" in out["message"] and "from the state of step 1" in out["message"], out
@@ -247,7 +247,7 @@ def test_eight_devices_give_the_same_step_as_one(tmp_path):
     for name, count in (("eight", 8), ("one", 1)):
         env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
         script = _device_step_script(count, str(tmp_path / f"{name}."))
-        results[name] = _run(script, cache_dir=tmp_path / name, env_extra=env)
+        results[name] = _run(script, env_extra=env)
     # Only the order of the cross-device sums differs, so the results agree to float32 rounding...
     for key in ("gen/loss", "disc/loss", "gen/style", "gen/grad_norm", "disc/grad_norm"):
         assert results["eight"][key] == pytest.approx(results["one"][key], rel=1e-5), key
@@ -310,7 +310,7 @@ def _kill_at_checkpoint(workdir, step: int, timeout: float = 240) -> int:
     """Trains in a subprocess and SIGKILLs it the moment checkpoint `step` shows up, most likely
     while Orbax is still writing it; returns the process's exit status."""
     script = _LOOP_PRELUDE + _SIGKILL_CONFIG + f'train.train_and_evaluate(cfg, "{workdir}")\n'
-    env = dict(os.environ, JAXINPAINT_TEST_CACHE=str(workdir.parent / "cache"))
+    env = dict(os.environ)
     env.setdefault("JAX_PLATFORMS", "cpu")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env)
     checkpoints, deadline = workdir / "checkpoints", time.monotonic() + timeout
@@ -344,6 +344,6 @@ print(json.dumps({{
 }}))
 """
     )
-    out = _run(script, cache_dir=tmp_path / "cache")
+    out = _run(script)
     assert out["step"] == 6 and out["leaves"] > 10
     assert out["differ"] == []  # every leaf bit-identical: the kill cost work, not the result
