@@ -7,6 +7,10 @@ import sys
 COMPILE_CACHE = "JAX_COMPILATION_CACHE_DIR"
 
 
+class UserError(Exception):
+    """A launcher's user-facing error: reported as one line, exit status 1."""
+
+
 def default_compile_cache() -> str:
     """Where the launchers keep JAX's compiled programs between runs, unless the user sets
     JAX_COMPILATION_CACHE_DIR: $XDG_CACHE_HOME/jaxinpaint/jax (~/.cache/jaxinpaint/jax)."""

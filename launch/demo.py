@@ -13,7 +13,9 @@ walk-through:
   5. evaluate it against OpenCV's Telea and Navier-Stokes inpainting on the test split;
   6. reconstruct a photo: the NASA astronaut portrait wearing sunglasses composited from the
      library, once with the detector's mask and once with the known mask, each as input | ours
-     | cv2.inpaint Telea with its details (mask, detections overlay, faces, record.json).
+     | cv2.inpaint Telea with its details (mask, detections overlay, faces, record.json);
+  7. export both models (ONNX, StableHLO) and reconstruct the photo again from the export, with
+     onnxruntime alone (the serving path).
 Stages whose outputs exist are skipped when the demo is run again (each command resumes).
 """
 
@@ -102,6 +104,13 @@ def main(argv):
         f"--output={rec}/with_detector.png")  # fmt: skip
     run("launch/reconstruct.py", *common, f"--mask={mask}", f"--output={rec}/with_mask.png")
 
+    exported = os.path.join(out, "exported")
+    run(
+        "launch/export.py", f"--inpainter={inp}", f"--detector={checkpoint}", f"--output={exported}"
+    )
+    run("launch/reconstruct.py", f"--input={photo}", f"--exported={exported}", "--score_thresh=0.3",
+        f"--output={rec}/with_exported.png")  # fmt: skip
+
     print("\nDemo results:")
     for what, path in [
         ("dataset (COCO + TFDS)", data),
@@ -113,6 +122,8 @@ def main(argv):
         ("input | model | Telea, known mask", os.path.join(rec, "with_mask.png")),
         ("input | model | Telea, detector", os.path.join(rec, "with_detector.png")),
         ("mask, overlay, faces, record", os.path.join(rec, "with_detector.png.details")),
+        ("exported models (ONNX, StableHLO)", exported),
+        ("reconstructed from the export", os.path.join(rec, "with_exported.png")),
     ]:
         print(f"  {what:<36}{path}")
     with open(os.path.join(data, "summary.json")) as f:

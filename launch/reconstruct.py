@@ -87,54 +87,98 @@ flags.DEFINE_bool(
     "compare", False, "Write input | result | cv2.inpaint TELEA of the same pixels side by side."
 )
 flags.DEFINE_string("device", None, "Detector device, e.g. cpu or cuda:0 (default: cuda if any).")
-flags.mark_flags_as_required(["input", "output", "inpainter"])
+flags.DEFINE_string(
+    "exported",
+    None,
+    "Instead of --inpainter and --detector: a folder written by launch/export.py, run with "
+    "onnxruntime (neither JAX nor PyTorch is imported).",
+)
+flags.mark_flags_as_required(["input", "output"])
+
+UserError = launch.UserError
 
 
-class UserError(Exception):
-    """Reported as one line, exit status 1."""
+def load_models():
+    """`(inpaint, detect or None, size, align)` of the flags: the inpainter's workdir and the
+    detector's checkpoint, or an export folder."""
+    if bool(FLAGS.inpainter) == bool(FLAGS.exported):
+        raise UserError("give --inpainter=WORKDIR or --exported=FOLDER (one of the two)")
+    from data_pipeline.categories import CATEGORIES
 
+    unknown = sorted(set(FLAGS.remove) - set(CATEGORIES))
+    if unknown:
+        raise UserError(f"--remove: unknown classes {unknown}; choose from {list(CATEGORIES)}")
+    classes = tuple(FLAGS.remove) or None
+    if FLAGS.exported:
+        import serve
 
-def build_reconstructor(single: bool):
-    """The Reconstructor of the flags; a folder may go without --detector (its masks beside
-    the photos)."""
+        if FLAGS.detector:
+            raise UserError(
+                "--detector goes with --inpainter; an export folder holds its own detector "
+                "(launch/export.py --detector)"
+            )
+        try:
+            models = serve.load(FLAGS.exported, score_thresh=FLAGS.score_thresh, classes=classes)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(f"--exported {FLAGS.exported}: {e}") from None
+        detect = None if models.detector is None else models.detector.detect
+        return models.inpainter, detect, models.size, models.align
+
     from jaxinpaint.inference import Inpainter
-    from jaxinpaint.reconstruct import Reconstructor
 
-    if single and not FLAGS.detector and not FLAGS.mask:
-        raise UserError("give --detector=CHECKPOINT or --mask=FILE")
-    if FLAGS.mask and not single:
-        raise UserError(
-            "--mask belongs to a single photo; in a folder, put each photo's mask beside it "
-            "(a.jpg and a_mask.png) or use --detector"
-        )
     try:
         inpainter = Inpainter.from_workdir(FLAGS.inpainter)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    detector = None
+    detect = None
     if FLAGS.detector:
-        from data_pipeline.categories import CATEGORIES
         from detector.predict import Detector, default_device
 
-        unknown = sorted(set(FLAGS.remove) - set(CATEGORIES))
-        if unknown:
-            raise UserError(f"--remove: unknown classes {unknown}; choose from {list(CATEGORIES)}")
         try:
-            detector = Detector.from_checkpoint(
+            detect = Detector.from_checkpoint(
                 FLAGS.detector,
                 score_thresh=FLAGS.score_thresh,
-                classes=tuple(FLAGS.remove) or None,
+                classes=classes,
                 device=FLAGS.device or default_device(),
-            )
+            ).detect  # its masks, and what it found
         except (FileNotFoundError, ValueError, RuntimeError) as e:
             raise UserError(f"detector checkpoint {FLAGS.detector}: {e}") from None
+    return inpainter, detect, inpainter.size, inpainter.config.data.get("align", True)
+
+
+def build_reconstructor(jobs: list | None):
+    """The Reconstructor of the flags, for one photo (`jobs` None) or a folder's `jobs`, which
+    may go without a detector when each photo has its mask beside it."""
+    from jaxinpaint.reconstruct import Reconstructor
+
+    if FLAGS.mask and jobs is not None:
+        raise UserError(
+            "--mask belongs to a single photo; in a folder, put each photo's mask beside it "
+            "(a.jpg and a_mask.png) or use --detector"
+        )
+
+    def check_masks(has_detector: bool) -> None:
+        if has_detector:
+            return
+        if jobs is None and not FLAGS.mask:
+            raise UserError("give --detector=CHECKPOINT or --mask=FILE")
+        if jobs is not None and all(m is None for _, m, _ in jobs):
+            raise UserError(
+                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a{MASK_SUFFIX}); "
+                "give --detector=CHECKPOINT"
+            )
+
+    if not FLAGS.exported:
+        check_masks(bool(FLAGS.detector))  # before the models load
+    inpaint, detect, size, align = load_models()
+    check_masks(detect is not None)
     return Reconstructor(
-        inpainter,
-        None if detector is None else detector.detect,  # its masks, and what it found
-        size=inpainter.size,
+        inpaint,
+        detect,
+        size=size,
         dilate=(0 if FLAGS.mask else 2) if FLAGS.dilate is None else FLAGS.dilate,
         feather=FLAGS.feather,
-        align=inpainter.config.data.get("align", True) if FLAGS.align is None else FLAGS.align,
+        align=align if FLAGS.align is None else FLAGS.align,
     )
 
 
@@ -227,7 +271,8 @@ def write_details(src: str, dst: str, photo: np.ndarray, result, mask: str | Non
     record = {
         "input": src,
         "output": dst,
-        "mask": mask or ("detector " + FLAGS.detector),
+        "mask": mask
+        or f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}",
         "size_wh": [w, h],
         "replaced_pixels": int(result.hole.sum()),
         "faces": faces,
@@ -339,12 +384,7 @@ def main(argv):
             except ValueError as e:
                 raise UserError(str(e)) from None
         jobs = None if single else folder_outputs(FLAGS.input, FLAGS.output)
-        if jobs is not None and not FLAGS.detector and all(m is None for _, m, _ in jobs):
-            raise UserError(
-                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a{MASK_SUFFIX}); "
-                "give --detector=CHECKPOINT"
-            )
-        reconstructor = build_reconstructor(single)
+        reconstructor = build_reconstructor(jobs)
         if not single:
             return reconstruct_folder(reconstructor, jobs, FLAGS.input, FLAGS.output)
         try:

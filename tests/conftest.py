@@ -30,3 +30,19 @@ def fast_compile():
     jax.config.update("jax_disable_most_optimizations", True)
     yield
     jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory):
+    """A training workdir of the tests' tiny inpainter (tests/inpaint_tiny.py, with the demo's
+    harmonic coarse fill) after one step, shared read-only by the tests of the commands."""
+    from inpaint_tiny import tiny_config
+
+    from jaxinpaint import train
+
+    workdir = tmp_path_factory.mktemp("tiny_workdir")
+    config = tiny_config()
+    config.gen.coarse_fill = "harmonic"
+    config.total_steps = 1
+    train.train_and_evaluate(config, str(workdir))
+    return workdir

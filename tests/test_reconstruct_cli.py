@@ -10,22 +10,17 @@ import numpy as np
 import pytest
 import torch
 from config_files import load_config
-from inpaint_tiny import REPO, tiny_config
+from inpaint_tiny import REPO
 from PIL import ExifTags, Image, ImageCms
 from skimage import data
 
 from detector import checkpoint
 from detector import model as model_lib
-from jaxinpaint import train
 
 
 @pytest.fixture(scope="module")
-def inpainter_workdir(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("inpainter")
-    config = tiny_config()
-    config.total_steps = 1
-    train.train_and_evaluate(config, str(workdir))
-    return workdir
+def inpainter_workdir(tiny_workdir):
+    return tiny_workdir
 
 
 @pytest.fixture(scope="module")

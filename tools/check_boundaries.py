@@ -1,7 +1,8 @@
 """Import boundaries (shared/DESIGN.md, Boundaries).
 
-Torch stays out of jaxinpaint/, jax out of detector/,
-neither in data_pipeline/; detector/ and jaxinpaint/ never import each other (launch/ wires them).
+Torch stays out of jaxinpaint/, jax out of detector/, neither in data_pipeline/; serve/ imports
+none of them (nor tensorflow); detector/ and jaxinpaint/ never import each other (launch/ wires
+them).
 Reads imports with ast; prints each breach as FILE: imports X; exits 1 on any."""
 
 import ast
@@ -12,6 +13,20 @@ FORBIDDEN = {  # package dir -> top-level modules it must never import
     "jaxinpaint": {"torch", "torchvision", "detector"},
     "detector": {"jax", "jaxlib", "flax", "optax", "orbax", "jaxinpaint"},
     "data_pipeline": {"torch", "torchvision", "jax", "flax", "optax", "detector", "jaxinpaint"},
+    # Serving runs where only onnxruntime, OpenCV and NumPy are installed.
+    "serve": {
+        "torch",
+        "torchvision",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "orbax",
+        "tensorflow",
+        "detector",
+        "jaxinpaint",
+        "launch",
+    },
 }
 
 

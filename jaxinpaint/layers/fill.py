@@ -24,18 +24,24 @@ def _halve(x: jax.Array) -> jax.Array:
 
 def _double(x: jax.Array) -> jax.Array:
     b, h, w, c = x.shape
-    return jax.image.resize(x, (b, 2 * h, 2 * w, c), method="bilinear")
+    # Upsampling: antialiasing changes nothing, and without it the op exports to ONNX (Resize).
+    return jax.image.resize(x, (b, 2 * h, 2 * w, c), method="bilinear", antialias=False)
 
 
 def _relax(fill: jax.Array, empty: jax.Array, steps: int) -> jax.Array:
     """`steps` Jacobi steps of Laplace's equation on the `empty` cells (edge-replicated border)."""
 
-    def step(_, x):
-        p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-        mean = 0.25 * (p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:])
-        return jnp.where(empty, mean, x)
+    def step(_, carry):  # `empty` rides in the carry: jax2onnx's Loop takes no closed-over arrays
+        x, empty = carry
+        # The four neighbours, the border replicated (concatenations: jnp.pad's edge mode does
+        # not survive the ONNX export inside a loop).
+        up = jnp.concatenate([x[:, :1], x[:, :-1]], axis=1)
+        down = jnp.concatenate([x[:, 1:], x[:, -1:]], axis=1)
+        left = jnp.concatenate([x[:, :, :1], x[:, :, :-1]], axis=2)
+        right = jnp.concatenate([x[:, :, 1:], x[:, :, -1:]], axis=2)
+        return jnp.where(empty, 0.25 * (up + down + left + right), x), empty
 
-    return jax.lax.fori_loop(0, steps, step, fill)
+    return jax.lax.fori_loop(0, steps, step, (fill, empty))[0]
 
 
 def pushpull_fill(image_BxHxWxC: jax.Array, valid_BxHxWx1: jax.Array, relax: int = 0) -> jax.Array:

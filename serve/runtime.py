@@ -1,0 +1,192 @@
+"""The exported generator and detector behind the interfaces reconstruction uses (see
+`serve/__init__.py`). Imports onnxruntime, NumPy and this project's light modules only."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY, category_id
+
+MANIFEST = "manifest.json"
+FORMAT = 1  # manifest.json's "format": raised when a reader of an older one would misread it
+
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+    """One occluder the detector found: `box` (x0, y0, x1, y1) in pixels, `mask` HxW bool."""
+
+    label: int
+    score: float
+    box: tuple[float, float, float, float]
+    mask: np.ndarray
+
+    @property
+    def category(self) -> str:
+        return ID_TO_CATEGORY[self.label]
+
+
+def onnx_session(path: str):
+    """An onnxruntime CPU session of the model file at `path`; one clear error if it is none."""
+    import onnxruntime as ort
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing; run launch/export.py again")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the mask paste's resizing loop warns on every call
+    try:
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types for corrupt or foreign files
+        raise ValueError(f"{path} cannot be loaded as an ONNX model ({e})") from None
+
+
+class ExportedInpainter:
+    """`ExportedInpainter(path, size)(face_RxRx3_uint8, hole_RxR) -> face_RxRx3_uint8`, as
+    `jaxinpaint.inference.Inpainter`, from `generator.onnx`."""
+
+    def __init__(self, path: str, size: int):
+        self.size = int(size)
+        self._session = onnx_session(path)
+        inputs = self._session.get_inputs()
+        self._names = [i.name for i in inputs]
+        batch, *face = inputs[0].shape  # the batch: a number, or a name when it is open
+        self.batch = batch if isinstance(batch, int) else None
+        if face != [self.size, self.size, 3]:
+            raise ValueError(f"{path} takes faces of {face}; the manifest says {self.size}")
+
+    def inpaint_batch(self, occluded_BxRxRx3: np.ndarray, hole_BxRxRx1: np.ndarray) -> np.ndarray:
+        """The composite, float32 in [0, 1], for uint8 faces and 0/1 holes."""
+        occluded = np.ascontiguousarray(occluded_BxRxRx3, np.uint8)
+        hole = np.ascontiguousarray(hole_BxRxRx1, np.uint8)
+        step = self.batch or len(occluded)
+        chunks = []
+        for start in range(0, len(occluded), step):
+            chunk = [occluded[start : start + step], hole[start : start + step]]
+            n = len(chunk[0])
+            if n < step:  # a graph of fixed batch size: pad the last chunk
+                chunk = [
+                    np.concatenate([a, np.zeros_like(a[:1]).repeat(step - n, 0)]) for a in chunk
+                ]
+            feed = dict(zip(self._names, chunk, strict=True))
+            chunks.append(self._session.run(None, feed)[0][:n])
+        return np.concatenate(chunks)
+
+    def __call__(self, face_RxRx3: np.ndarray, hole_RxR: np.ndarray) -> np.ndarray:
+        if face_RxRx3.shape != (self.size, self.size, 3):
+            raise ValueError(
+                f"the inpainter works at {self.size}x{self.size}x3, got {face_RxRx3.shape}"
+            )
+        hole = (np.asarray(hole_RxR) > 0).reshape(1, self.size, self.size, 1)
+        composite = self.inpaint_batch(face_RxRx3[None], hole.astype(np.uint8))[0]
+        return np.clip(composite * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+class ExportedDetector:
+    """`detect(image_HxWx3_uint8) -> (union mask HxW uint8 0/1, [Found])`, as
+    `detector.predict.Detector.detect`, from `detector.onnx`: instances scoring at least
+    `score_thresh`, best first; the union counts the `classes` (default all 19)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        score_thresh: float,
+        score_floor: float = 0.0,
+        classes: Sequence[str] = (),
+    ):
+        if not score_floor <= score_thresh <= 1.0:
+            raise ValueError(
+                f"score threshold {score_thresh} is outside [{score_floor}, 1]: the exported "
+                f"detector keeps detections down to {score_floor} only (launch/export.py "
+                "--score_floor)"
+            )
+        self.score_thresh = float(score_thresh)
+        self.class_ids = frozenset(category_id(n) for n in (tuple(classes) or CATEGORIES))
+        self._session = onnx_session(path)
+
+    def predict(self, image_HxWx3: np.ndarray) -> list[Found]:
+        image = np.asarray(image_HxWx3)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"image has shape {image.shape} and dtype {image.dtype}; expected HxWx3 uint8 RGB"
+            )
+        chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32) / np.float32(255.0)
+        boxes, labels, scores, masks = self._session.run(None, {"image": chw})
+        return [
+            Found(int(labels[i]), float(scores[i]), tuple(map(float, boxes[i])), masks[i, 0] >= 0.5)
+            for i in range(len(scores))
+            if scores[i] >= self.score_thresh
+        ]
+
+    def detect(self, image_HxWx3: np.ndarray) -> tuple[np.ndarray, list[Found]]:
+        chosen = [f for f in self.predict(image_HxWx3) if f.label in self.class_ids]
+        union = np.zeros(image_HxWx3.shape[:2], np.uint8)
+        for found in chosen:
+            union |= found.mask
+        return union, chosen
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """An export folder, loaded: the inpainter, the detector (None when none was exported), and
+    what the manifest says about them."""
+
+    folder: str
+    manifest: dict
+    inpainter: ExportedInpainter
+    detector: ExportedDetector | None
+
+    @property
+    def size(self) -> int:
+        return self.inpainter.size
+
+    @property
+    def align(self) -> bool:
+        """Whether the generator trained on faces aligned by landmarks (reconstruct's default)."""
+        return bool(self.manifest["generator"].get("align", True))
+
+
+def read_manifest(folder: str) -> dict:
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: expected a folder written by launch/export.py")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or "generator" not in manifest:
+        raise ValueError(f"{path} has no 'generator' entry; expected launch/export.py's manifest")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is format {manifest.get('format')!r}; this version reads format {FORMAT}: "
+            "export the models again with this version"
+        )
+    return manifest
+
+
+def load(
+    folder: str, *, score_thresh: float | None = None, classes: Sequence[str] | None = None
+) -> Exported:
+    """The models of an export folder; `score_thresh` and `classes` default to the detector's
+    training config, as recorded at export."""
+    manifest = read_manifest(folder)
+    gen = manifest["generator"]
+    try:
+        inpainter = ExportedInpainter(os.path.join(folder, gen["onnx"]), gen["size"])
+        detector = None
+        if manifest.get("detector"):
+            det = manifest["detector"]
+            detector = ExportedDetector(
+                os.path.join(folder, det["onnx"]),
+                score_thresh=det["score_thresh"] if score_thresh is None else score_thresh,
+                score_floor=det["score_floor"],
+                classes=det["classes"] if classes is None else classes,
+            )
+    except KeyError as e:
+        raise ValueError(f"{os.path.join(folder, MANIFEST)} lacks the field {e}") from None
+    return Exported(os.path.abspath(folder), manifest, inpainter, detector)
