@@ -175,14 +175,14 @@ def main(argv):
     from jaxinpaint.samples import write_image
 
     try:
-        _check_unseen(FLAGS.workdir, FLAGS.dataset, FLAGS.split)
-        inpainter = Inpainter.from_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint)
-        examples = tfds_builder.load_numpy(FLAGS.dataset, FLAGS.split)
         fid_features = None
-        if FLAGS.inception:
+        if FLAGS.inception:  # first: bad weights fail before the model and the data load
             fid_features = fid.InceptionFeatures(
                 _inception_state_dict(FLAGS.inception), source=FLAGS.inception
             )
+        _check_unseen(FLAGS.workdir, FLAGS.dataset, FLAGS.split)
+        inpainter = Inpainter.from_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint)
+        examples = tfds_builder.load_numpy(FLAGS.dataset, FLAGS.split)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -13,6 +13,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
     atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
+# Under pytest-xdist several test processes share the machine: none may take three quarters of
+# a GPU's memory at start, as JAX does by default.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 import jax
 import pytest
 
@@ -35,14 +40,23 @@ def fast_compile():
 @pytest.fixture(scope="session")
 def tiny_workdir(tmp_path_factory):
     """A training workdir of the tests' tiny inpainter (tests/inpaint_tiny.py, with the demo's
-    harmonic coarse fill) after one step, shared read-only by the tests of the commands."""
-    from inpaint_tiny import tiny_config
+    harmonic coarse fill) after one step, shared read-only by the tests of the commands; trained
+    once per session, also when pytest-xdist runs the tests in several processes."""
+    from filelock import FileLock
 
-    from jaxinpaint import train
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    workdir = root / "tiny_workdir"
+    with FileLock(str(root / "tiny_workdir.lock")):
+        if not (workdir / "config.json").is_file():
+            from inpaint_tiny import tiny_config
 
-    workdir = tmp_path_factory.mktemp("tiny_workdir")
-    config = tiny_config()
-    config.gen.coarse_fill = "harmonic"
-    config.total_steps = 1
-    train.train_and_evaluate(config, str(workdir))
+            from jaxinpaint import train
+
+            config = tiny_config()
+            config.gen.coarse_fill = "harmonic"
+            config.total_steps = 1
+            shutil.rmtree(workdir, ignore_errors=True)  # a run that died half-way
+            train.train_and_evaluate(config, str(workdir))
     return workdir

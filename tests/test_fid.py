@@ -102,7 +102,7 @@ def test_weights_errors_name_the_file_and_entry(state_dict, tmp_path):
 def test_evaluate_reports_fid_per_method(features):
     rng = np.random.default_rng(3)
     examples = []
-    for i in range(6):
+    for i in range(4):
         original = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
         mask = np.zeros((32, 32, 1), np.uint8)
         mask[8:20, 6:22] = 1

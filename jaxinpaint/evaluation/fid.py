@@ -247,8 +247,11 @@ class InceptionFeatures:
         out = []
         for i in range(0, len(images), self.batch_size):
             chunk = images[i : i + self.batch_size]
-            padded = np.concatenate(  # one compiled shape for every chunk
-                [chunk, np.zeros((self.batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)]
+            # A short chunk is padded to the next power of two, not to the whole batch: a few
+            # compiled shapes, and a set of 4 images costs 4 forward passes, not 16.
+            size = min(self.batch_size, 1 << (len(chunk) - 1).bit_length())
+            padded = np.concatenate(
+                [chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)]
             )
             with jax.default_matmul_precision("highest"):
                 features = self._apply(self.variables, padded)
