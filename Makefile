@@ -12,7 +12,7 @@ setup: $(STAMP)
 # --no-deps keeps triton out: with it, `import tensorflow` then `import torchvision` segfaults.
 $(STAMP): requirements-lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-deps --no-compile -r requirements-lock.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -3,6 +3,7 @@ r"""Images/s of the inpainting GAN's train step in JAX and in its PyTorch twin, 
     python bench/train_step.py                          # full config, 256², batch 4, 5 repeats
     python bench/train_step.py --size=64 --repeats=2    # quick smoke run (a few minutes)
     python bench/train_step.py --config=configs/demo.py --variants=shipped
+    python bench/train_step.py --variants=shipped --batches=4,8,16,32   # GPU: batch sweep, MFU
 
 Both sides run the same architecture (`bench/torch_twin.py` reads the same config) on the same
 uint8 batch. Timed runs alternate between the sides so that load from other processes on a
@@ -16,8 +17,12 @@ JAX variants (`--variants`): `shipped` is `jaxinpaint.train.Trainer.train_step` 
 training runs it; `ynn_off` compiles with XLA:CPU's YNNPACK fusions off; `phase_dx` traces with
 strided convs through `jaxinpaint.layers.fast_conv`; `tuned` does both; `tuned_pool` also
 traces 2×2 max pools through `jaxinpaint.layers.fast_pool` (docs/bench.md).
+Model FLOP utilisation: the shipped step's FLOPs come from XLA's cost analysis of the compiled
+step; achieved TFLOP/s = FLOPs ÷ median step time; MFU = achieved ÷ the device's dense peak for
+the step's precision (`PEAK_TFLOPS`, vendors' data sheets; on a CPU a measured float32 matmul;
+or `--peak_tflops`). `--batches=4,8,16` also times the shipped step alone at each global batch.
 Results go to `--json` (written atomically); the last line printed is
-`jax_over_torch=<shipped JAX images/s ÷ PyTorch images/s>`.
+`jax_over_torch=<shipped JAX images/s ÷ PyTorch images/s> mfu=<shipped step's MFU>`.
 """
 
 from __future__ import annotations
@@ -185,6 +190,7 @@ def jax_side(config, batch_np, variant: str):
         start = time.perf_counter()
         step = lowered.compile()
         compile_s = time.perf_counter() - start
+        flops = compiled_flops(step)
         gen_c = jit(gen_fwd_bwd).lower(gen_params, occluded, hole).compile()
         disc_c = jit(disc_fwd_bwd).lower(disc_params, images).compile()
         vgg_c = jit(vgg_fwd_bwd).lower(pair, target).compile()
@@ -201,14 +207,84 @@ def jax_side(config, batch_np, variant: str):
         "discriminators": lambda: jax.block_until_ready(disc_c(disc_params, images)),
         "vgg": lambda: jax.block_until_ready(vgg_c(pair, target)),
     }
-    return parts, {"lower_s": lower_s, "compile_s": compile_s}
+    return parts, {"lower_s": lower_s, "compile_s": compile_s, "flops": flops}
+
+
+# ---- model FLOP utilisation --------------------------------------------------------------------
+
+# Dense peak TFLOP/s of one device, from the vendors' data sheets, for the precision the step's
+# convolutions and matmuls run in: float32 runs as TF32 on NVIDIA GPUs (XLA's default) and as
+# bfloat16 passes on TPUs. Matched against `device_kind` by substring, most specific first.
+PEAK_TFLOPS = {
+    "H200": {"float32": 494.7, "bfloat16": 989.4},
+    "H100": {"float32": 494.7, "bfloat16": 989.4},  # SXM
+    "A100": {"float32": 156.0, "bfloat16": 312.0},
+    "TPU v6 lite": {"float32": 918.0, "bfloat16": 918.0},  # v6e
+    "TPU v5p": {"float32": 459.0, "bfloat16": 459.0},
+    "TPU v5 lite": {"float32": 197.0, "bfloat16": 197.0},  # v5e
+    "TPU v4": {"float32": 275.0, "bfloat16": 275.0},
+}
+
+
+def compiled_flops(compiled) -> float:
+    """The FLOPs of one call of a compiled XLA program, by XLA's cost analysis."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list | tuple):  # older jax: one dict per program
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", 0.0))
+
+
+def measured_peak_tflops(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
+    """This device's TFLOP/s on a large jitted matmul: the reference where no data sheet
+    applies (CPUs)."""
+    a = jnp.ones((n, n), dtype)
+    matmul = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(matmul(a))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(matmul(a))
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times) / 1e12
+
+
+def device_peak_tflops(dtype: str = "float32") -> tuple[float, str]:
+    """(peak TFLOP/s of `jax.devices()[0]` for `dtype`, where the figure comes from)."""
+    kind = jax.devices()[0].device_kind
+    for name, peaks in PEAK_TFLOPS.items():
+        if name.lower() in kind.lower():
+            return peaks[dtype], f"data sheet, {name} {dtype} dense"
+    return measured_peak_tflops(jnp.dtype(dtype)), f"measured: {dtype} matmul 2048x2048"
+
+
+def sweep_batches(config, batches, repeats: int) -> list[dict]:
+    """Images/s of the shipped step at each global batch size (the JAX side only)."""
+    rows = []
+    for batch in batches:
+        config.global_batch_size = batch
+        parts, info = jax_side(config, make_batch(batch, config.image_size, config.seed), "shipped")
+        step = parts["step"]
+        step()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
+        rows.append(
+            {"batch": batch, "step_ms": seconds * 1e3, "images_per_s": batch / seconds,
+             "tflop_per_step": info["flops"] / 1e12,
+             "tflops": info["flops"] / seconds / 1e12}
+        )  # fmt: skip
+    return rows
 
 
 # ---- PyTorch side -----------------------------------------------------------------------------
 
 
-def torch_side(config, batch_np, vgg_params, device: str):
-    """The twin's step and parts: `name → zero-arg runner` (each waits for the GPU, if any)."""
+def torch_side(config, batch_np, vgg_params, device: str, bf16: bool = False):
+    """The twin's step and parts: `name → zero-arg runner` (each waits for the GPU, if any);
+    with `bf16`, under `torch.autocast` to bfloat16 (the twin of `compute_dtype="bfloat16"`)."""
     twin = torch_twin.TwinGAN(config, vgg_params, device=device)
     occluded, target, hole = twin.prepare_batch(batch_np)
     local = config.disc.local_size
@@ -233,7 +309,8 @@ def torch_side(config, batch_np, vgg_params, device: str):
 
     def synced(fn):
         def run():
-            fn()
+            with torch.autocast(twin.device.type, dtype=torch.bfloat16, enabled=bf16):
+                fn()
             if twin.device.type == "cuda":
                 torch.cuda.synchronize(twin.device)
 
@@ -286,8 +363,31 @@ def main(argv=None):
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="the twin's device (default: cuda when available)",
     )
+    parser.add_argument(
+        "--batches",
+        default="",
+        help="also time the shipped JAX step at these global batch sizes, e.g. 4,8,16,32 "
+        "(images/s, TFLOP/s and MFU per batch)",
+    )
+    parser.add_argument(
+        "--compute_dtype",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="config.compute_dtype for JAX, and torch.autocast to bfloat16 for the twin "
+        "(default: the config's)",
+    )
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=None,
+        help="the device's peak for MFU (default: data sheet by device kind; CPUs: measured)",
+    )
     parser.add_argument("--json", default=str(RESULTS / "train_step.json"))
     args = parser.parse_args(argv)
+    try:
+        batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    except ValueError:
+        raise SystemExit(f"error: --batches must be integers, got {args.batches!r}") from None
     if args.repeats < 1:
         raise SystemExit(f"error: --repeats must be >= 1, got {args.repeats}")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -299,6 +399,9 @@ def main(argv=None):
         )
 
     config = load_config(args.config, args.size, args.batch)
+    if args.compute_dtype:
+        config.compute_dtype = args.compute_dtype
+    dtype = config.get("compute_dtype", "float32")
     batch_size, size = config.global_batch_size, config.image_size
     threads = len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
@@ -313,17 +416,29 @@ def main(argv=None):
         # TF32 convolutions and matmuls, as XLA uses for float32 on this GPU by default.
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    sides["torch"] = torch_side(config, batch_np, load_vgg16_params()["params"], args.torch_device)
+    sides["torch"] = torch_side(
+        config, batch_np, load_vgg16_params()["params"], args.torch_device, dtype == "bfloat16"
+    )
     medians = interleaved_medians(sides, args.repeats)
     for side in medians.values():
         side["rest"] = side["step"] - side["generator"] - side["discriminators"] - side["vgg"]
     ips = {side: batch_size / m["step"] for side, m in medians.items()}
     ratios = {f"{s}_over_torch": ips[s] / ips["torch"] for s in sides if s != "torch"}
+    if args.peak_tflops:
+        peak, peak_source = args.peak_tflops, "--peak_tflops"
+    else:
+        peak, peak_source = device_peak_tflops(dtype)
+    flops = compile_info["jax_shipped"]["flops"]
+    achieved = flops / medians["jax_shipped"]["step"] / 1e12
+    sweep = sweep_batches(config, batches, args.repeats) if batches else []
+    for row in sweep:
+        row["mfu"] = row["tflops"] / peak
 
     print(
         f"device: {jax.devices()[0].device_kind} (torch: {args.torch_device}), {threads} threads, "
         f"torch {torch.__version__}, "
-        f"jax {jax.__version__}; batch {batch_size}, {size}x{size}, median of {args.repeats} "
+        f"jax {jax.__version__}; {dtype}, batch {batch_size}, {size}x{size}, median of "
+        f"{args.repeats} "
         "(sides interleaved)"
     )
     for name, info in compile_info.items():
@@ -332,6 +447,17 @@ def main(argv=None):
     for part in PARTS:
         print(f"{part:<16}" + "".join(f"{m[part] * 1e3:>16.1f}" for m in medians.values()))
     print(f"{'images/s':<16}" + "".join(f"{v:>16.3f}" for v in ips.values()))
+    print(
+        f"shipped step: {flops / 1e12:.3f} TFLOP (XLA cost analysis), {achieved:.3f} TFLOP/s, "
+        f"MFU {achieved / peak:.1%} of {peak:.3g} TFLOP/s ({peak_source})"
+    )
+    if sweep:
+        print(f"{'batch':>6}{'step ms':>12}{'images/s':>12}{'TFLOP/s':>12}{'MFU':>8}")
+        for row in sweep:
+            print(
+                f"{row['batch']:>6}{row['step_ms']:>12.1f}{row['images_per_s']:>12.2f}"
+                f"{row['tflops']:>12.3f}{row['mfu']:>8.1%}"
+            )
 
     write_json(
         args.json,
@@ -340,6 +466,7 @@ def main(argv=None):
             "config": os.path.relpath(args.config, ROOT),
             "image_size": size,
             "batch": batch_size,
+            "compute_dtype": dtype,
             "repeats": args.repeats,
             "device": jax.devices()[0].device_kind,
             "torch_device": args.torch_device,
@@ -356,6 +483,12 @@ def main(argv=None):
             "jax_compile_s": compile_info,
             "median_ms": {s: {n: v * 1e3 for n, v in m.items()} for s, m in medians.items()},
             "images_per_s": ips,
+            "step_tflop": flops / 1e12,
+            "achieved_tflops": achieved,
+            "peak_tflops": peak,
+            "peak_source": peak_source,
+            "mfu": achieved / peak,
+            "batch_sweep": sweep,
             **ratios,
         },
     )
@@ -364,7 +497,7 @@ def main(argv=None):
         if key != "jax_shipped_over_torch":
             print(f"{key}={value:.3f}")
     # The last line is the step as training runs it.
-    print(f"jax_over_torch={ratios['jax_shipped_over_torch']:.3f}")
+    print(f"jax_over_torch={ratios['jax_shipped_over_torch']:.3f} mfu={achieved / peak:.4f}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ def get_config(arg=None):
     c.image_size = 256  # square training resolution
     c.global_batch_size = 4  # seed Table 5.1; must divide by the device count
     c.total_steps = 100_000  # training stops here (resume continues up to it)
+    # "bfloat16": the models' activations and convolutions in bfloat16 on GPUs and TPUs, with
+    # parameters, optimizer states, losses and the partial convs' window sums in float32
+    # (docs/inpainter.md, "Mixed precision"). Inference and exports compute in float32.
+    c.compute_dtype = "float32"
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "generated"  # "generated" (in-memory compositing) | "tfds" | "synthetic"

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinpaint.gan import InpaintingGAN
-from jaxinpaint.inference import Inpainter
+from jaxinpaint.inference import Inpainter, float32_config
 
 INPUT_NAMES = ("occluded", "hole")
 OUTPUT_NAME = "composite"
@@ -31,7 +31,7 @@ OUTPUT_NAME = "composite"
 def composite_fn(inpainter: Inpainter) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """`(occluded uint8 BxRxRx3, hole uint8 BxRxRx1) -> composite float32`, the weights closed
     over (so an export carries them as constants)."""
-    gan, params = InpaintingGAN(inpainter.config), inpainter.gen_params
+    gan, params = InpaintingGAN(float32_config(inpainter.config)), inpainter.gen_params
 
     def composite(occluded, hole):
         batch = {"occluded": occluded, "original": occluded, "mask": hole}

@@ -85,14 +85,29 @@ def prepare_batch(batch: Batch) -> tuple[jax.Array, jax.Array, jax.Array]:
     return occluded, target, hole
 
 
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(config) -> jnp.dtype:
+    """`config.compute_dtype` ("float32" when absent): the dtype of the models' activations and
+    convolutions. Parameters, optimizer states, losses and their reductions stay float32."""
+    name = config.get("compute_dtype", "float32")
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(
+            f"config.compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {name!r}"
+        )
+    return COMPUTE_DTYPES[name]
+
+
 class InpaintingGAN:
     """Modules, optimizers and pure functions of one config."""
 
     def __init__(self, config):
         self.config = config
-        self.generator = generator_from_config(config.gen)
-        self.discriminators = discriminators_from_config(config.disc)
-        self.vgg = VGG16Features()
+        dtype = compute_dtype(config)
+        self.generator = generator_from_config(config.gen, dtype)
+        self.discriminators = discriminators_from_config(config.disc, dtype)
+        self.vgg = VGG16Features(dtype)
         self.gen_tx = _optimizer(config.gen_optim)
         self.disc_tx = _optimizer(config.disc_optim)
         self.local_size = config.disc.local_size

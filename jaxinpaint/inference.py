@@ -71,6 +71,15 @@ def model_differences(
     ]
 
 
+def float32_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `config` computing in float32: inference and exports do, whatever the training
+    computed in (`config.compute_dtype`); the parameters are float32 either way."""
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.compute_dtype = "float32"
+    return config
+
+
 class Inpainter:
     """`Inpainter(config, gen_params)(face_RxRx3_uint8, hole_RxR) -> face_RxRx3_uint8`."""
 
@@ -79,7 +88,7 @@ class Inpainter:
         self.size = int(config.image_size)
         self.gen_params = gen_params
         self._generate = jax.jit(
-            InpaintingGAN(config).generate, compiler_options=compiler_options()
+            InpaintingGAN(float32_config(config)).generate, compiler_options=compiler_options()
         )
 
     @classmethod

@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import pickle
 from pathlib import Path
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -115,7 +116,10 @@ def load_vgg16_params(path: str | Path | None = None) -> dict:
 
 
 class VGG16Features(nn.Module):
-    """Returns `[pool1, pool2, pool3]` of VGG16 for NHWC images in [0, 1]."""
+    """Returns `[pool1, pool2, pool3]` of VGG16 for NHWC images in [0, 1], as float32 (for the
+    losses' Gram matrices and means) whatever `dtype` the convolutions compute in."""
+
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, img_BxHxWx3: jax.Array) -> list[jax.Array]:
@@ -127,8 +131,11 @@ class VGG16Features(nn.Module):
         for v in _CFG:
             if v == "M":
                 x = fast_pool.max_pool_2x2(x)
-                feats.append(x)
+                feats.append(x.astype(jnp.float32))
             else:
-                x = nn.relu(nn.Conv(v, (3, 3), padding=((1, 1), (1, 1)), name=f"Conv_{i}")(x))
+                conv = nn.Conv(
+                    v, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype, name=f"Conv_{i}"
+                )
+                x = nn.relu(conv(x))
                 i += 1
         return feats

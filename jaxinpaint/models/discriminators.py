@@ -8,6 +8,7 @@ the two 4096-wide dense layers replaced by one linear layer on the flattened fea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -21,6 +22,7 @@ class Discriminator(nn.Module):
 
     widths: Sequence[int]
     kernel: int = 5
+    dtype: Any = jnp.float32  # activations and convolutions; the logits are float32
 
     @nn.compact
     def __call__(self, img_BxHxWx3: jax.Array) -> jax.Array:
@@ -31,12 +33,13 @@ class Discriminator(nn.Module):
                 (self.kernel, self.kernel),
                 strides=(2, 2),
                 padding="SAME",
+                dtype=self.dtype,
                 name=f"conv{i}",
                 conv_general_dilated=fast_conv.conv_general_dilated,  # fast strided input grads
             )(x)
             x = nn.leaky_relu(x, 0.2)
         x = x.reshape(x.shape[0], -1)
-        return nn.Dense(1, name="logit")(x)[:, 0]
+        return nn.Dense(1, dtype=self.dtype, name="logit")(x)[:, 0].astype(jnp.float32)
 
 
 def hole_crop_origin(hole_BxHxWx1: jax.Array, size: int) -> jax.Array:
@@ -72,9 +75,9 @@ def crop(img_BxHxWxC: jax.Array, origin_Bx2: jax.Array, size: int) -> jax.Array:
     return jax.vmap(one)(img_BxHxWxC, origin_Bx2)
 
 
-def discriminators_from_config(disc_config) -> dict[str, Discriminator]:
-    """`{"global": ..., "local": ...}` from `config.disc`."""
+def discriminators_from_config(disc_config, dtype: Any = jnp.float32) -> dict[str, Discriminator]:
+    """`{"global": ..., "local": ...}` from `config.disc`, computing in `dtype`."""
     return {
-        "global": Discriminator(tuple(disc_config.global_widths), disc_config.kernel),
-        "local": Discriminator(tuple(disc_config.local_widths), disc_config.kernel),
+        "global": Discriminator(tuple(disc_config.global_widths), disc_config.kernel, dtype),
+        "local": Discriminator(tuple(disc_config.local_widths), disc_config.kernel, dtype),
     }

@@ -18,6 +18,7 @@ Every width, kernel size and rate comes from `config.gen`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,7 +34,9 @@ COARSE_FILLS = {"none": None, "pushpull": 0, "harmonic": 20}
 _he = nn.initializers.he_normal()
 
 
-def _conv(features: int, kernel: int = 3, dilation: int = 1, name: str | None = None) -> nn.Conv:
+def _conv(
+    features: int, kernel: int = 3, dilation: int = 1, name: str | None = None, dtype: Any = None
+) -> nn.Conv:
     return nn.Conv(
         features,
         (kernel, kernel),
@@ -41,6 +44,7 @@ def _conv(features: int, kernel: int = 3, dilation: int = 1, name: str | None = 
         kernel_dilation=(dilation, dilation),
         kernel_init=_he,
         name=name,
+        dtype=dtype,
     )
 
 
@@ -100,12 +104,13 @@ class UpConv(nn.Module):
     features: int
     kernel_init: nn.initializers.Initializer = _he
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+    dtype: Any = None  # computation dtype (None: promoted from the input and the parameters)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,))
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
         return upsample2x_conv3x3(x, kernel) + bias
 
 
@@ -118,6 +123,7 @@ class VanillaEncoder(nn.Module):
     coarse_fill: str = (
         "none"  # "pushpull" | "harmonic": start from a classical fill, learn the rest
     )
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
@@ -126,8 +132,8 @@ class VanillaEncoder(nn.Module):
         for i, width in enumerate(self.widths):
             if i > 0:
                 x = fast_pool.max_pool_2x2(x)
-            x = nn.relu(_conv(width, name=f"conv{i}_a")(x))
-            x = nn.relu(_conv(width, name=f"conv{i}_b")(x))
+            x = nn.relu(_conv(width, name=f"conv{i}_a", dtype=self.dtype)(x))
+            x = nn.relu(_conv(width, name=f"conv{i}_b", dtype=self.dtype)(x))
             if i >= levels - self.dropout_levels and self.dropout_rate > 0:
                 x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
             skips.append(x)
@@ -139,6 +145,7 @@ class PartialEncoder(nn.Module):
 
     widths: Sequence[int]
     kernels: Sequence[int]
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, valid: jax.Array) -> list[jax.Array]:
@@ -147,7 +154,11 @@ class PartialEncoder(nn.Module):
         for i, (width, k) in enumerate(zip(self.widths, self.kernels, strict=True)):
             stride = 1 if i == 0 else 2
             x, mask = PartialConv2d(
-                width, kernel_size=(k, k), strides=(stride, stride), name=f"pconv{i}"
+                width,
+                kernel_size=(k, k),
+                strides=(stride, stride),
+                dtype=self.dtype,
+                name=f"pconv{i}",
             )(x, mask)
             x = nn.relu(x)
             skips.append(x)
@@ -167,6 +178,9 @@ class Generator(nn.Module):
     coarse_fill: str = (
         "none"  # "pushpull" | "harmonic": start from a classical fill, learn the rest
     )
+    # Activations and convolutions (parameters stay float32; the coarse fill, the partial
+    # convs' window sums, the output and the composite are float32 whatever this is).
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(
@@ -198,36 +212,42 @@ class Generator(nn.Module):
         relax = COARSE_FILLS[self.coarse_fill]
         coarse = known if relax is None else pushpull_fill(known, valid, relax)
 
+        dtype = self.dtype
         vanilla = VanillaEncoder(
-            self.widths, self.dropout_levels, self.dropout_rate, name="vanilla_encoder"
+            self.widths,
+            self.dropout_levels,
+            self.dropout_rate,
+            dtype=dtype,
+            name="vanilla_encoder",
         )(jnp.concatenate([coarse, hole], axis=-1), train=train)
-        partial = PartialEncoder(self.partial_widths, self.partial_kernels, name="partial_encoder")(
-            known, valid
-        )
+        partial = PartialEncoder(
+            self.partial_widths, self.partial_kernels, dtype=dtype, name="partial_encoder"
+        )(known, valid)
 
         x = jnp.concatenate([vanilla[-1], partial[-1]], axis=-1)
-        x = nn.relu(_conv(self.atrous_width, kernel=1, name="fuse")(x))
+        x = nn.relu(_conv(self.atrous_width, kernel=1, name="fuse", dtype=dtype)(x))
         for j, rate in enumerate(self.atrous_rates):
-            x = nn.relu(_conv(self.atrous_width, dilation=rate, name=f"atrous{j}")(x))
+            x = nn.relu(_conv(self.atrous_width, dilation=rate, name=f"atrous{j}", dtype=dtype)(x))
 
         for i in reversed(range(levels - 1)):
             width = self.widths[i]
-            x = nn.relu(UpConv(width, name=f"up{i}")(x))  # = conv(upsample2x(x))
+            x = nn.relu(UpConv(width, dtype=dtype, name=f"up{i}")(x))  # = conv(upsample2x(x))
             x = jnp.concatenate([x, vanilla[i], partial[i]], axis=-1)
-            x = nn.relu(_conv(width, name=f"dec{i}_a")(x))
-            x = nn.relu(_conv(width, name=f"dec{i}_b")(x))
+            x = nn.relu(_conv(width, name=f"dec{i}_a", dtype=dtype)(x))
+            x = nn.relu(_conv(width, name=f"dec{i}_b", dtype=dtype)(x))
 
         if self.coarse_fill == "none":
-            pred = nn.sigmoid(_conv(3, kernel=1, name="out")(x))
+            out = _conv(3, kernel=1, name="out", dtype=dtype)(x)
+            pred = nn.sigmoid(out.astype(jnp.float32))
         else:  # a correction of the coarse fill, zero at initialisation
-            delta = nn.Conv(3, (1, 1), kernel_init=nn.initializers.zeros, name="out")(x)
-            pred = jnp.clip(coarse + delta, 0.0, 1.0)
+            out = nn.Conv(3, (1, 1), kernel_init=nn.initializers.zeros, dtype=dtype, name="out")
+            pred = jnp.clip(coarse + out(x).astype(jnp.float32), 0.0, 1.0)
         composite = pred * hole + occluded_BxHxWx3 * valid
         return pred, composite
 
 
-def generator_from_config(gen_config) -> Generator:
-    """Builds the generator from `config.gen`."""
+def generator_from_config(gen_config, dtype: Any = jnp.float32) -> Generator:
+    """Builds the generator from `config.gen`, computing in `dtype` (`config.compute_dtype`)."""
     return Generator(
         widths=tuple(gen_config.widths),
         partial_widths=tuple(gen_config.partial_widths),
@@ -237,4 +257,5 @@ def generator_from_config(gen_config) -> Generator:
         dropout_levels=gen_config.dropout_levels,
         dropout_rate=gen_config.dropout_rate,
         coarse_fill=gen_config.get("coarse_fill", "none"),
+        dtype=dtype,
     )
