@@ -1,7 +1,17 @@
 """The 19 occluder categories (seed 4.1.3), fixed in one place.
 
-Class ids are the index in the alphabetical list + 1; id 0 is the background.
+Class ids are the index in the alphabetical list + 1; id 0 is the background. `Instance` is one
+detected occluder, as both detectors give it (PyTorch's `detector.predict`, onnxruntime's
+`serve`).
 """
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CATEGORIES: tuple[str, ...] = (
     "book",
@@ -47,3 +57,17 @@ def colour(label: int) -> tuple[int, int, int]:
     i, f = int(hue * 6), hue * 6 - int(hue * 6)
     q, t = int(255 * (1 - f)), int(255 * f)
     return [(255, t, 0), (q, 255, 0), (0, 255, t), (0, q, 255), (t, 0, 255), (255, 0, q)][i % 6]
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """One detected occluder. `box` is (x0, y0, x1, y1) in pixels; `mask` is HxW bool."""
+
+    label: int
+    score: float
+    box: tuple[float, float, float, float]
+    mask: np.ndarray
+
+    @property
+    def category(self) -> str:
+        return ID_TO_CATEGORY[self.label]

@@ -9,29 +9,14 @@
 `detect` is the mask source launch/reconstruct.py hands to `jaxinpaint.reconstruct`.
 """
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY, category_id
+from data_pipeline.categories import CATEGORIES, Instance, category_id
 from detector import checkpoint
 from detector import model as model_lib
-
-
-@dataclasses.dataclass(frozen=True)
-class Instance:
-    """One detected occluder. `box` is (x0, y0, x1, y1) in pixels; `mask` is HxW bool."""
-
-    label: int
-    score: float
-    box: tuple[float, float, float, float]
-    mask: np.ndarray
-
-    @property
-    def category(self) -> str:
-        return ID_TO_CATEGORY[self.label]
 
 
 def box_mask(instances: Sequence[Instance], height: int, width: int) -> np.ndarray:

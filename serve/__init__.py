@@ -12,6 +12,6 @@ takes, so `python launch/reconstruct.py --exported=exported ...` (or the `[serve
 README) reconstructs photos exactly as with the training workdir and the detector checkpoint.
 """
 
-from serve.runtime import Exported, ExportedDetector, ExportedInpainter, Found, load
+from serve.runtime import Exported, ExportedDetector, ExportedInpainter, load
 
-__all__ = ["Exported", "ExportedDetector", "ExportedInpainter", "Found", "load"]
+__all__ = ["Exported", "ExportedDetector", "ExportedInpainter", "load"]

@@ -10,24 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY, category_id
+from data_pipeline.categories import CATEGORIES, Instance, category_id
 
 MANIFEST = "manifest.json"
 FORMAT = 1  # manifest.json's "format": raised when a reader of an older one would misread it
-
-
-@dataclasses.dataclass(frozen=True)
-class Found:
-    """One occluder the detector found: `box` (x0, y0, x1, y1) in pixels, `mask` HxW bool."""
-
-    label: int
-    score: float
-    box: tuple[float, float, float, float]
-    mask: np.ndarray
-
-    @property
-    def category(self) -> str:
-        return ID_TO_CATEGORY[self.label]
 
 
 def onnx_session(path: str):
@@ -86,7 +72,7 @@ class ExportedInpainter:
 
 
 class ExportedDetector:
-    """`detect(image_HxWx3_uint8) -> (union mask HxW uint8 0/1, [Found])`, as
+    """`detect(image_HxWx3_uint8) -> (union mask HxW uint8 0/1, [Instance])`, as
     `detector.predict.Detector.detect`, from `detector.onnx`: instances scoring at least
     `score_thresh`, best first; the union counts the `classes` (default all 19)."""
 
@@ -108,7 +94,7 @@ class ExportedDetector:
         self.class_ids = frozenset(category_id(n) for n in (tuple(classes) or CATEGORIES))
         self._session = onnx_session(path)
 
-    def predict(self, image_HxWx3: np.ndarray) -> list[Found]:
+    def predict(self, image_HxWx3: np.ndarray) -> list[Instance]:
         image = np.asarray(image_HxWx3)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
@@ -117,12 +103,14 @@ class ExportedDetector:
         chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32) / np.float32(255.0)
         boxes, labels, scores, masks = self._session.run(None, {"image": chw})
         return [
-            Found(int(labels[i]), float(scores[i]), tuple(map(float, boxes[i])), masks[i, 0] >= 0.5)
+            Instance(
+                int(labels[i]), float(scores[i]), tuple(map(float, boxes[i])), masks[i, 0] >= 0.5
+            )
             for i in range(len(scores))
             if scores[i] >= self.score_thresh
         ]
 
-    def detect(self, image_HxWx3: np.ndarray) -> tuple[np.ndarray, list[Found]]:
+    def detect(self, image_HxWx3: np.ndarray) -> tuple[np.ndarray, list[Instance]]:
         chosen = [f for f in self.predict(image_HxWx3) if f.label in self.class_ids]
         union = np.zeros(image_HxWx3.shape[:2], np.uint8)
         for found in chosen:
