@@ -3,7 +3,7 @@
     python launch/export.py --inpainter=runs/demo/inpainter \
         --detector=runs/demo/detector/model_final.pt --output=runs/demo/exported
 
-writes (atomically: the folder appears whole or not at)
+writes (atomically: the folder appears whole or not at all)
 
     generator.onnx       the generator (ONNX, onnxruntime), weights inside
     generator.stablehlo  the same as serialized StableHLO (`jax.export`), any batch size
