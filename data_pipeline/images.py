@@ -42,6 +42,14 @@ DEFAULT_MAX_PIXELS = (
 EXPECTED_PHOTO = "expected a photo such as JPEG, PNG, WebP, BMP or TIFF"
 
 
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """uint8 images as they are; float images in [0, 1] rounded to uint8 (clipped)."""
+    img = np.asarray(img)
+    if img.dtype == np.uint8:
+        return img
+    return np.clip(np.asarray(img, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 class SkipImage(Exception):
     """A photo that cannot be used; `reason` is one of the module constants."""
 

@@ -16,9 +16,9 @@ import ml_collections
 import numpy as np
 
 from data_pipeline import atomic
+from data_pipeline.images import to_uint8
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.gan import InpaintingGAN, compiler_options
-from jaxinpaint.samples import to_uint8
 
 CONFIG_FILE = "config.json"
 # The fields that shape the parameters: a checkpoint restores only into a config agreeing on them.

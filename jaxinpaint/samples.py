@@ -8,17 +8,10 @@ import numpy as np
 from PIL import Image
 
 from data_pipeline import atomic
+from data_pipeline.images import to_uint8
 
 COLUMNS = ("occluded", "mask", "output", "composite", "ground truth")
 _GAP = 2  # pixels of white between tiles
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """uint8 images as they are; float images in [0, 1] rounded to uint8 (clipped)."""
-    img = np.asarray(img)
-    if img.dtype == np.uint8:
-        return img
-    return np.clip(np.asarray(img, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _rgb_uint8(img: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from data_pipeline.categories import CATEGORIES, Instance, category_id
+from data_pipeline.images import to_uint8
 
 MANIFEST = "manifest.json"
 FORMAT = 1  # manifest.json's "format": raised when a reader of an older one would misread it
@@ -67,8 +68,7 @@ class ExportedInpainter:
                 f"the inpainter works at {self.size}x{self.size}x3, got {face_RxRx3.shape}"
             )
         hole = (np.asarray(hole_RxR) > 0).reshape(1, self.size, self.size, 1)
-        composite = self.inpaint_batch(face_RxRx3[None], hole.astype(np.uint8))[0]
-        return np.clip(composite * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return to_uint8(self.inpaint_batch(face_RxRx3[None], hole.astype(np.uint8))[0])
 
 
 class ExportedDetector:
