@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
+import time
 from pathlib import Path
 
 import configs
@@ -43,3 +45,15 @@ def write_json(path: str | Path, result: dict) -> None:
     """Writes `result` as indented JSON through a temporary file, then says where."""
     atomic.write_text(path, json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def timed(fn, repeats: int, warmup: int = 2) -> float:
+    """Median milliseconds of `repeats` calls of `fn()`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3

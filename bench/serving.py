@@ -23,13 +23,12 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench_common import RESULTS, ROOT, load_config, write_json
+from bench_common import RESULTS, ROOT, load_config, timed, write_json
 
 PY = sys.executable
 
@@ -117,13 +116,9 @@ def per_photo_ms(workdir, detector, exported, repeats) -> dict[str, float]:
     }
     ms = {}
     for name, reconstructor in paths.items():
+        # The warm-up call, checked: nothing found would mean nothing inpainted.
         assert reconstructor(photo).changed, "the detector found nothing: nothing was inpainted"
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            reconstructor(photo)
-            times.append(time.perf_counter() - start)
-        ms[name] = statistics.median(times) * 1e3
+        ms[name] = timed(lambda r=reconstructor: r(photo), repeats, warmup=0)
     first = paths["jax"](photo).image.astype(np.int16)
     ms["max_pixel_difference"] = int(np.abs(first - paths["onnx"](photo).image).max())
     return ms

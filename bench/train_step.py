@@ -263,14 +263,7 @@ def sweep_batches(config, batches, repeats: int) -> list[dict]:
     for batch in batches:
         config.global_batch_size = batch
         parts, info = jax_side(config, make_batch(batch, config.image_size, config.seed), "shipped")
-        step = parts["step"]
-        step()  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        seconds = statistics.median(times)
+        seconds = bench_common.timed(parts["step"], repeats, warmup=1) / 1e3
         rows.append(
             {"batch": batch, "step_ms": seconds * 1e3, "images_per_s": batch / seconds,
              "tflop_per_step": info["flops"] / 1e12,
