@@ -6,8 +6,8 @@ the validation faces (never trained on: splits by person) against cv2.inpaint on
 Each variant trains `configs/demo.py`'s sizes and schedule with the seed's recipe (the full
 config's losses and generator) plus its overrides and those of every variant before it (the
 order of VARIANTS; `geometry` is the demo's recipe) for `--steps` steps in `--out/<variant>`
-(resumed if there). Then its generator, OpenCV's Telea and Navier-Stokes, and the harmonic fill
-alone (what the `harmonic` generator starts from: the network's own share is the difference)
+(resumed if there). Then its generator, OpenCV's Telea and Navier-Stokes, and the harmonic and
+biharmonic fills alone (what a generator starts from: the network's own share is the difference)
 fill the same `--examples` validation examples. Prints a table (hole PSNR, hole SSIM, LPIPS),
 writes JSON to bench/results/inpainter_recipe.json, and ends with `best_minus_telea_db=`.
 """
@@ -43,8 +43,11 @@ VARIANTS = {
     "slow": ("generator learning rate 5e-4 -> 2e-4", {"gen_optim.lr": 2e-4}),
     "light_vgg": ("perceptual weight 0.05 -> 0.02", {"loss.perceptual": 0.02}),
     "geometry": ("random scale/shift ±5 %, rotation ±3°", {"data.augment_geometry": 0.05}),
+    "biharmonic": ("generator starts from a biharmonic fill", {"gen.coarse_fill": "biharmonic"}),
+    "no_vgg": ("no perceptual term: no VGG16 in the step", {"loss.perceptual": 0.0}),
     "free_form": ("25 % free-form stroke/box holes", {"data.free_form": 0.25}),
 }
+COLUMNS = ("model", "telea", "ns", "harmonic", "biharmonic")  # the last two: fills alone
 
 
 def config_for(names: list[str], steps: int):
@@ -100,8 +103,8 @@ def main():
             for i in range(args.examples)
         ]
         model = functools.partial(lambda inp, o, h: inp.inpaint_batch(o, h)[1], inpainter)
-        # Baselines: Telea, NS and the harmonic fill the generator starts from (the network's own
-        # share is the gap to it).
+        # Baselines: Telea, NS and the smooth fills a generator starts from (the network's own
+        # share is the gap to its fill).
         result = evaluate.evaluate(model, examples)
         overall = report.aggregate(result.records)["overall"]
         rows[name] = {
@@ -109,7 +112,7 @@ def main():
             "minutes": round(minutes, 1),
             **{
                 method: {k: overall[method][k] for k in ("psnr_hole", "ssim_hole", "lpips")}
-                for method in ("model", "telea", "ns", "harmonic")
+                for method in COLUMNS
             },
         }
         print(f"{name}: {rows[name]}", flush=True)
@@ -118,11 +121,11 @@ def main():
         f"\n{args.steps} steps each; {args.examples} validation examples (validation faces, "
         "never trained on); hole PSNR dB / hole SSIM / LPIPS"
     )
-    print(f"{'variant':<11}{'model':>24}{'telea':>24}{'ns':>24}{'harmonic fill':>24}{'min':>6}")
+    print(f"{'variant':<11}" + "".join(f"{m:>24}" for m in COLUMNS) + f"{'min':>6}")
     for name, r in rows.items():
         cells = "".join(
             f"{r[m]['psnr_hole']:>9.2f}{r[m]['ssim_hole']:>7.3f}{r[m]['lpips']:>8.4f}"
-            for m in ("model", "telea", "ns", "harmonic")
+            for m in COLUMNS
         )
         print(f"{name:<11}{cells}{r['minutes']:>6.1f}")
     best = max(rows.values(), key=lambda r: r["model"]["psnr_hole"])

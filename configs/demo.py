@@ -14,7 +14,7 @@ def get_config(arg=None):
     c = full.get_config()
     c.image_size = 64
     c.global_batch_size = 4  # the seed's batch; VGG features dominate the step on a CPU
-    c.total_steps = 1200  # 26 min measured on 2 cores shared with other jobs (0.5-1 step/s)
+    c.total_steps = 1500  # ~6 steps/s on 2 idle cores (no VGG16 in the step)
 
     c.gen.widths = (16, 32, 64, 128)
     c.gen.partial_widths = (16, 32, 64, 64)
@@ -27,15 +27,15 @@ def get_config(arg=None):
     c.disc.local_size = 32
 
     # The recipe that learns in minutes (docs/inpainter.md, recipe ablation): start from the
-    # harmonic fill of the hole and learn its correction, on mirrored, colour-jittered and
-    # slightly moved faces, with a heavier hole L1 than the seed's against a lighter perceptual
-    # term, no style term and a light adversarial one; validation, samples and inference use the
-    # weights' moving average.
-    c.gen.coarse_fill = "harmonic"
+    # biharmonic fill of the hole and learn its correction, on mirrored, colour-jittered and
+    # slightly moved faces, with a heavier hole L1 than the seed's, a light adversarial term and
+    # neither perceptual nor style term (no VGG16 in the step: 2.7x faster, as good on the
+    # validation faces); validation, samples and inference use the weights' moving average.
+    c.gen.coarse_fill = "biharmonic"
     c.data.augment = True
     c.data.augment_geometry = 0.05
     c.loss.hole = 20.0
-    c.loss.perceptual = 0.02
+    c.loss.perceptual = 0.0
     c.loss.style = 0.0
     c.loss.adv = 0.01
 

@@ -108,6 +108,8 @@ class InpaintingGAN:
         self.generator = generator_from_config(config.gen, dtype)
         self.discriminators = discriminators_from_config(config.disc, dtype)
         self.vgg = VGG16Features(dtype)
+        # VGG16 is most of a small model's step: skipped when no loss term reads its features.
+        self.uses_vgg = config.loss.perceptual > 0 or config.loss.style > 0
         self.gen_tx = _optimizer(config.gen_optim)
         self.disc_tx = _optimizer(config.disc_optim)
         self.local_size = config.disc.local_size
@@ -173,11 +175,13 @@ class InpaintingGAN:
             )
             logits_fake[name], logits_real[name] = jnp.split(both, 2)
 
-        feats = self.vgg.apply(vgg_params, jnp.concatenate([pred, composite, target]))
-        thirds = [jnp.split(f, 3) for f in feats]
-        feats_out = [t[0] for t in thirds]
-        feats_comp = [t[1] for t in thirds]
-        feats_gt = [jax.lax.stop_gradient(t[2]) for t in thirds]
+        feats_out = feats_comp = feats_gt = None
+        if self.uses_vgg:
+            feats = self.vgg.apply(vgg_params, jnp.concatenate([pred, composite, target]))
+            thirds = [jnp.split(f, 3) for f in feats]
+            feats_out = [t[0] for t in thirds]
+            feats_comp = [t[1] for t in thirds]
+            feats_gt = [jax.lax.stop_gradient(t[2]) for t in thirds]
 
         kind = self.config.loss.adv_loss
         gen_loss, gen_metrics = losses.generator_loss(

@@ -86,6 +86,9 @@ class Inpainter:
     def __init__(self, config: ml_collections.ConfigDict, gen_params: Any):
         self.config = config
         self.size = int(config.image_size)
+        # The smooth fill the generator corrects ("none": it paints the hole itself), for
+        # Reconstructor's full-resolution base.
+        self.coarse_fill = str(config.gen.get("coarse_fill", "none"))
         self.gen_params = gen_params
         self._generate = jax.jit(
             InpaintingGAN(float32_config(config)).generate, compiler_options=compiler_options()

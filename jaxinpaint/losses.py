@@ -96,22 +96,22 @@ def generator_loss(
     composite: jax.Array,
     target: jax.Array,
     hole: jax.Array,
-    feats_out: Sequence[jax.Array],
-    feats_comp: Sequence[jax.Array],
-    feats_gt: Sequence[jax.Array],
+    feats_out: Sequence[jax.Array] | None,
+    feats_comp: Sequence[jax.Array] | None,
+    feats_gt: Sequence[jax.Array] | None,
     logits_fake: Mapping[str, jax.Array],
     weights: Mapping[str, float],
     adv_kind: str,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Weighted sum of the reconstruction terms and the adversarial terms of each discriminator."""
+    """Weighted sum of the reconstruction terms and the adversarial terms of each discriminator.
+    Without VGG features (`feats_* = None`: both their weights are 0) the perceptual and style
+    terms are left out."""
     valid, in_hole = l1_valid_hole(pred, target, hole)
-    terms = {
-        "l1_valid": valid,
-        "l1_hole": in_hole,
-        "perceptual": perceptual(feats_out, feats_comp, feats_gt),
-        "style": style(feats_out, feats_comp, feats_gt),
-        "tv": total_variation(composite, hole),
-    }
+    terms = {"l1_valid": valid, "l1_hole": in_hole}
+    if feats_out is not None:
+        terms["perceptual"] = perceptual(feats_out, feats_comp, feats_gt)
+        terms["style"] = style(feats_out, feats_comp, feats_gt)
+    terms["tv"] = total_variation(composite, hole)
     for name, logits in logits_fake.items():
         terms[f"adv_{name}"] = adversarial_generator(logits, adv_kind)
     weight_of = {

@@ -126,9 +126,11 @@ class Trainer:
         self.generate = jax.jit(
             self.gan.generate, out_shardings=self.replicated, compiler_options=compiler_options()
         )
-        self.vgg_params = jax.device_put(
-            load_vgg16_params(config.loss.vgg_weights or None), self.replicated
-        )
+        self.vgg_params = None  # no loss term reads VGG features: not loaded, not run
+        if self.gan.uses_vgg:
+            self.vgg_params = jax.device_put(
+                load_vgg16_params(config.loss.vgg_weights or None), self.replicated
+            )
 
     def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """This process's share → one global array per key, sharded over `data`."""

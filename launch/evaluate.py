@@ -91,19 +91,22 @@ def _inception_state_dict(path: str) -> dict:
     return {k: v.numpy() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
 
 
-def _check_unseen(workdir: str, dataset: str, split: str) -> None:
+def _check_unseen(workdir: str, dataset: str, split: str) -> str:
     """Raises ValueError when `split` shares a face or a person with what the workdir trained on
-    (its train_faces.json, written by launch/train.py)."""
+    (its train_faces.json, written by launch/train.py); returns what the split's faces are, for
+    the reports' titles."""
     from data_pipeline import splits
 
+    scored = splits.read_index_faces(dataset, split)
+    who = f"{len(scored)} faces of {len(set(scored.values()))} persons"
     trained = splits.read_record(workdir)
     if trained is None:
         logging.warning(
             "%s has no %s (trained before it was recorded): cannot check that the %s split is "
             "unseen", workdir, splits.RECORD, split,
         )  # fmt: skip
-        return
-    faces, persons = splits.overlap(trained, splits.read_index_faces(dataset, split))
+        return f"{who}, not checked against training"
+    faces, persons = splits.overlap(trained, scored)
     if faces or persons:
         raise ValueError(
             f"the {split} split of {dataset} shares {len(faces)} faces and {len(persons)} persons "
@@ -111,6 +114,7 @@ def _check_unseen(workdir: str, dataset: str, split: str) -> None:
             "would not be honest. Train with the same split seed as the build "
             "(config.data.split_seed = the build's --seed) or evaluate another split"
         )
+    return f"{who}, none of whom training saw"
 
 
 def _print_table(summary: dict, fids: dict | None = None) -> None:
@@ -126,7 +130,7 @@ def _print_table(summary: dict, fids: dict | None = None) -> None:
         )
 
 
-def _evaluate_photos(inpainter, out_dir: str) -> str:
+def _evaluate_photos(inpainter, out_dir: str, who: str) -> str:
     """The model through Reconstructor vs cv2.inpaint, on photos at their own resolution."""
     from jaxinpaint.evaluation import photos, report
     from jaxinpaint.reconstruct import Reconstructor
@@ -141,7 +145,10 @@ def _evaluate_photos(inpainter, out_dir: str) -> str:
         records = photos.score_photos(lambda o, m: rec(o, m).image, _ticked(examples, bar))
     summary = report.aggregate(records)
     n = len(records)
-    title = f"Through Reconstructor, whole photos at their resolution ({FLAGS.split}, {n} faces)"
+    title = (
+        f"Through Reconstructor, whole photos at their resolution ({FLAGS.split}: {n} examples; "
+        f"{who})"
+    )
     _, md_path = report.write_report(summary, out_dir, f"eval_{FLAGS.split}_photos", title)
     gap = lambda t: np.full((t.shape[0], 2, 3), 255, np.uint8)
     rows = []
@@ -155,7 +162,7 @@ def _evaluate_photos(inpainter, out_dir: str) -> str:
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     write_image(os.path.join(out_dir, f"photos_{FLAGS.split}.png"), np.concatenate(rows))
-    print(f"\nthrough Reconstructor, at the photos' resolution ({n} faces):")
+    print(f"\nthrough Reconstructor, at the photos' resolution ({n} examples; {who}):")
     _print_table(summary)
     return md_path
 
@@ -180,7 +187,7 @@ def main(argv):
             fid_features = fid.InceptionFeatures(
                 _inception_state_dict(FLAGS.inception), source=FLAGS.inception
             )
-        _check_unseen(FLAGS.workdir, FLAGS.dataset, FLAGS.split)
+        who = _check_unseen(FLAGS.workdir, FLAGS.dataset, FLAGS.split)
         inpainter = Inpainter.from_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint)
         examples = tfds_builder.load_numpy(FLAGS.dataset, FLAGS.split)
     except (FileNotFoundError, ValueError) as e:
@@ -203,15 +210,16 @@ def main(argv):
         )
     summary = report.aggregate(result.records, result.fid)
     out_dir = FLAGS.out or os.path.join(FLAGS.workdir, "eval")
-    title = f"Inpainting on the {FLAGS.split} split ({len(result.records)} faces)"
+    title = f"Inpainting on the {FLAGS.split} split ({len(result.records)} examples; {who})"
     json_path, md_path = report.write_report(summary, out_dir, f"eval_{FLAGS.split}", title)
     best, worst = evaluate.best_and_worst(result, "model", "lpips")
     strip_path = os.path.join(out_dir, f"best_worst_{FLAGS.split}.png")
     write_image(strip_path, evaluate.strip(result, best + worst))
 
+    print(f"\ncrops at {inpainter.size}² ({len(result.records)} examples; {who}):")
     _print_table(summary, result.fid)
     if FLAGS.photos:
-        photos_md = _evaluate_photos(inpainter, out_dir)
+        photos_md = _evaluate_photos(inpainter, out_dir, who)
         print(f"wrote {photos_md}")
     print(f"wrote {md_path}, {json_path} and {strip_path}")
     return 0

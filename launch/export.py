@@ -97,6 +97,7 @@ def export_generator(folder: str) -> dict:
         "size": inpainter.size,
         "onnx_batch": FLAGS.onnx_batch,
         "align": bool(inpainter.config.data.get("align", True)),
+        "coarse_fill": inpainter.coarse_fill,
         "inputs": {"occluded": "BxRxRx3 uint8", "hole": "BxRxRx1 uint8 0/1"},
         "output": "composite BxRxRx3 float32 in [0, 1]",
         "source": {"workdir": os.path.abspath(FLAGS.inpainter), "checkpoint": FLAGS.checkpoint},

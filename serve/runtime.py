@@ -35,8 +35,9 @@ class ExportedInpainter:
     """`ExportedInpainter(path, size)(face_RxRx3_uint8, hole_RxR) -> face_RxRx3_uint8`, as
     `jaxinpaint.inference.Inpainter`, from `generator.onnx`."""
 
-    def __init__(self, path: str, size: int):
+    def __init__(self, path: str, size: int, coarse_fill: str = "harmonic"):
         self.size = int(size)
+        self.coarse_fill = coarse_fill  # the smooth fill the generator corrects (the manifest's)
         self._session = onnx_session(path)
         inputs = self._session.get_inputs()
         self._names = [i.name for i in inputs]
@@ -165,7 +166,9 @@ def load(
     manifest = read_manifest(folder)
     gen = manifest["generator"]
     try:
-        inpainter = ExportedInpainter(os.path.join(folder, gen["onnx"]), gen["size"])
+        inpainter = ExportedInpainter(
+            os.path.join(folder, gen["onnx"]), gen["size"], gen.get("coarse_fill", "harmonic")
+        )
         detector = None
         if manifest.get("detector"):
             det = manifest["detector"]

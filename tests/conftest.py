@@ -40,7 +40,7 @@ def fast_compile():
 @pytest.fixture(scope="session")
 def tiny_workdir(tmp_path_factory):
     """A training workdir of the tests' tiny inpainter (tests/inpaint_tiny.py, with the demo's
-    harmonic coarse fill) after one step, shared read-only by the tests of the commands; trained
+    biharmonic coarse fill) after one step, shared read-only by the tests of the commands; trained
     once per session, also when pytest-xdist runs the tests in several processes."""
     from filelock import FileLock
 
@@ -55,7 +55,7 @@ def tiny_workdir(tmp_path_factory):
             from jaxinpaint import train
 
             config = tiny_config()
-            config.gen.coarse_fill = "harmonic"
+            config.gen.coarse_fill = "biharmonic"
             config.total_steps = 1
             shutil.rmtree(workdir, ignore_errors=True)  # a run that died half-way
             train.train_and_evaluate(config, str(workdir))

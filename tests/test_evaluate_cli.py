@@ -52,7 +52,7 @@ def test_report_with_fid_and_baselines(setup):
     rc, log = run(setup, f"--inception={setup / 'inception.pth'}", f"--out={out}")
     assert rc == 0, log
     summary = json.loads((out / "eval_train.json").read_text())
-    assert set(summary["fid"]) == {"model", "telea", "ns", "harmonic"}
+    assert set(summary["fid"]) == {"model", "telea", "ns", "harmonic", "biharmonic"}
     assert all(v > 0 for v in summary["fid"].values())
     assert {"model", "telea", "ns"} <= set(summary["overall"])
     markdown = (out / "eval_train.md").read_text()

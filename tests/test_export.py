@@ -61,7 +61,7 @@ def exported(tmp_path_factory, tiny_workdir):
 
 def test_generator_onnx_and_stablehlo_compute_the_jax_composite(exported, tiny_workdir):
     inpainter = Inpainter.from_workdir(str(tiny_workdir))
-    assert inpainter.config.gen.coarse_fill == "harmonic"  # its relaxation loop is exported too
+    assert inpainter.config.gen.coarse_fill == "biharmonic"  # its relaxation loop is exported too
     occluded, hole = generator_export.sample_inputs(inpainter.size, batch=3)
     reference = inpainter.inpaint_batch(occluded, hole)[1]
 

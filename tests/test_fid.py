@@ -117,6 +117,6 @@ def test_evaluate_reports_fid_per_method(features):
         return np.stack([lookup[o.tobytes()] for o in occluded]).astype(np.float32) / 255
 
     result = evaluate(oracle, examples, fid_features=features, batch_size=4)
-    assert set(result.fid) == {"model", "telea", "ns", "harmonic"}
+    assert set(result.fid) == {"model", "telea", "ns", "harmonic", "biharmonic"}
     assert result.fid["model"] == pytest.approx(0.0, abs=1e-2)
     assert result.fid["telea"] > 1.0

@@ -120,3 +120,49 @@ def test_generator_loss_is_the_weighted_sum_of_its_terms(images):
     assert float(metrics["gen/adv_local"]) == pytest.approx(-1.5)
     d_loss, d_metrics = losses.discriminator_loss(logits, logits, "hinge")
     assert float(d_loss) == pytest.approx(float(d_metrics["disc/global"] + d_metrics["disc/local"]))
+
+
+def test_without_vgg_features_the_perceptual_and_style_terms_are_left_out(images):
+    pred, target, hole = (jnp.asarray(x, jnp.float32) for x in images)
+    comp = pred * hole + target * (1 - hole)
+    weights = {"valid": 1.0, "hole": 6.0, "perceptual": 0.0, "style": 0.0, "tv": 0.1, "adv": 0.3}
+    logits = {"global": jnp.asarray([0.5, -0.5])}
+    loss, metrics = losses.generator_loss(
+        pred=pred,
+        composite=comp,
+        target=target,
+        hole=hole,
+        feats_out=None,
+        feats_comp=None,
+        feats_gt=None,
+        logits_fake=logits,
+        weights=weights,
+        adv_kind="hinge",
+    )
+    assert "gen/perceptual" not in metrics and "gen/style" not in metrics
+    want = (
+        metrics["gen/l1_valid"]
+        + 6 * metrics["gen/l1_hole"]
+        + 0.1 * metrics["gen/tv"]
+        + 0.3 * metrics["gen/adv_global"]
+    )
+    assert float(loss) == pytest.approx(float(want), rel=1e-6)
+
+
+def test_a_gan_without_perceptual_or_style_weight_trains_without_vgg():
+    import jax
+    from inpaint_tiny import synthetic_batch, tiny_config
+
+    from jaxinpaint.gan import InpaintingGAN
+
+    config = tiny_config()
+    config.loss.perceptual = 0.0
+    config.loss.style = 0.0
+    gan = InpaintingGAN(config)
+    assert not gan.uses_vgg
+    state = gan.init(jax.random.key(0))
+    batch = synthetic_batch(config.image_size, 2)
+    # No VGG parameters at all: the step must not read them.
+    _, metrics = jax.jit(gan.train_step)(state, batch, jax.random.key(1), None)
+    assert "gen/perceptual" not in metrics
+    assert all(np.isfinite(float(v)) for v in metrics.values())

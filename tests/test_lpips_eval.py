@@ -75,7 +75,7 @@ def test_evaluate_scores_model_and_baselines_on_the_same_examples(lpips):
     assert ev.records[0]["category"] == "book" and ev.records[0]["gender"] == "male"
     assert ev.records[4]["gender"] is None
     for r in ev.records:
-        assert set(r["metrics"]) == {"model", "telea", "ns", "harmonic"}
+        assert set(r["metrics"]) == {"model", "telea", "ns", "harmonic", "biharmonic"}
         assert np.isinf(r["metrics"]["model"]["psnr_hole"])
         assert r["metrics"]["model"]["lpips"] == pytest.approx(0.0, abs=1e-6)
         assert r["metrics"]["telea"]["psnr_hole"] < 60

@@ -87,7 +87,7 @@ def test_ssim_over_hole_averages_the_full_map():
     np.testing.assert_allclose(ssim(a, b, hole)[0], want, rtol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["telea", "ns", "harmonic"])
+@pytest.mark.parametrize("method", ["telea", "ns", "harmonic", "biharmonic"])
 def test_classical_baselines_fill_a_smooth_hole(method):
     yy, xx = np.mgrid[0:64, 0:64]
     image = np.stack([xx * 3, yy * 3, (xx + yy) * 2], -1).astype(np.uint8)

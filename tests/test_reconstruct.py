@@ -90,19 +90,28 @@ def test_no_face_returns_the_photo_unchanged():
     np.testing.assert_array_equal(rec.image, photo)
 
 
-def test_the_fill_is_the_models_correction_of_a_full_resolution_pushpull_fill():
-    from jaxinpaint.evaluation.baselines import pushpull_fill
+@pytest.mark.parametrize("coarse_fill", ["harmonic", "biharmonic", None])
+def test_the_fill_is_the_models_correction_of_a_full_resolution_smooth_fill(coarse_fill):
+    from jaxinpaint.evaluation.baselines import smooth_fill
 
     photo = data.astronaut()
     photo_mask = np.zeros(photo.shape[:2], np.uint8)
     photo_mask[132:150, 205:240] = 1  # the mouth
     hole = photo_mask > 0
+    fill = coarse_fill or "harmonic"  # the base of an inpainter that does not say
 
-    def brighter_fill(face, hole_r):  # the smooth (harmonic) fill, 20 levels brighter
-        return np.clip(pushpull_fill(face, hole_r, relax=20) + 20.5, 0, 255).astype(np.uint8)
+    class BrighterFill:  # the smooth fill the generator starts from, 20 levels brighter
+        def __call__(self, face, hole_r):
+            return np.clip(smooth_fill(face, hole_r, fill) + 20.5, 0, 255).astype(np.uint8)
 
-    rec = Reconstructor(brighter_fill, None, size=64, dilate=0, feather=0)(photo, photo_mask)
-    want = pushpull_fill(photo, hole, relax=20) + 20
+    inpaint = BrighterFill()
+    if coarse_fill:
+        inpaint.coarse_fill = coarse_fill
+    reconstructor = Reconstructor(inpaint, None, size=64, dilate=0, feather=0)
+    assert reconstructor.base == fill  # "auto": the inpainter's own fill
+    rec = reconstructor(photo, photo_mask)
+    # The base is relaxed further at the photo's resolution (`base_steps`), around the hole.
+    want = smooth_fill(photo, hole, fill, relax=reconstructor.base_steps) + 20
     got = rec.image.astype(np.float32)
     inner = cv2.erode(photo_mask, np.ones((5, 5), np.uint8)) > 0
     # The full-resolution fill plus the model's +20 (the fill's pyramid sits on another grid

@@ -1,5 +1,6 @@
 """Classical inpainting baselines: OpenCV's Telea (fast marching) and Navier-Stokes methods, and
-the harmonic fill that the `harmonic` generator starts from (its network's share is the gap)."""
+the smooth fills a generator can start from (`config.gen.coarse_fill`; its network's share is the
+gap to its fill): harmonic and biharmonic, both push-pull relaxed level by level."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ import cv2
 import numpy as np
 
 _CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
-METHODS = (*_CV2_METHODS, "harmonic")
-HARMONIC_RELAX = 20  # Jacobi steps per level, as the generator's `coarse_fill="harmonic"`
+# The smooth fills by name: (relaxation steps per level, order: 1 Laplace, 2 biharmonic). The
+# generator's `coarse_fill`, `Reconstructor`'s base and the evaluation's rows all read this table.
+SMOOTH_FILLS: dict[str, tuple[int, int]] = {
+    "pushpull": (0, 1),
+    "harmonic": (20, 1),
+    "biharmonic": (40, 2),
+}
+METHODS = (*_CV2_METHODS, "harmonic", "biharmonic")
+# Damping of the biharmonic Jacobi step: x -= OMEGA / 20 * Δ²x (20 is the 13-point stencil's
+# centre). Δ² of the 5-point Laplacian has eigenvalues up to 64, so OMEGA < 40/64 keeps it stable.
+BIHARMONIC_OMEGA = 0.6
 
 
 def classical_inpaint(
@@ -20,7 +30,7 @@ def classical_inpaint(
     Args:
       image_HxWx3: uint8 RGB image (the hole's content is ignored).
       hole_HxW: hole mask, `[H, W]` or `[H, W, 1]`, non-zero on the pixels to fill.
-      method: "telea", "ns" (OpenCV) or "harmonic" (`pushpull_fill` relaxed).
+      method: "telea", "ns" (OpenCV), or "harmonic" / "biharmonic" (`smooth_fill`).
       radius: neighbourhood radius in pixels (OpenCV's methods).
     """
     if method not in METHODS:
@@ -36,17 +46,32 @@ def classical_inpaint(
     hole_u8 = (hole > 0).astype(np.uint8)
     if not hole_u8.any():
         return image.copy()
-    if method == "harmonic":
-        fill = pushpull_fill(image, hole_u8, relax=HARMONIC_RELAX)
-        return np.clip(np.rint(fill), 0, 255).astype(np.uint8)
+    if method in SMOOTH_FILLS:
+        return np.clip(np.rint(smooth_fill(image, hole_u8, method)), 0, 255).astype(np.uint8)
     return cv2.inpaint(np.ascontiguousarray(image), hole_u8, radius, _CV2_METHODS[method])
 
 
-def pushpull_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray, relax: int = 0) -> np.ndarray:
-    """The hole filled smoothly from its border by push-pull (with `relax` Jacobi steps of
-    Laplace's equation per level: harmonic), in float32, at any image size: the NumPy/OpenCV twin
-    of `jaxinpaint.layers.fill.pushpull_fill` (which needs sizes that halve), for
-    `Reconstructor`'s full-resolution base. Pixels outside the hole are returned as given."""
+def smooth_fill(
+    image_HxWxC: np.ndarray, hole_HxW: np.ndarray, name: str, relax: int | None = None
+) -> np.ndarray:
+    """`pushpull_fill` with the relaxation of `SMOOTH_FILLS[name]` (`relax` steps per level
+    instead of its own, when given)."""
+    if name not in SMOOTH_FILLS:
+        raise ValueError(f"unknown smooth fill {name!r}; expected one of {list(SMOOTH_FILLS)}")
+    steps, order = SMOOTH_FILLS[name]
+    return pushpull_fill(image_HxWxC, hole_HxW, steps if relax is None else relax, order)
+
+
+def pushpull_fill(
+    image_HxWxC: np.ndarray, hole_HxW: np.ndarray, relax: int = 0, order: int = 1
+) -> np.ndarray:
+    """The hole filled smoothly from its border by push-pull, with `relax` relaxation steps per
+    level of Laplace's equation (`order=1`: harmonic) or of the biharmonic one (`order=2`), in
+    float32, at any image size: the NumPy/OpenCV twin of `jaxinpaint.layers.fill.pushpull_fill`
+    (which needs sizes that halve), for `Reconstructor`'s full-resolution base. Pixels outside
+    the hole are returned as given."""
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 (harmonic) or 2 (biharmonic), got {order}")
     image = np.asarray(image_HxWxC, np.float32)
     valid = (np.asarray(hole_HxW).reshape(image.shape[:2]) == 0).astype(np.float32)
     sums, weights = [image * valid[..., None]], [valid]
@@ -66,14 +91,18 @@ def pushpull_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray, relax: int = 0)
         fill = known * trust + up * (1.0 - trust)
         empty = (weights[level] <= 0)[..., None]
         for _ in range(relax):
-            fill = np.where(
-                empty,
-                cv2.filter2D(fill, -1, _NEIGHBOURS, borderType=cv2.BORDER_REPLICATE).reshape(
-                    fill.shape
-                ),
-                fill,
-            )
+            if order == 1:  # Jacobi: each empty cell becomes the mean of its four neighbours
+                relaxed = _filter(fill, _NEIGHBOURS)
+            else:  # damped Jacobi of the biharmonic equation
+                bilaplacian = _filter(_filter(fill, _LAPLACIAN), _LAPLACIAN)
+                relaxed = fill - BIHARMONIC_OMEGA / 20.0 * bilaplacian
+            fill = np.where(empty, relaxed, fill)
     return np.where(valid[..., None] > 0, image, fill)
 
 
+def _filter(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    return cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REPLICATE).reshape(x.shape)
+
+
 _NEIGHBOURS = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+_LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)

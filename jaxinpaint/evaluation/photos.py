@@ -3,10 +3,11 @@
 The crop evaluation (`evaluate.evaluate`) scores the generator at its training resolution. A
 user's photo is larger: `Reconstructor` aligns the face, fills the hole at the model's resolution
 and warps the fill back, while `cv2.inpaint` works on the photo's own pixels. `photo_examples`
-makes such photos from the faces of one dataset split (the sample crops at their stored 160 px,
-or the source photos of a folder build), with one library occluder each of the example's category
-pasted at the photo's resolution; `score_photos` runs the model and the classical baselines on
-them and scores a square around each face, so the numbers can be set beside the crop table.
+makes such photos from the examples of one dataset split (each example's face: the sample crop at
+its stored 160 px, or the source photo of a folder build), with a library occluder of the
+example's category pasted at the photo's resolution (a build with `--per_face=N` gives N per
+face); `score_photos` runs the model and the classical baselines on them and scores a square
+around each face, so the numbers can be set beside the crop table.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def _source_photo(row: dict, sample: dict[str, np.ndarray]) -> np.ndarray | None
 
 
 def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict]:
-    """One occluded photo per face of `split`: {id, category, gender, occluded, original, mask,
-    window}, `window` = (x0, y0, x1, y1), the face's square (twice its box) inside the photo."""
+    """One occluded photo per example of `split`: {id, category, gender, occluded, original,
+    mask, window}, `window` = (x0, y0, x1, y1), the face's square (twice its box) inside the
+    photo."""
     from data_pipeline import compose, faces, occluders, sample_faces
     from data_pipeline.categories import ID_TO_CATEGORY
 
@@ -46,21 +48,22 @@ def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict
         raise FileNotFoundError(f"{path} not found: expected the --out folder of the dataset build")
     with open(path, encoding="utf-8") as f:
         rows = [r for r in map(json.loads, f) if r["split"] == split]
-    first = {}
-    for row in rows:
-        first.setdefault(row["face_id"], row)
     sample = {f.id: f.image for f in sample_faces.load(sample_faces.CROP_SIZE, align=False)}
     library = occluders.OccluderLibrary.load()
-    for face_id, row in first.items():
+    boxes = {}  # face id -> its box in the photo (None: not found), found once per face
+    for row in rows:
+        face_id = row["face_id"]
         photo = _source_photo(row, sample)
         if photo is None:
             continue
-        found = faces.find_faces(photo)
-        if not found:
+        if face_id not in boxes:
+            found = faces.find_faces(photo)
+            boxes[face_id] = found[0].box if found else None
+        box = boxes[face_id]
+        if box is None:
             continue
-        box = found[0].box
         face = faces.Face(face_id, photo, box, "photo")
-        digest = hashlib.sha1(f"{seed}:{face_id}".encode()).digest()
+        digest = hashlib.sha1(f"{seed}:{row['id']}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         category = ID_TO_CATEGORY[row["category"]]
         for v in rng.permutation(len(library.items[category])):
@@ -71,7 +74,7 @@ def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict
             continue
         window = faces.face_bounds(box, photo.shape)  # twice the box
         yield {
-            "id": face_id,
+            "id": row["id"],
             "category": row["category"],
             "gender": row.get("gender", -1),
             "occluded": parts["occluded"],

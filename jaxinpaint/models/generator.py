@@ -25,11 +25,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxinpaint.evaluation.baselines import SMOOTH_FILLS
 from jaxinpaint.layers import PartialConv2d, fast_pool
 from jaxinpaint.layers.fill import pushpull_fill
 
-# coarse fill -> Jacobi steps per pyramid level (layers/fill.py); "none": the seed's generator
-COARSE_FILLS = {"none": None, "pushpull": 0, "harmonic": 20}
+# coarse fill -> (relaxation steps per pyramid level, order) of layers/fill.py; "none": the
+# seed's generator, which paints the hole itself
+COARSE_FILLS = {"none": None, **SMOOTH_FILLS}
 
 _he = nn.initializers.he_normal()
 
@@ -120,9 +122,6 @@ class VanillaEncoder(nn.Module):
     widths: Sequence[int]
     dropout_levels: int = 2
     dropout_rate: float = 0.5
-    coarse_fill: str = (
-        "none"  # "pushpull" | "harmonic": start from a classical fill, learn the rest
-    )
     dtype: Any = None
 
     @nn.compact
@@ -175,9 +174,8 @@ class Generator(nn.Module):
     atrous_rates: Sequence[int] = (2, 4, 8)
     dropout_levels: int = 2
     dropout_rate: float = 0.5
-    coarse_fill: str = (
-        "none"  # "pushpull" | "harmonic": start from a classical fill, learn the rest
-    )
+    # "pushpull" | "harmonic" | "biharmonic": start from that smooth fill, learn the rest.
+    coarse_fill: str = "none"
     # Activations and convolutions (parameters stay float32; the coarse fill, the partial
     # convs' window sums, the output and the composite are float32 whatever this is).
     dtype: Any = jnp.float32
@@ -209,8 +207,8 @@ class Generator(nn.Module):
                 f"config.gen.coarse_fill must be one of {list(COARSE_FILLS)}, "
                 f"got {self.coarse_fill!r}"
             )
-        relax = COARSE_FILLS[self.coarse_fill]
-        coarse = known if relax is None else pushpull_fill(known, valid, relax)
+        smooth = COARSE_FILLS[self.coarse_fill]
+        coarse = known if smooth is None else pushpull_fill(known, valid, *smooth)
 
         dtype = self.dtype
         vanilla = VanillaEncoder(
