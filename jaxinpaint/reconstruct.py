@@ -29,7 +29,7 @@ import numpy as np
 from data_pipeline import categories
 from data_pipeline.align import Alignment
 from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
-from jaxinpaint.evaluation.baselines import SMOOTH_FILLS, smooth_fill
+from jaxinpaint.evaluation.baselines import SMOOTH_FILLS, smooth_fill, smooth_fill_around_hole
 
 _BASES = (*SMOOTH_FILLS, "none")
 MaskSource = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, Sequence]]
@@ -235,7 +235,7 @@ class Reconstructor:
             # The model's correction of a smooth fill, added to the same fill made at the photo's
             # resolution: the seam matches the photo's own pixels at full resolution.
             correction = filled_r.astype(np.float32) - smooth_fill(face_r, hole_r, self.base)
-            base = _around_hole(region, hard, self.base, self.base_steps)
+            base = smooth_fill_around_hole(region, hard, self.base, self.base_steps)
             filled = base + alignment.to_photo(correction, bounds)
         else:
             filled = alignment.to_photo(filled_r, bounds)
@@ -295,22 +295,6 @@ class Reconstructor:
                 hole |= replaced
         seconds["total"] = time.perf_counter() - start
         return Reconstruction(photo, tuple(results), hole, seconds)
-
-
-def _around_hole(image: np.ndarray, hole: np.ndarray, name: str, relax: int) -> np.ndarray:
-    """`smooth_fill(image, hole, name, relax)` (float32) computed on the hole's bounding box
-    grown by half its size on every side, and `image` elsewhere: a large photo's fill costs what
-    its hole needs."""
-    out = image.astype(np.float32)
-    ys, xs = np.nonzero(hole)
-    if not len(ys):
-        return out
-    grow_y = (ys.max() - ys.min() + 1) // 2 + 2
-    grow_x = (xs.max() - xs.min() + 1) // 2 + 2
-    y0, y1 = max(ys.min() - grow_y, 0), min(ys.max() + 1 + grow_y, hole.shape[0])
-    x0, x1 = max(xs.min() - grow_x, 0), min(xs.max() + 1 + grow_x, hole.shape[1])
-    out[y0:y1, x0:x1] = smooth_fill(image[y0:y1, x0:x1], hole[y0:y1, x0:x1], name, relax)
-    return out
 
 
 def _detection(instance, mask: np.ndarray, bounds) -> Detection | None:

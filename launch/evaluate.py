@@ -142,7 +142,9 @@ def _evaluate_photos(inpainter, out_dir: str, who: str) -> str:
     if FLAGS.max_examples:
         examples = itertools.islice(examples, FLAGS.max_examples)
     with tqdm(desc=f"photos {FLAGS.split}", unit="photo") as bar:
-        records = photos.score_photos(lambda o, m: rec(o, m).image, _ticked(examples, bar))
+        records = photos.score_photos(
+            lambda o, m: rec(o, m).image, _ticked(examples, bar), smooth_steps=rec.base_steps
+        )
     summary = report.aggregate(records)
     n = len(records)
     title = (

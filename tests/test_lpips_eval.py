@@ -85,7 +85,8 @@ def test_evaluate_scores_model_and_baselines_on_the_same_examples(lpips):
     values = [r["metrics"]["telea"]["psnr_hole"] for r in ev.records]
     assert values[best[0]] == max(values) and values[worst[0]] == min(values)
     picture = strip(ev, best + worst)
-    assert picture.dtype == np.uint8 and picture.shape[1] == 7 * 32 + 6 * 2
+    tiles = 3 + len(ev.composites)  # occluded, mask, each method, original
+    assert picture.dtype == np.uint8 and picture.shape[1] == tiles * 32 + (tiles - 1) * 2
     assert picture.shape[0] == 4 * 32 + 3 * 2
 
 

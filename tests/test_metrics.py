@@ -149,3 +149,20 @@ def test_report_buckets_and_files(tmp_path):
     text = Path(md_path).read_text()
     assert "| 30-40% | 1 | telea | 13.00 | 0.250 |" in text
     assert json.loads(Path(json_path).read_text())["overall"]["n"] == 4
+
+
+def test_the_fill_around_the_hole_is_the_whole_images_fill_for_a_fraction_of_the_work():
+    from jaxinpaint.evaluation.baselines import smooth_fill, smooth_fill_around_hole
+
+    yy, xx = np.mgrid[0:300, 0:400].astype(np.float32)
+    image = np.stack([xx / 3, yy / 2, 100 + 50 * np.sin(xx / 40)], -1)
+    hole = np.zeros((300, 400), bool)
+    hole[140:160, 200:240] = True
+    got = smooth_fill_around_hole(image, hole, "biharmonic", relax=200)
+    np.testing.assert_array_equal(got[~hole], image[~hole])
+    whole = smooth_fill(image, hole, "biharmonic", relax=200)
+    assert np.abs(got[hole] - whole[hole]).mean() < 1.0  # levels, on a 0-255 scale
+    assert np.abs(got[hole] - image[hole]).mean() < 2.0  # a smooth image is filled smoothly
+    np.testing.assert_array_equal(
+        smooth_fill_around_hole(image, np.zeros_like(hole), "harmonic", 20), image
+    )

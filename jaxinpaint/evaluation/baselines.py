@@ -62,6 +62,24 @@ def smooth_fill(
     return pushpull_fill(image_HxWxC, hole_HxW, steps if relax is None else relax, order)
 
 
+def smooth_fill_around_hole(
+    image: np.ndarray, hole: np.ndarray, name: str, relax: int
+) -> np.ndarray:
+    """`smooth_fill(image, hole, name, relax)` (float32) computed on the hole's bounding box
+    grown by half its size on every side, and `image` elsewhere: a large photo's fill costs what
+    its hole needs."""
+    out = image.astype(np.float32)
+    ys, xs = np.nonzero(hole)
+    if not len(ys):
+        return out
+    grow_y = (ys.max() - ys.min() + 1) // 2 + 2
+    grow_x = (xs.max() - xs.min() + 1) // 2 + 2
+    y0, y1 = max(ys.min() - grow_y, 0), min(ys.max() + 1 + grow_y, hole.shape[0])
+    x0, x1 = max(xs.min() - grow_x, 0), min(xs.max() + 1 + grow_x, hole.shape[1])
+    out[y0:y1, x0:x1] = smooth_fill(image[y0:y1, x0:x1], hole[y0:y1, x0:x1], name, relax)
+    return out
+
+
 def pushpull_fill(
     image_HxWxC: np.ndarray, hole_HxW: np.ndarray, relax: int = 0, order: int = 1
 ) -> np.ndarray:

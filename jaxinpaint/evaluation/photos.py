@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from jaxinpaint.evaluation import metrics
-from jaxinpaint.evaluation.baselines import METHODS, classical_inpaint
+from jaxinpaint.evaluation.baselines import (
+    METHODS,
+    SMOOTH_FILLS,
+    classical_inpaint,
+    smooth_fill_around_hole,
+)
 from jaxinpaint.evaluation.evaluate import GENDERS
 from jaxinpaint.evaluation.lpips import LPIPS
 
@@ -89,10 +94,13 @@ def score_photos(
     examples: Iterator[dict],
     baselines: tuple[str, ...] = METHODS,
     lpips: LPIPS | None = None,
+    smooth_steps: int | None = None,
 ) -> list[dict]:
     """Records in the form of `evaluate.evaluate`'s, for `report.aggregate`: each method's PSNR,
     SSIM (over the face square and over the hole in it) and LPIPS of the face square, at the
-    photo's resolution. `reconstruct(occluded, mask) -> photo` is the model's path."""
+    photo's resolution. `reconstruct(occluded, mask) -> photo` is the model's path. With
+    `smooth_steps` the smooth fills are made as `Reconstructor(base_steps=smooth_steps)` makes
+    its base, so that their rows are the model's starting point."""
     from data_pipeline.categories import ID_TO_CATEGORY
 
     lpips = lpips or LPIPS()
@@ -100,7 +108,11 @@ def score_photos(
     for ex in examples:
         outputs = {"model": reconstruct(ex["occluded"], ex["mask"])}
         for name in baselines:
-            outputs[name] = classical_inpaint(ex["occluded"], ex["mask"], name)
+            if smooth_steps is not None and name in SMOOTH_FILLS:
+                fill = smooth_fill_around_hole(ex["occluded"], ex["mask"], name, smooth_steps)
+                outputs[name] = np.clip(np.rint(fill), 0, 255).astype(np.uint8)
+            else:
+                outputs[name] = classical_inpaint(ex["occluded"], ex["mask"], name)
         x0, y0, x1, y1 = ex["window"]
         target = ex["original"][None, y0:y1, x0:x1].astype(np.float32) / 255.0
         hole = ex["mask"][None, y0:y1, x0:x1, None].astype(np.float32)
