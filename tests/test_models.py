@@ -38,6 +38,15 @@ def test_full_config_shapes_through_eval_shape():
     assert state.gen_params["vanilla_encoder"]["conv4_b"]["kernel"].shape == (3, 3, 1024, 1024)
 
 
+def test_the_long_cpu_config_builds_at_128_with_an_8x8_bottleneck():
+    gan = InpaintingGAN(load_config("cpu_long"))
+    state = jax.eval_shape(gan.init, jax.random.key(0))
+    pred, _ = jax.eval_shape(gan.generate, state.gen_params, gan.dummy_batch(2))
+    assert pred.shape == (2, 128, 128, 3)
+    assert not gan.uses_vgg  # the demo's recipe: no perceptual or style term
+    assert "conv4_b" in state.gen_params["vanilla_encoder"]  # five levels: 128 -> 8
+
+
 def test_demo_config_runs_and_keeps_known_pixels():
     config = load_config("demo")
     gan = InpaintingGAN(config)
