@@ -98,7 +98,7 @@ def main(argv):
     # Each writes input | ours | Telea, and OUTPUT.details/ (mask, overlay, faces, record).
     common = [f"--input={photo}", f"--inpainter={inp}", "--compare", "--details"]
     # 600 steps from scratch leave the detector unsure: on this photo's 64 px face it outlines
-    # the sunglasses (mask IoU 0.7) as "cap" at 0.57 and "sunglasses" at 0.48, below the
+    # the sunglasses as "cap" at 0.57-0.63 and "sunglasses" at 0.42-0.48 (two runs), below the
     # default 0.7 (a COCO-initialised one clears it).
     run("launch/reconstruct.py", *common, f"--detector={checkpoint}", "--score_thresh=0.3",
         f"--output={rec}/with_detector.png")  # fmt: skip
