@@ -228,15 +228,16 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
 def generator_loss(pred, composite, target, hole, feats_out, feats_comp, feats_gt, logits_fake, w):
     err = (pred - target).abs()
     terms = {"l1_valid": ((1.0 - hole) * err).mean(), "l1_hole": (hole * err).mean()}
-    terms["perceptual"] = sum(
-        (o - g).abs().mean() + (c - g).abs().mean()
-        for o, c, g in zip(feats_out, feats_comp, feats_gt, strict=True)
-    )
-    style = 0.0
-    for o, c, g in zip(feats_out, feats_comp, feats_gt, strict=True):
-        gram_gt = gram(g)
-        style = style + (gram(o) - gram_gt).abs().mean() + (gram(c) - gram_gt).abs().mean()
-    terms["style"] = style
+    if feats_out is not None:  # None: no VGG features (both their weights are 0), no terms
+        terms["perceptual"] = sum(
+            (o - g).abs().mean() + (c - g).abs().mean()
+            for o, c, g in zip(feats_out, feats_comp, feats_gt, strict=True)
+        )
+        style = 0.0
+        for o, c, g in zip(feats_out, feats_comp, feats_gt, strict=True):
+            gram_gt = gram(g)
+            style = style + (gram(o) - gram_gt).abs().mean() + (gram(c) - gram_gt).abs().mean()
+        terms["style"] = style
     p = F.max_pool2d(hole, 3, stride=1, padding=1) * composite  # TV over the dilated hole
     terms["tv"] = (p[:, :, 1:] - p[:, :, :-1]).abs().mean() + (
         p[..., 1:] - p[..., :-1]
@@ -305,6 +306,8 @@ class TwinGAN:
             }
         )
         self.vgg = VGG16Features()
+        # As `InpaintingGAN.uses_vgg`: VGG16 runs only when a loss term reads its features.
+        self.uses_vgg = config.loss.perceptual > 0 or config.loss.style > 0
         if vgg_params is not None:
             self.vgg.load_jax_params(vgg_params)
         for module in (self.generator, self.discriminators, self.vgg):
@@ -340,18 +343,20 @@ class TwinGAN:
         for name, disc in self.discriminators.items():
             both = disc(torch.cat([fake[name], real[name]]))
             logits_fake[name], logits_real[name] = both.chunk(2)
-        feats = self.vgg(torch.cat([pred, composite]))
-        halves = [f.chunk(2) for f in feats]
-        with torch.no_grad():
-            feats_gt = self.vgg(target)
+        feats_out = feats_comp = feats_gt = None
+        if self.uses_vgg:
+            halves = [f.chunk(2) for f in self.vgg(torch.cat([pred, composite]))]
+            feats_out, feats_comp = [h[0] for h in halves], [h[1] for h in halves]
+            with torch.no_grad():
+                feats_gt = self.vgg(target)
         kind = self.config.loss.adv_loss
         gen_loss = generator_loss(
             pred,
             composite,
             target,
             hole,
-            [h[0] for h in halves],
-            [h[1] for h in halves],
+            feats_out,
+            feats_comp,
             feats_gt,
             logits_fake,
             self.config.loss,

@@ -193,7 +193,8 @@ def jax_side(config, batch_np, variant: str):
         flops = compiled_flops(step)
         gen_c = jit(gen_fwd_bwd).lower(gen_params, occluded, hole).compile()
         disc_c = jit(disc_fwd_bwd).lower(disc_params, images).compile()
-        vgg_c = jit(vgg_fwd_bwd).lower(pair, target).compile()
+        # A step that reads no VGG features runs no VGG16 (`gan.uses_vgg`): that part is empty.
+        vgg_c = jit(vgg_fwd_bwd).lower(pair, target).compile() if gan.uses_vgg else None
 
     holder = {"state": state}
 
@@ -205,7 +206,7 @@ def jax_side(config, batch_np, variant: str):
         "step": run_step,
         "generator": lambda: jax.block_until_ready(gen_c(gen_params, occluded, hole)),
         "discriminators": lambda: jax.block_until_ready(disc_c(disc_params, images)),
-        "vgg": lambda: jax.block_until_ready(vgg_c(pair, target)),
+        "vgg": (lambda: jax.block_until_ready(vgg_c(pair, target))) if vgg_c else lambda: None,
     }
     return parts, {"lower_s": lower_s, "compile_s": compile_s, "flops": flops}
 
@@ -313,7 +314,7 @@ def torch_side(config, batch_np, vgg_params, device: str, bf16: bool = False):
         "step": lambda: twin.train_step(batch_np),
         "generator": generator,
         "discriminators": discriminators,
-        "vgg": vgg,
+        "vgg": vgg if twin.uses_vgg else lambda: None,  # as the JAX side: none in the step
     }
     return {name: synced(fn) for name, fn in parts.items()}
 

@@ -39,6 +39,9 @@ def tiny_config():
     c.disc.global_widths = (8, 16, 16)
     c.disc.local_widths = (8, 16)
     c.disc.local_size = 16
+    # A perceptual term, so that VGG16 is in both steps and its loss terms count (the demo's
+    # recipe has none since it dropped VGG16).
+    c.loss.perceptual = 0.02
     return c
 
 
@@ -131,6 +134,32 @@ def test_losses_match_jaxinpaint_losses():
             config.loss,
         )
         assert rel_err(got, expected) < 1e-5, kind
+        # Without VGG features (perceptual and style weights 0) both leave those terms out.
+        expected_plain, _ = losses.generator_loss(
+            pred=pred,
+            composite=comp,
+            target=target,
+            hole=hole,
+            feats_out=None,
+            feats_comp=None,
+            feats_gt=None,
+            logits_fake=logits_fake,
+            weights=config.loss,
+            adv_kind=kind,
+        )
+        got_plain = twin.generator_loss(
+            to_t(pred),
+            to_t(comp),
+            to_t(target),
+            to_t(hole),
+            None,
+            None,
+            None,
+            {n: torch.from_numpy(v) for n, v in logits_fake.items()},
+            config.loss,
+        )
+        assert rel_err(got_plain, expected_plain) < 1e-5, kind
+        assert rel_err(got_plain, expected) > 1e-3  # the left-out terms did count above
         expected_d, _ = losses.discriminator_loss(logits_real, logits_fake, kind)
         got_d = twin.discriminator_loss(
             {n: torch.from_numpy(v) for n, v in logits_real.items()},
