@@ -8,6 +8,7 @@ detected occluder, as both detectors give it (PyTorch's `detector.predict`, onnx
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -71,3 +72,14 @@ class Instance:
     @property
     def category(self) -> str:
         return ID_TO_CATEGORY[self.label]
+
+
+def union_mask(instances: Sequence[Instance], height: int, width: int) -> np.ndarray:
+    """HxW uint8 0/1: the union of the instances' masks (zeros when there are none): the mask
+    either detector hands on for inpainting."""
+    import numpy as np
+
+    out = np.zeros((height, width), np.uint8)
+    for instance in instances:
+        out |= np.asarray(instance.mask, bool)
+    return out

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from data_pipeline.categories import CATEGORIES, Instance, category_id
+from data_pipeline.categories import CATEGORIES, Instance, category_id, union_mask
 from detector import checkpoint
 from detector import model as model_lib
 
@@ -95,11 +95,11 @@ class Detector:
     def union_mask(self, instances: Sequence[Instance], height=None, width=None) -> np.ndarray:
         """HxW uint8 0/1: the union of the chosen classes' masks (zeros when none)."""
         chosen = [i for i in instances if i.label in self.class_ids]
-        if not chosen:
-            if height is None:
+        if height is None:
+            if not chosen:
                 raise ValueError("no instances to take the mask size from; pass height and width")
-            return np.zeros((height, width), np.uint8)
-        return np.any([i.mask for i in chosen], axis=0).astype(np.uint8)
+            height, width = chosen[0].mask.shape
+        return union_mask(chosen, height, width)
 
     def masks(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, list]]:
         """(union mask, box mask, chosen instances) per image; both masks HxW uint8 0/1."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from data_pipeline.categories import CATEGORIES, Instance, category_id
+from data_pipeline.categories import CATEGORIES, Instance, category_id, union_mask
 from data_pipeline.images import to_uint8
 
 MANIFEST = "manifest.json"
@@ -113,10 +113,7 @@ class ExportedDetector:
 
     def detect(self, image_HxWx3: np.ndarray) -> tuple[np.ndarray, list[Instance]]:
         chosen = [f for f in self.predict(image_HxWx3) if f.label in self.class_ids]
-        union = np.zeros(image_HxWx3.shape[:2], np.uint8)
-        for found in chosen:
-            union |= found.mask
-        return union, chosen
+        return union_mask(chosen, *image_HxWx3.shape[:2]), chosen
 
 
 @dataclasses.dataclass(frozen=True)
