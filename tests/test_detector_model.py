@@ -49,8 +49,15 @@ def test_heads_have_19_classes_plus_background(model):
 
 def test_rejects_bad_config_values():
     config = tiny_model_config()
-    config.weights = "imagenet"
+    config.weights = "imagenet"  # only vgg16 has ImageNet weights offline
+    with pytest.raises(ValueError, match="weights=imagenet; the ImageNet weights"):
+        model_lib.build_model(config, 64)
+    config.weights = "places365"
     with pytest.raises(ValueError, match="weights"):
+        model_lib.build_model(config, 64)
+    config = tiny_model_config()
+    config.weights, config.backbone, config.trainable_backbone_layers = "imagenet", "vgg16", 6
+    with pytest.raises(ValueError, match="trainable_backbone_layers is 6; expected 0 to 5"):
         model_lib.build_model(config, 64)
     with pytest.raises(ValueError, match="image size"):
         model_lib.build_model(tiny_model_config(), 0)
@@ -166,12 +173,22 @@ def test_cpu_backbones_build_train_and_predict(backbone):
 
 def test_backbone_and_anchor_options_are_checked():
     config = tiny_model_config()
-    config.backbone = "vgg16"
-    with pytest.raises(ValueError, match=r"config\.model\.backbone is 'vgg16'"):
+    config.backbone = "vgg19"
+    with pytest.raises(ValueError, match=r"config\.model\.backbone is 'vgg19'"):
         model_lib.build_model(config, 64)
     config = tiny_model_config()
     config.anchor_sizes = (16, 32)
     with pytest.raises(ValueError, match="anchor_sizes has 2 sizes; expected 5"):
+        model_lib.build_model(config, 64)
+    config.backbone = "vgg16"
+    with pytest.raises(ValueError, match="anchor_sizes has 2 sizes; expected 4, one per"):
+        model_lib.build_model(config, 64)
+    config = tiny_model_config()
+    config.fpn_channels = 128
+    with pytest.raises(ValueError, match="fpn_channels is 128 with backbone 'resnet50'"):
+        model_lib.build_model(config, 64)
+    config.backbone, config.fpn_channels = "vgg16", 0
+    with pytest.raises(ValueError, match="fpn_channels is 0; expected a positive width"):
         model_lib.build_model(config, 64)
     config = tiny_model_config()
     config.weights, config.backbone = "coco", "resnet18"
@@ -183,8 +200,63 @@ def test_checkpoints_from_before_the_backbone_options_build_the_seed_model():
     import ml_collections
 
     config = tiny_model_config()
-    new_fields = ("backbone", "anchor_sizes", "mask_head_layers")
+    new_fields = ("backbone", "anchor_sizes", "mask_head_layers", "fpn_channels")
     old = ml_collections.ConfigDict({k: v for k, v in config.items() if k not in new_fields})
     old_state = model_lib.build_model(old, 64).state_dict()
     new_state = model_lib.build_model(config, 64).state_dict()
     assert {k: v.shape for k, v in old_state.items()} == {k: v.shape for k, v in new_state.items()}
+
+
+def vgg16_config(weights="imagenet"):
+    config = tiny_model_config()
+    config.backbone, config.weights = "vgg16", weights
+    config.anchor_sizes = (16, 32, 64, 128)
+    config.mask_head_layers = (64, 64)
+    config.fpn_channels = 96
+    return config
+
+
+def test_vgg16_backbone_starts_from_the_installed_imagenet_convs_and_learns():
+    from data_pipeline import vgg16_weights
+
+    torch.manual_seed(0)
+    model = model_lib.build_model(vgg16_config(), image_size=64)
+    convs = [m for m in model.backbone.body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 13
+    for conv, (kernel, bias) in zip(convs, vgg16_weights.vgg16_convs(), strict=True):
+        np.testing.assert_array_equal(conv.weight.detach().numpy(), kernel.transpose(3, 2, 0, 1))
+        np.testing.assert_array_equal(conv.bias.detach().numpy(), bias)
+    # trainable_backbone_layers=3: the first two stages (4 convs) stay fixed, the rest train.
+    assert [c.weight.requires_grad for c in convs] == [False] * 4 + [True] * 9
+    assert all(p.requires_grad for p in model.backbone.fpn.parameters())
+    assert model.backbone.out_channels == 96 == model.rpn.head.conv[0][0].in_channels
+    rng = np.random.default_rng(3)
+    image, instances = synthetic.make_image(rng, 64, synthetic.DEFAULT_CLASSES, 2)
+    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    model.train()
+    losses = model([x], [targets_of(instances, 64)])
+    sum(losses.values()).backward()
+    assert convs[0].weight.grad is None and convs[4].weight.grad is not None
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.inference_mode():
+        out = model([x])[0]
+    assert out["masks"].shape[1:] == (1, 64, 64)
+
+
+def test_vgg16_checkpoint_architecture_builds_without_reading_weights(monkeypatch):
+    from data_pipeline import vgg16_weights
+
+    pretrained = model_lib.build_model(vgg16_config(), image_size=64)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("load_weights=False must not read the weights file")
+
+    monkeypatch.setattr(vgg16_weights, "vgg16_convs", no_read)
+    bare = model_lib.build_model(vgg16_config(), image_size=64, load_weights=False)
+    bare.load_state_dict(pretrained.state_dict())  # same keys and shapes
+    # The same parameters train, so a resumed run's optimizer state fits.
+    trains = [p.requires_grad for p in pretrained.parameters()]
+    assert [p.requires_grad for p in bare.parameters()] == trains
+    scratch = model_lib.build_model(vgg16_config("none"), image_size=64, load_weights=False)
+    assert all(p.requires_grad for p in scratch.parameters())  # from scratch: all 5 stages

