@@ -28,16 +28,18 @@ def load_config(path: str | Path):
     return module.get_config()
 
 
-def untrained_detector(size: int, device: str = "cpu"):
+def untrained_detector(size: int | None = None, device: str = "cpu"):
     """The demo's CPU detector (configs/detector_demo.py), untrained and seeded, with a score
     threshold of 0 so that the mask head runs on every detection: the slow end of what a trained
-    model costs."""
+    model costs. Its input side is `size` (None: the config's, which every image is resized to).
+    """
     import torch
 
     from detector import model, predict
 
     config = configs.get("detector_demo")
     torch.manual_seed(0)
+    size = size or config.model.image_size
     return predict.Detector(model.build_model(config.model, size), score_thresh=0.0, device=device)
 
 

@@ -3,8 +3,9 @@
     python bench/detector_forward.py [--repeats=20] [--detector=runs/detector/model_final.pt]
 
 Without --detector the model is untrained and built from configs/detector_demo.py (the CPU
-settings: 300/100 RPN proposals, at most 10 detections) with a score threshold of 0, so the mask
-head always runs on all 10 detections: the slow end of what a trained model costs. The image is
+settings: a 128 px input that the face is resized to, as the trained demo detector does, 300/100
+RPN proposals, at most 10 detections) with a score threshold of 0, so the mask head always runs
+on all 10 detections: the slow end of what a trained model costs. The image is
 the astronaut photo's face (scikit-image, public domain) resized to 256x256. The figure is the
 median of --repeats timed `Detector.predict` calls after warm-up, written to --json
 (bench/results/detector_forward.json); the last line is `detector_ms=<median ms>`.
@@ -40,10 +41,7 @@ def main():
     args = parser.parse_args()
 
     image = face_256()
-    if args.detector:
-        det = predict.Detector.from_checkpoint(args.detector)
-    else:
-        det = untrained_detector(256)
+    det = predict.Detector.from_checkpoint(args.detector) if args.detector else untrained_detector()
     for _ in range(args.warmup):
         det.predict([image])
     times, counts = [], []

@@ -111,8 +111,13 @@ def per_photo_ms(workdir, detector, exported, repeats) -> dict[str, float]:
     inpainter = Inpainter.from_workdir(workdir)
     det = Detector.from_checkpoint(detector)
     paths = {
-        "jax": Reconstructor(inpainter, det.detect, size=inpainter.size),
-        "onnx": Reconstructor(models.inpainter, models.detector.detect, size=models.size),
+        "jax": Reconstructor(inpainter, det.detect, size=inpainter.size, mask_size=det.input_size),
+        "onnx": Reconstructor(
+            models.inpainter,
+            models.detector.detect,
+            size=models.size,
+            mask_size=models.detector.input_size,
+        ),
     }
     ms = {}
     for name, reconstructor in paths.items():

@@ -48,6 +48,11 @@ class Detector:
         # The model drops low scores before its per-image cap, so the cap counts kept instances.
         model_lib.set_score_thresh(self.model, self.score_thresh)
 
+    @property
+    def input_size(self) -> int:
+        """The side the model sees (every image is resized to it): the size it trained at."""
+        return int(self.model.transform.min_size[-1])
+
     @classmethod
     def from_checkpoint(cls, path, *, score_thresh=None, classes=None, device="cpu", **kwargs):
         """Rebuild the model stored in a training checkpoint; thresholds default to its config."""

@@ -99,6 +99,9 @@ class Reconstructor:
       align: frame faces by their keypoints, as `launch/build_dataset.py` does by default; False
         for a model trained on square crops around the face box (`--noalign` builds).
       margin: face box growth on every side for square crops (unaligned, or no keypoints).
+      mask_size: side of the face crop the mask source sees, framed as the model's crop; a
+        detector's own input size (`Detector.input_size`), so that it sees the face at the
+        resolution it trained on rather than the model's crop upsampled. None = `size`.
       max_faces: reconstruct at most this many faces per photo, largest first (None = all).
       min_face: smallest face side (photo pixels) reported.
       detect_side: the Haar fallback runs on a copy of the photo no larger than this.
@@ -116,14 +119,17 @@ class Reconstructor:
         base: str = "auto",
         base_steps: int = 1000,
         margin: float = DEFAULT_MARGIN,
+        mask_size: int | None = None,
         max_faces: int | None = None,
         min_face: int = 48,
         detect_side: int = 1024,
     ):
-        if size < 8 or dilate < 0 or feather < 0 or margin < 0 or base_steps < 0:
+        mask_size = size if mask_size is None else mask_size
+        if min(size, mask_size) < 8 or min(dilate, feather, margin, base_steps) < 0:
             raise ValueError(
-                f"need size >= 8 and dilate, feather, margin, base_steps >= 0; got size={size}, "
-                f"dilate={dilate}, feather={feather}, margin={margin}, base_steps={base_steps}"
+                f"need size, mask_size >= 8 and dilate, feather, margin, base_steps >= 0; got "
+                f"size={size}, mask_size={mask_size}, dilate={dilate}, feather={feather}, "
+                f"margin={margin}, base_steps={base_steps}"
             )
         self.inpaint = inpaint
         self.mask_source = mask_source
@@ -139,6 +145,7 @@ class Reconstructor:
         self.base = base
         self.base_steps = base_steps
         self.margin = margin
+        self.mask_size = mask_size
         self.max_faces = max_faces
         self.min_face = min_face
         self.detect_side = detect_side
@@ -151,11 +158,13 @@ class Reconstructor:
             hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
         return hole > 0
 
-    def alignment(self, face: FoundFace) -> Alignment:
-        """Where the model's RxR crop of `face` sits in the photo."""
+    def alignment(self, face: FoundFace, size: int | None = None) -> Alignment:
+        """Where the model's RxR crop of `face` sits in the photo (or the same framing at
+        `size`)."""
+        size = size or self.size
         if self.align:
-            return face.alignment(self.size, self.margin)
-        return Alignment.from_window(*face_window(face.box, self.margin), self.size)
+            return face.alignment(size, self.margin)
+        return Alignment.from_window(*face_window(face.box, self.margin), size)
 
     def _detect(self, face_r: np.ndarray, alignment: Alignment, bounds):
         """The mask source's hole of one face crop, at the photo's resolution inside `bounds`,
@@ -185,8 +194,7 @@ class Reconstructor:
         the hole it replaced (HxW bool; None when nothing). With `photo_hole` (HxW bool, already
         grown by `dilate`) the hole comes from it, not the mask source."""
         alignment = self.alignment(face)
-        upscale = alignment.scale > 1
-        face_r = alignment.crop(photo, cv2.INTER_CUBIC if upscale else cv2.INTER_LINEAR)
+        face_r = alignment.crop(photo, _interpolation(alignment))
         x0, y0, x1, y1 = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
         bounds = (x0, y0, x1, y1)
         hard, detections, seconds = None, (), {}
@@ -196,7 +204,11 @@ class Reconstructor:
             inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
             if photo_hole is None:
                 start = time.perf_counter()
-                source_hole, detections = self._detect(face_r, alignment, bounds)
+                seen, seen_by = face_r, alignment
+                if self.mask_size != self.size:  # the same framing at the source's size
+                    seen_by = self.alignment(face, self.mask_size)
+                    seen = seen_by.crop(photo, _interpolation(seen_by))
+                source_hole, detections = self._detect(seen, seen_by, bounds)
                 seconds["mask"] = time.perf_counter() - start
                 hard = self._grow(source_hole)
             else:
@@ -296,6 +308,11 @@ class Reconstructor:
                 hole |= replaced
         seconds["total"] = time.perf_counter() - start
         return Reconstruction(photo, tuple(results), hole, seconds)
+
+
+def _interpolation(alignment: Alignment) -> int:
+    """Bicubic where the crop enlarges the photo, bilinear (after area shrinking) where not."""
+    return cv2.INTER_CUBIC if alignment.scale > 1 else cv2.INTER_LINEAR
 
 
 def _detection(instance, mask: np.ndarray, bounds) -> Detection | None:

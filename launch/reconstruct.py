@@ -99,8 +99,9 @@ UserError = launch.UserError
 
 
 def load_models():
-    """`(inpaint, detect or None, size, align)` of the flags: the inpainter's workdir and the
-    detector's checkpoint, or an export folder."""
+    """`(inpaint, detector or None, size, align)` of the flags: the inpainter's workdir and the
+    detector's checkpoint, or an export folder. A detector has `detect` (the mask source) and
+    `input_size`."""
     if bool(FLAGS.inpainter) == bool(FLAGS.exported):
         raise UserError("give --inpainter=WORKDIR or --exported=FOLDER (one of the two)")
     from data_pipeline.categories import CATEGORIES
@@ -121,8 +122,7 @@ def load_models():
             models = serve.load(FLAGS.exported, score_thresh=FLAGS.score_thresh, classes=classes)
         except (FileNotFoundError, ValueError) as e:
             raise UserError(f"--exported {FLAGS.exported}: {e}") from None
-        detect = None if models.detector is None else models.detector.detect
-        return models.inpainter, detect, models.size, models.align
+        return models.inpainter, models.detector, models.size, models.align
 
     from jaxinpaint.inference import Inpainter
 
@@ -130,20 +130,20 @@ def load_models():
         inpainter = Inpainter.from_workdir(FLAGS.inpainter)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    detect = None
+    detector = None
     if FLAGS.detector:
         from detector.predict import Detector, default_device
 
         try:
-            detect = Detector.from_checkpoint(
+            detector = Detector.from_checkpoint(
                 FLAGS.detector,
                 score_thresh=FLAGS.score_thresh,
                 classes=classes,
                 device=FLAGS.device or default_device(),
-            ).detect  # its masks, and what it found
+            )
         except (FileNotFoundError, ValueError, RuntimeError) as e:
             raise UserError(f"detector checkpoint {FLAGS.detector}: {e}") from None
-    return inpainter, detect, inpainter.size, inpainter.config.data.get("align", True)
+    return inpainter, detector, inpainter.size, inpainter.config.data.get("align", True)
 
 
 def build_reconstructor(jobs: list | None):
@@ -170,12 +170,13 @@ def build_reconstructor(jobs: list | None):
 
     if not FLAGS.exported:
         check_masks(bool(FLAGS.detector))  # before the models load
-    inpaint, detect, size, align = load_models()
-    check_masks(detect is not None)
+    inpaint, detector, size, align = load_models()
+    check_masks(detector is not None)
     return Reconstructor(
         inpaint,
-        detect,
+        None if detector is None else detector.detect,  # its masks, and what it found
         size=size,
+        mask_size=None if detector is None else detector.input_size,  # the face at its size
         dilate=(0 if FLAGS.mask else 2) if FLAGS.dilate is None else FLAGS.dilate,
         feather=FLAGS.feather,
         align=align if FLAGS.align is None else FLAGS.align,

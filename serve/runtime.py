@@ -75,12 +75,14 @@ class ExportedInpainter:
 class ExportedDetector:
     """`detect(image_HxWx3_uint8) -> (union mask HxW uint8 0/1, [Instance])`, as
     `detector.predict.Detector.detect`, from `detector.onnx`: instances scoring at least
-    `score_thresh`, best first; the union counts the `classes` (default all 19)."""
+    `score_thresh`, best first; the union counts the `classes` (default all 19). `input_size`
+    is the side the graph resizes every image to (the manifest's `size`)."""
 
     def __init__(
         self,
         path: str,
         *,
+        input_size: int,
         score_thresh: float,
         score_floor: float = 0.0,
         classes: Sequence[str] = (),
@@ -91,6 +93,7 @@ class ExportedDetector:
                 f"detector keeps detections down to {score_floor} only (launch/export.py "
                 "--score_floor)"
             )
+        self.input_size = int(input_size)
         self.score_thresh = float(score_thresh)
         self.class_ids = frozenset(category_id(n) for n in (tuple(classes) or CATEGORIES))
         self._session = onnx_session(path)
@@ -171,6 +174,7 @@ def load(
             det = manifest["detector"]
             detector = ExportedDetector(
                 os.path.join(folder, det["onnx"]),
+                input_size=det["size"],
                 score_thresh=det["score_thresh"] if score_thresh is None else score_thresh,
                 score_floor=det["score_floor"],
                 classes=det["classes"] if classes is None else classes,

@@ -91,7 +91,6 @@ def test_fixed_test_set_has_every_category_on_test_faces_only(faces_by_split):
 
 def test_training_on_generated_data_records_its_faces_and_reports_mask_iou(tmp_path):
     config = generated_config(test_per_category=1)
-    config.model.backbone = "resnet18"
     config.model.image_size = SIZE
     config.model.rpn_pre_nms_top_n_test = 50
     config.model.rpn_post_nms_top_n_test = 20

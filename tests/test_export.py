@@ -112,12 +112,14 @@ def test_detector_onnx_finds_what_pytorch_finds(exported):
     # The serving wrapper: the same instances above a threshold, and their union.
     path = str(exported / "exported" / "detector.onnx")
     chosen = ("sunglasses", "hand")
-    mask, found = ExportedDetector(path, score_thresh=0.05, classes=chosen).detect(face)
+    mask, found = ExportedDetector(
+        path, input_size=detector.input_size, score_thresh=0.05, classes=chosen
+    ).detect(face)
     assert all(f.score >= 0.05 and f.category in chosen for f in found)
     union = np.any([f.mask for f in found], axis=0) if found else np.zeros(mask.shape, bool)
     assert np.array_equal(mask.astype(bool), union) and mask.shape == face.shape[:2]
     with pytest.raises(ValueError, match=r"keeps detections down to 0\.3"):
-        ExportedDetector(path, score_thresh=0.1, score_floor=0.3)
+        ExportedDetector(path, input_size=detector.input_size, score_thresh=0.1, score_floor=0.3)
 
 
 def test_detector_differences_refuse_other_detections():

@@ -192,6 +192,26 @@ def test_detections_come_back_in_photo_pixels_and_are_drawn():
     assert np.all(drawn[y + h // 2, x] == (0, 255, 0))  # framed by keypoints: green
 
 
+def test_the_mask_source_sees_the_face_at_its_own_size():
+    seen = []
+
+    def at_its_size(face):  # a detector trained at 128 px
+        seen.append(face.shape)
+        return lower_face_mask(face)
+
+    photo = data.astronaut()
+    kwargs = dict(size=64, base="none", dilate=0, feather=0)
+    rec = Reconstructor(paint_green, at_its_size, mask_size=128, **kwargs)(photo)
+    assert seen == [(128, 128, 3)]
+    # The same framing: the hole lands where the model-sized source would put it.
+    same = Reconstructor(paint_green, lower_face_mask, **kwargs)(photo)
+    changed, same_changed = (np.any(r.image != photo, axis=-1) for r in (rec, same))
+    overlap = (changed & same_changed).sum() / (changed | same_changed).sum()
+    assert overlap > 0.9 and changed.any()
+    with pytest.raises(ValueError, match="mask_size=4"):
+        Reconstructor(paint_green, lower_face_mask, size=64, mask_size=4)
+
+
 def test_the_overlay_outlines_a_user_mask_in_white():
     photo = data.astronaut()
     photo_mask = np.zeros(photo.shape[:2], np.uint8)
