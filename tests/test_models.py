@@ -1,7 +1,5 @@
 """Generator, discriminators and VGG16 features: shapes, compositing, hole handling, weights."""
 
-import pickle
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -154,16 +152,3 @@ def test_vgg_features_match_torchvision_layout():
         assert np.linalg.norm(np.asarray(got) - want) / np.linalg.norm(want) < 1e-4
     # ImageNet weights, not an initialiser's: first-layer filters are far from small noise.
     assert float(np.abs(params["params"]["Conv_0"]["kernel"]).mean()) > 0.1
-
-
-def test_vgg_loader_refuses_pickled_code(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    path = tmp_path / "evil.ckpt"
-    path.write_bytes(pickle.dumps({"VGG16_0": Evil()}))
-    with pytest.raises(pickle.UnpicklingError, match="only numpy arrays"):
-        load_vgg16_params(path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_vgg16_params(tmp_path / "missing.ckpt")
