@@ -24,10 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from data_pipeline import vgg16_weights
+
 # torchvision's ImageNet statistics (jaxinpaint.vgg uses the same numbers).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-VGG_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M")  # VGG16 up to pool3
+VGG_CFG = vgg16_weights.CFG[:10]  # VGG16 up to pool3, as jaxinpaint.vgg
 _EPS = 1e-8
 
 

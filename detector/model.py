@@ -167,15 +167,14 @@ def _check(model_config, image_size: int) -> None:
             f"config.model.mask_head_layers is {_mask_head_layers(model_config)} with "
             f"weights=coco; expected torchvision's {MASK_HEAD_LAYERS}"
         )
-    if _fpn_channels(model_config) != FPN_CHANNELS and name != "vgg16":
+    fpn_channels = _fpn_channels(model_config)
+    if fpn_channels != FPN_CHANNELS and name != "vgg16":
         raise ValueError(
-            f"config.model.fpn_channels is {_fpn_channels(model_config)} with backbone {name!r}; "
+            f"config.model.fpn_channels is {fpn_channels} with backbone {name!r}; "
             f"torchvision's {name} FPN is {FPN_CHANNELS} wide (only vgg16's may differ)"
         )
-    if _fpn_channels(model_config) <= 0:
-        raise ValueError(
-            f"config.model.fpn_channels is {_fpn_channels(model_config)}; expected a positive width"
-        )
+    if fpn_channels <= 0:
+        raise ValueError(f"config.model.fpn_channels is {fpn_channels}; expected a positive width")
     trainable = model_config.get("trainable_backbone_layers", 3)
     if weights != "none" and not 0 <= trainable <= 5:
         raise ValueError(
