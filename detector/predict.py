@@ -36,17 +36,30 @@ def default_device() -> str:
 
 
 class Detector:
-    """A trained Mask R-CNN with its score threshold and the classes whose masks count."""
+    """A trained Mask R-CNN with its score threshold and the classes whose masks count.
 
-    def __init__(self, model, *, score_thresh=0.7, classes=(), device="cpu", batch_size=4):
+    `score` is what the threshold applies to (`model.set_scoring`): "occluder", the probability
+    that a region is any occluder (its label the likeliest class), or "class", the probability of
+    its own class. `classes` keeps the instances labelled with one of them.
+    """
+
+    def __init__(
+        self, model, *, score_thresh=0.7, classes=(), score="occluder", device="cpu", batch_size=4
+    ):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.score_thresh = float(score_thresh)
         self.batch_size = int(batch_size)
         names = tuple(classes) or CATEGORIES
         self.class_ids = frozenset(category_id(n) for n in names)  # raises on unknown names
+        model_lib.set_scoring(self.model, score)  # raises on an unknown score, changing nothing
         # The model drops low scores before its per-image cap, so the cap counts kept instances.
         model_lib.set_score_thresh(self.model, self.score_thresh)
+
+    @property
+    def score(self) -> str:
+        """What `score_thresh` applies to: "occluder" or "class"."""
+        return model_lib.scoring(self.model)
 
     @property
     def input_size(self) -> int:
@@ -54,8 +67,11 @@ class Detector:
         return int(self.model.transform.min_size[-1])
 
     @classmethod
-    def from_checkpoint(cls, path, *, score_thresh=None, classes=None, device="cpu", **kwargs):
-        """Rebuild the model stored in a training checkpoint; thresholds default to its config."""
+    def from_checkpoint(
+        cls, path, *, score_thresh=None, classes=None, score=None, device="cpu", **kwargs
+    ):
+        """Rebuild the model stored in a training checkpoint; threshold, classes and scoring
+        default to its config (checkpoints from before `predict.score`: occluder)."""
         state = checkpoint.load(path, map_location=device)
         config = checkpoint.config_of(state)
         model = model_lib.build_model(config.model, int(state["image_size"]), load_weights=False)
@@ -64,7 +80,11 @@ class Detector:
             score_thresh = config.predict.score_thresh
         if classes is None:
             classes = tuple(config.predict.classes)
-        return cls(model, score_thresh=score_thresh, classes=classes, device=device, **kwargs)
+        if score is None:
+            score = config.predict.get("score", "occluder")
+        return cls(
+            model, score_thresh=score_thresh, classes=classes, score=score, device=device, **kwargs
+        )
 
     @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray]) -> list[list[Instance]]:

@@ -164,7 +164,11 @@ def _evaluate(config, model, test_set, workdir, step, device) -> dict:
         f"{t}/{k}": metrics[t][k] for t in evaluate.IOU_TYPES for k in ("AP", "AP50", "AP75")
     }
     summary["mask_iou/median"] = metrics["mask_iou"]["median"]
-    log.info("step %d eval: %s", step, " ".join(f"{k}={v:.1f}" for k, v in summary.items()))
+    occluder = metrics["occluder"]
+    summary.update({f"occluder/segm/{k}": occluder["segm"][k] for k in ("AP", "AP50")})
+    summary["found/class"] = 100 * metrics["found"]["rate"]  # at predict.score_thresh
+    summary["found/occluder"] = 100 * occluder["found"]["rate"]
+    log.info("step %d eval: %s", step, " ".join(f"{k}={v:.4g}" for k, v in summary.items()))
     _append_jsonl(pathlib.Path(workdir) / "metrics.jsonl", {"step": step, "eval": summary})
     return metrics
 

@@ -32,6 +32,9 @@ from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_fac
 from jaxinpaint.evaluation.baselines import SMOOTH_FILLS, smooth_fill, smooth_fill_around_hole
 
 _BASES = (*SMOOTH_FILLS, "none")
+# Photo pixels a detector's hole grows by in `launch/reconstruct.py` (and in the evaluation that
+# scores its holes): a predicted mask's edge falls a pixel or two short of the occluder's.
+DETECTOR_DILATE = 2
 MaskSource = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, Sequence]]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

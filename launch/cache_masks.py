@@ -20,6 +20,13 @@ flags.DEFINE_string("out", None, "Cache folder (default: <dataset>/mask_cache)."
 flags.DEFINE_list("splits", ["all"], "TFDS splits to cover.")
 flags.DEFINE_float("score_thresh", None, "Minimum score (default: the checkpoint's config, 0.7).")
 flags.DEFINE_list("classes", None, "Category names in the union mask (default: all 19).")
+flags.DEFINE_enum(
+    "score",
+    None,
+    ["occluder", "class"],
+    "What --score_thresh applies to: p(any occluder) or p(the detection's class) (default: the "
+    "checkpoint's config, occluder).",
+)
 flags.DEFINE_integer("num_shards", 4, "TFRecord shards to write.")
 flags.DEFINE_integer("batch_size", 8, "Images per detector call.")
 flags.DEFINE_string("device", "cpu", "torch device, e.g. cpu or cuda.")
@@ -36,6 +43,7 @@ def main(argv):
             FLAGS.detector,
             score_thresh=FLAGS.score_thresh,
             classes=FLAGS.classes,
+            score=FLAGS.score,
             device=FLAGS.device,
             batch_size=FLAGS.batch_size,
         )

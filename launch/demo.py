@@ -90,8 +90,10 @@ def main(argv):
         f"--workdir={inp}",
     )
     # On the test faces (no person of them trained): crops at the model's resolution, and
-    # photos at their own resolution through Reconstructor, each against cv2.inpaint.
-    run("launch/evaluate.py", f"--workdir={inp}", f"--dataset={data}", "--split=test", "--photos")
+    # photos at their own resolution through Reconstructor, with the exact hole and with the one
+    # the detector finds, each against cv2.inpaint filling the same hole.
+    run("launch/evaluate.py", f"--workdir={inp}", f"--dataset={data}", "--split=test", "--photos",
+        f"--detector={checkpoint}")  # fmt: skip
 
     os.makedirs(rec, exist_ok=True)
     photo, mask = os.path.join(rec, "astronaut_sunglasses.png"), os.path.join(rec, "mask.png")
@@ -122,6 +124,7 @@ def main(argv):
         ("inpainter loss curves", os.path.join(inp, "curves.png")),
         ("evaluation table (crops)", os.path.join(inp, "eval", "eval_test.md")),
         ("evaluation table (photos)", os.path.join(inp, "eval", "eval_test_photos.md")),
+        ("the same, detector's holes", os.path.join(inp, "eval", "eval_test_photos_detector.md")),
         ("input | model | Telea, known mask", os.path.join(rec, "with_mask.png")),
         ("input | model | Telea, detector", os.path.join(rec, "with_detector.png")),
         ("mask, overlay, faces, record", os.path.join(rec, "with_detector.png.details")),

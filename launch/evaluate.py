@@ -1,6 +1,7 @@
 r"""Evaluate a trained inpainter against OpenCV's Telea and Navier-Stokes inpainting.
 
     python launch/evaluate.py --workdir=runs/demo --dataset=runs/demo/data [--split=test]
+        [--photos [--detector=runs/demo/detector/model_final.pt]]
         [--inception=pt_inception-2015-12-05-6726825d.pth]
 
 Reads the `occluded_faces` split of a `launch/build_dataset.py` output, fills every hole with the
@@ -12,7 +13,12 @@ model's LPIPS).
 With `--inception` (pytorch-fid's FID Inception weights, `.pth`, or the same state dict as `.npz`;
 docs/evaluation.md) the reports also hold each method's FID against the originals.
 Examples whose size differs from the model's are resized to it (the hole: every pixel the
-full-resolution hole touches). Exit status 1 on a user error.
+full-resolution hole touches). `--photos` scores the split's faces again as whole photos through
+`Reconstructor` (`eval_<split>_photos.md`); `--detector=CHECKPOINT` adds the same with the hole
+the detector finds on each photo, filled by the model and by the baselines alike, scored over the
+pixels the occluder hid (`eval_<split>_photos_detector.md`): what a user of
+`launch/reconstruct.py --detector` gets. Both models must have trained on none of the split's
+faces or persons. Exit status 1 on a user error.
 """
 
 import itertools
@@ -42,6 +48,13 @@ flags.DEFINE_bool(
     False,
     "Also score the model through Reconstructor on the split's faces at their own resolution "
     "(the sample crops, or a folder build's source photos) against cv2.inpaint there.",
+)
+flags.DEFINE_string(
+    "detector",
+    None,
+    "With --photos: a detector checkpoint (launch/train_detector.py). The photos are scored a "
+    "second time with the hole the detector finds, as launch/reconstruct.py finds it, filled by "
+    "every method; the scores stay over the pixels the occluder hid.",
 )
 flags.DEFINE_integer("max_examples", 0, "Evaluate at most this many examples (0 = all).")
 flags.DEFINE_integer("batch_size", 8, "Examples per generator call.")
@@ -130,10 +143,41 @@ def _print_table(summary: dict, fids: dict | None = None) -> None:
         )
 
 
-def _evaluate_photos(inpainter, out_dir: str, who: str) -> str:
-    """The model through Reconstructor vs cv2.inpaint, on photos at their own resolution."""
+def _load_detector(who: str):
+    """The --detector checkpoint, after checking that it trained on none of the split's faces or
+    persons; returns it and the reports' description of the faces."""
+    from detector.predict import Detector, default_device
+
+    det_who = _check_unseen(os.path.dirname(FLAGS.detector), FLAGS.dataset, FLAGS.split)
+    detector = Detector.from_checkpoint(FLAGS.detector, device=default_device())
+    if det_who != who:  # the inpainter's and the detector's checks say different things
+        who = f"{who}; detector: {det_who.split(', ', 1)[-1]}"
+    return detector, who
+
+
+def _with_detector_holes(examples, detector, size: int, align: bool):
+    """Each example with `fill`: the hole `launch/reconstruct.py --detector` would replace (the
+    detector's union mask on the aligned face at its own size, grown by the command's default)."""
+    from jaxinpaint.reconstruct import DETECTOR_DILATE, Reconstructor
+
+    finder = Reconstructor(
+        lambda face, hole: face,  # only the hole is wanted here
+        detector.detect,
+        size=size,
+        align=align,
+        base="none",
+        mask_size=detector.input_size,
+        dilate=DETECTOR_DILATE,
+    )
+    for ex in examples:
+        yield {**ex, "fill": finder(ex["occluded"]).hole}
+
+
+def _evaluate_photos(inpainter, out_dir: str, who: str, detector=None) -> str:
+    """The model through Reconstructor vs cv2.inpaint, on photos at their own resolution; with a
+    `detector`, every method fills the hole it finds instead of the exact one."""
     from jaxinpaint.evaluation import photos, report
-    from jaxinpaint.reconstruct import Reconstructor
+    from jaxinpaint.reconstruct import DETECTOR_DILATE, Reconstructor
     from jaxinpaint.samples import write_image
 
     align = inpainter.config.data.get("align", True)
@@ -141,6 +185,15 @@ def _evaluate_photos(inpainter, out_dir: str, who: str) -> str:
     examples = photos.photo_examples(FLAGS.dataset, FLAGS.split, seed=0)
     if FLAGS.max_examples:
         examples = itertools.islice(examples, FLAGS.max_examples)
+    suffix, holes = "", "the exact occluder masks"
+    if detector is not None:
+        examples = _with_detector_holes(examples, detector, inpainter.size, align)
+        suffix = "_detector"
+        holes = (
+            f"holes the detector found ({os.path.basename(FLAGS.detector)}, score >= "
+            f"{detector.score_thresh} by {detector.score}, grown {DETECTOR_DILATE} px); scored "
+            "over the exact occluder"
+        )
     with tqdm(desc=f"photos {FLAGS.split}", unit="photo") as bar:
         records = photos.score_photos(
             lambda o, m: rec(o, m).image, _ticked(examples, bar), smooth_steps=rec.base_steps
@@ -149,9 +202,9 @@ def _evaluate_photos(inpainter, out_dir: str, who: str) -> str:
     n = len(records)
     title = (
         f"Through Reconstructor, whole photos at their resolution ({FLAGS.split}: {n} examples; "
-        f"{who})"
+        f"{who}); every method fills {holes}"
     )
-    _, md_path = report.write_report(summary, out_dir, f"eval_{FLAGS.split}_photos", title)
+    _, md_path = report.write_report(summary, out_dir, f"eval_{FLAGS.split}_photos{suffix}", title)
     gap = lambda t: np.full((t.shape[0], 2, 3), 255, np.uint8)
     rows = []
     for r in records[:6]:
@@ -163,8 +216,9 @@ def _evaluate_photos(inpainter, out_dir: str, who: str) -> str:
         rows.append(np.concatenate([x for t in tiles for x in (t, gap(t))][:-1], axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    write_image(os.path.join(out_dir, f"photos_{FLAGS.split}.png"), np.concatenate(rows))
-    print(f"\nthrough Reconstructor, at the photos' resolution ({n} examples; {who}):")
+    strip_path = os.path.join(out_dir, f"photos_{FLAGS.split}{suffix}.png")
+    write_image(strip_path, np.concatenate(rows))
+    print(f"\nthrough Reconstructor, at the photos' resolution ({n} examples; {who}), {holes}:")
     _print_table(summary)
     return md_path
 
@@ -190,9 +244,14 @@ def main(argv):
                 _inception_state_dict(FLAGS.inception), source=FLAGS.inception
             )
         who = _check_unseen(FLAGS.workdir, FLAGS.dataset, FLAGS.split)
+        detector = detector_who = None
+        if FLAGS.detector:
+            if not FLAGS.photos:
+                raise ValueError("--detector scores whole photos: give --photos too")
+            detector, detector_who = _load_detector(who)
         inpainter = Inpainter.from_workdir(FLAGS.workdir, checkpoint=FLAGS.checkpoint)
         examples = tfds_builder.load_numpy(FLAGS.dataset, FLAGS.split)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     examples = (_resized(ex, inpainter.size) for ex in examples)
@@ -222,6 +281,9 @@ def main(argv):
     _print_table(summary, result.fid)
     if FLAGS.photos:
         photos_md = _evaluate_photos(inpainter, out_dir, who)
+        print(f"wrote {photos_md}")
+    if detector is not None:
+        photos_md = _evaluate_photos(inpainter, out_dir, detector_who, detector)
         print(f"wrote {photos_md}")
     print(f"wrote {md_path}, {json_path} and {strip_path}")
     return 0

@@ -138,6 +138,7 @@ def export_detector(folder: str) -> dict:
         "onnx": "detector.onnx",
         "size": size,
         "score_thresh": detector.score_thresh,
+        "score": detector.score,
         "score_floor": FLAGS.score_floor,
         "classes": [c for c in CATEGORIES if category_id(c) in detector.class_ids],
         "input": "image 3xHxW float32 in [0, 1], RGB",

@@ -65,6 +65,14 @@ flags.DEFINE_string(
 )
 flags.DEFINE_list("remove", [], "Occluder classes to remove (default: all 19).")
 flags.DEFINE_float("score_thresh", None, "Detector score threshold (default: the checkpoint's).")
+flags.DEFINE_enum(
+    "score",
+    None,
+    ["occluder", "class"],
+    "What --score_thresh applies to with --detector: p(any occluder) or p(the detection's "
+    "class) (default: the checkpoint's config, occluder; an export keeps the one it was made "
+    "with).",
+)
 flags.DEFINE_integer(
     "dilate",
     None,
@@ -113,10 +121,10 @@ def load_models():
     if FLAGS.exported:
         import serve
 
-        if FLAGS.detector:
+        if FLAGS.detector or FLAGS.score:
             raise UserError(
-                "--detector goes with --inpainter; an export folder holds its own detector "
-                "(launch/export.py --detector)"
+                "--detector and --score go with --inpainter; an export folder holds its own "
+                "detector (launch/export.py --detector)"
             )
         try:
             models = serve.load(FLAGS.exported, score_thresh=FLAGS.score_thresh, classes=classes)
@@ -139,6 +147,7 @@ def load_models():
                 FLAGS.detector,
                 score_thresh=FLAGS.score_thresh,
                 classes=classes,
+                score=FLAGS.score,
                 device=FLAGS.device or default_device(),
             )
         except (FileNotFoundError, ValueError, RuntimeError) as e:
@@ -149,7 +158,7 @@ def load_models():
 def build_reconstructor(jobs: list | None):
     """The Reconstructor of the flags, for one photo (`jobs` None) or a folder's `jobs`, which
     may go without a detector when each photo has its mask beside it."""
-    from jaxinpaint.reconstruct import Reconstructor
+    from jaxinpaint.reconstruct import DETECTOR_DILATE, Reconstructor
 
     if FLAGS.mask and jobs is not None:
         raise UserError(
@@ -177,7 +186,7 @@ def build_reconstructor(jobs: list | None):
         None if detector is None else detector.detect,  # its masks, and what it found
         size=size,
         mask_size=None if detector is None else detector.input_size,  # the face at its size
-        dilate=(0 if FLAGS.mask else 2) if FLAGS.dilate is None else FLAGS.dilate,
+        dilate=(0 if FLAGS.mask else DETECTOR_DILATE) if FLAGS.dilate is None else FLAGS.dilate,
         feather=FLAGS.feather,
         align=align if FLAGS.align is None else FLAGS.align,
     )

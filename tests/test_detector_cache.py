@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.
 def detector():
     torch.manual_seed(0)
     model = model_lib.build_model(tiny_model_config(), image_size=64)
-    # An untrained model scores near 1/20; threshold 0 keeps its instances so masks are non-empty.
+    # Threshold 0 keeps an untrained model's instances, so masks are non-empty.
     return predict.Detector(model, score_thresh=0.0, batch_size=3)
 
 
@@ -65,6 +65,20 @@ def test_union_mask_counts_only_chosen_classes_and_threshold(detector):
     model_lib.set_score_thresh(detector.model, 0.0)  # the shared model back as the fixture had it
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         detector.predict([np.zeros((64, 64), np.uint8)])
+
+
+def test_detector_thresholds_the_occluder_score_unless_told_by_class(detector, examples):
+    image = examples[0][1]
+    by_class = predict.Detector(detector.model, score_thresh=0.5, score="class")
+    assert by_class.score == "class"
+    assert by_class.predict([image]) == [[]]  # untrained: each class near 1/20
+    by_occluder = predict.Detector(detector.model, score_thresh=0.5)
+    assert by_occluder.score == "occluder"
+    assert by_occluder.predict([image])[0]  # but sure enough that something is there
+    model_lib.set_score_thresh(detector.model, 0.0)  # the shared model back as the fixture had it
+    with pytest.raises(ValueError, match="detector score is 'best'"):
+        predict.Detector(detector.model, score="best")
+    assert detector.score == "occluder"
 
 
 def test_cache_reads_back_and_joins_by_id(detector, examples, tmp_path):

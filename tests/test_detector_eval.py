@@ -129,3 +129,42 @@ def test_report_tables_the_median_mask_iou(coco_set, tmp_path):
     ann = next(iter(coco_set.coco.anns.values()))
     name = coco_set.coco.cats[ann["category_id"]]["name"]
     assert f"| {name} (id {ann['category_id']}) | 100.0 | 100.0 | 1.000 |" in table
+
+
+def test_any_class_scores_and_found_count_occluders_whatever_their_label(coco_set, tmp_path):
+    exact = gt_predictions(coco_set)
+    n = len(coco_set.coco.getAnnIds())
+    relabelled = [dict(r, category_id=r["category_id"] % 19 + 1) for r in exact]
+    by_class = evaluate.evaluate_results(coco_set.coco, relabelled)
+    any_class = evaluate.evaluate_results(coco_set.coco, relabelled, use_cats=False)
+    assert by_class["segm"]["AP"] == pytest.approx(0.0)  # every label wrong
+    assert any_class["segm"]["AP"] == pytest.approx(100.0)  # every occluder outlined
+    assert "per_category" not in any_class["segm"]
+    assert evaluate.found(coco_set.coco, relabelled, score_thresh=0.7)["found"] == 0
+    anywhere = evaluate.found(coco_set.coco, relabelled, score_thresh=0.7, same_class=False)
+    assert (anywhere["found"], anywhere["instances"], anywhere["rate"]) == (n, n, 1.0)
+    present = {coco_set.coco.cats[a["category_id"]]["name"] for a in coco_set.coco.anns.values()}
+    for name, rate in anywhere["per_category"].items():
+        assert rate == 1.0 if name in present else np.isnan(rate), name
+    # a detection below the threshold does not count, nor one too far off to reach IoU 0.5
+    low = [dict(r, score=0.5) for r in exact]
+    assert evaluate.found(coco_set.coco, low, score_thresh=0.7)["found"] == 0
+    far = evaluate.found(coco_set.coco, gt_predictions(coco_set, shift=20), score_thresh=0.7)
+    assert far["found"] < n
+
+    metrics = {**by_class, "mask_iou": evaluate.mask_iou(coco_set.coco, relabelled)}
+    metrics["found"] = evaluate.found(coco_set.coco, relabelled, score_thresh=0.7)
+    metrics["score_thresh"] = 0.7
+    metrics["occluder"] = {
+        **any_class,
+        "mask_iou": evaluate.mask_iou(coco_set.coco, relabelled, same_class=False),
+        "found": anywhere,
+    }
+    _, md_path = evaluate.write_report(metrics, tmp_path)
+    table = md_path.read_text()
+    assert "| segm, any class (scored by occluder) | 100.0 |" in table
+    assert "median mask IoU (best detection scored by occluder): 1.000" in table
+    assert f"by a detection scoring >= 0.7: {n}/{n} (100.0 %) scored by occluder" in table
+    assert f"0/{n} (0.0 %) by class" in table
+    name = next(iter(present))
+    assert f"| {name} (id {evaluate.CATEGORY_TO_ID[name]}) | 0.0 | 0.0 | 0.000 | 100 % |" in table

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torchvision
 from config_files import load_config
 
 from data_pipeline.categories import NUM_CLASSES, category_id
@@ -74,6 +75,38 @@ def test_forward_eval_shapes(model):
         assert out["masks"].shape == (n, 1, *image.shape[1:])  # masks at the input's size
         assert out["labels"].dtype == torch.int64
         assert ((out["labels"] >= 1) & (out["labels"] < NUM_CLASSES)).all()
+
+
+def test_occluder_scoring_gives_a_region_one_detection_scored_by_p_not_background(model):
+    model.eval()
+    logits = []
+    hook = model.roi_heads.box_predictor.register_forward_hook(lambda m, i, o: logits.append(o[0]))
+    image = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))]
+    try:
+        with torch.inference_mode():
+            by_class = model(image)[0]
+            model_lib.set_scoring(model, "occluder")
+            assert model_lib.scoring(model) == "occluder"
+            by_occluder = model(image)[0]
+    finally:
+        hook.remove()
+        model_lib.set_scoring(model, "class")
+    assert model_lib.scoring(model) == "class"  # torchvision's own scoring is back
+    probs = [torch.softmax(x, -1) for x in logits]
+    # by class: the best detection is the best (proposal, class) probability
+    assert float(by_class["scores"][0]) == pytest.approx(float(probs[0][:, 1:].max()), abs=1e-6)
+    # by occluder: the best region's 1 - p(background), labelled with its likeliest class
+    not_background = 1 - probs[1][:, 0]
+    best = int(not_background.argmax())
+    assert float(by_occluder["scores"][0]) == pytest.approx(float(not_background[best]), abs=1e-6)
+    assert int(by_occluder["labels"][0]) == int(probs[1][best, 1:].argmax()) + 1
+    assert by_occluder["scores"][0] > by_class["scores"][0]
+    # one detection per region: NMS across classes leaves no two boxes overlapping much
+    overlap = torchvision.ops.box_iou(by_occluder["boxes"], by_occluder["boxes"])
+    assert (overlap.fill_diagonal_(0) <= model.roi_heads.nms_thresh).all()
+    assert by_occluder["masks"].shape[0] == len(by_occluder["scores"])
+    with pytest.raises(ValueError, match="detector score is 'max'; expected one of"):
+        model_lib.set_scoring(model, "max")
 
 
 def test_train_losses_with_zero_and_several_instances(model):

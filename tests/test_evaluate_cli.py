@@ -114,3 +114,53 @@ def test_photos_through_reconstructor_at_their_own_resolution(setup):
     assert all(overall[m]["psnr_hole"] > 5 for m in ("model", "telea", "ns"))
     # The photos are the dataset's source photos (larger than the 48 px crops).
     assert Image.open(out / "photos_train.png").height > 48
+
+
+@pytest.fixture(scope="module")
+def detector_checkpoint(tmp_path_factory):
+    """An untrained detector: p(any occluder) near 0.95 everywhere, so it finds large holes."""
+    from config_files import load_config
+
+    from detector import checkpoint
+    from detector import model as model_lib
+
+    config = load_config("detector")
+    torch.manual_seed(0)
+    model = model_lib.build_model(config.model, 64, load_weights=False)
+    path = tmp_path_factory.mktemp("detector") / "model_final.pt"
+    checkpoint.save(path, model=model, optimizer=None, step=0, config=config, image_size=64)
+    return path
+
+
+def test_photos_with_the_holes_the_detector_finds(setup, detector_checkpoint):
+    out = setup / "photos_detector"
+    args = ("--photos", f"--detector={detector_checkpoint}", f"--out={out}", "--max_examples=2")
+    rc, log = run(setup, *args)
+    assert rc == 0, log
+    assert "holes the detector found (model_final.pt, score >= 0.7 by occluder" in log
+    exact = json.loads((out / "eval_train_photos.json").read_text())["overall"]
+    found = json.loads((out / "eval_train_photos_detector.json").read_text())["overall"]
+    assert found["n"] == exact["n"] == 2
+    # every method filled the detector's (larger) hole, so every score moved
+    assert all(found[m]["psnr"] != exact[m]["psnr"] for m in ("model", "telea", "ns"))
+    assert (
+        "every method fills holes the detector found"
+        in (out / "eval_train_photos_detector.md").read_text()
+    )
+    assert (out / "photos_train_detector.png").is_file()
+
+
+def test_a_detector_that_trained_on_the_split_is_refused(setup, detector_checkpoint, tmp_path):
+    from data_pipeline import splits
+
+    trained = tmp_path / "detector"
+    trained.mkdir()
+    (trained / "model_final.pt").symlink_to(detector_checkpoint)
+    faces = splits.read_index_faces(str(setup / "data"), "train")
+    splits.write_record(str(trained), "test", faces)
+    out = tmp_path / "report"
+    rc, log = run(setup, "--photos", f"--detector={trained / 'model_final.pt'}", f"--out={out}")
+    assert rc == 1, log
+    assert "would not be honest" in log and not out.exists()
+    rc, log = run(setup, f"--detector={trained / 'model_final.pt'}", f"--out={out}")
+    assert rc == 1 and "--detector scores whole photos: give --photos too" in log, log

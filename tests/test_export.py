@@ -144,6 +144,7 @@ def test_export_writes_checked_files_and_a_manifest(exported):
     assert gen["size"] == 32 and gen["onnx_batch"] == 2
     assert max(gen["check"]["max_abs_difference"].values()) <= 1e-4
     assert det["size"] == 64 and det["score_thresh"] == 0.05 and det["score_floor"] == 0.01
+    assert det["score"] == "occluder"
     assert len(det["classes"]) == 19
     assert det["check"]["detections"] > 0 and det["check"]["mask_pixels"] < 1e-3
     # No temporary folder is left beside it.
@@ -210,6 +211,7 @@ def test_reconstruct_from_the_export_imports_neither_jax_nor_torch(exported, tmp
         (["--exported={export}", "--inpainter={inpainter}"], "one of the two"),
         (["--exported={missing}"], "manifest.json not found"),
         (["--exported={export}", "--detector=x.pt"], "holds its own detector"),
+        (["--exported={export}", "--score=class"], "holds its own detector"),
         (["--exported={export}", "--score_thresh=0.001"], "keeps detections down to 0.01"),
     ],
 )

@@ -100,19 +100,24 @@ def score_photos(
     SSIM (over the face square and over the hole in it) and LPIPS of the face square, at the
     photo's resolution. `reconstruct(occluded, mask) -> photo` is the model's path. With
     `smooth_steps` the smooth fills are made as `Reconstructor(base_steps=smooth_steps)` makes
-    its base, so that their rows are the model's starting point."""
+    its base, so that their rows are the model's starting point.
+
+    Every method fills the example's `fill` (HxW bool) when it has one, such as the hole a
+    detector found, else its exact `mask`; the hole scores are always over the exact mask, the
+    pixels the occluder hid."""
     from data_pipeline.categories import ID_TO_CATEGORY
 
     lpips = lpips or LPIPS()
     records = []
     for ex in examples:
-        outputs = {"model": reconstruct(ex["occluded"], ex["mask"])}
+        hole = ex.get("fill", ex["mask"])
+        outputs = {"model": reconstruct(ex["occluded"], hole)}
         for name in baselines:
             if smooth_steps is not None and name in SMOOTH_FILLS:
-                fill = smooth_fill_around_hole(ex["occluded"], ex["mask"], name, smooth_steps)
+                fill = smooth_fill_around_hole(ex["occluded"], hole, name, smooth_steps)
                 outputs[name] = np.clip(np.rint(fill), 0, 255).astype(np.uint8)
             else:
-                outputs[name] = classical_inpaint(ex["occluded"], ex["mask"], name)
+                outputs[name] = classical_inpaint(ex["occluded"], hole, name)
         x0, y0, x1, y1 = ex["window"]
         target = ex["original"][None, y0:y1, x0:x1].astype(np.float32) / 255.0
         hole = ex["mask"][None, y0:y1, x0:x1, None].astype(np.float32)
