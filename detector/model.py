@@ -186,6 +186,11 @@ def _check(model_config, image_size: int) -> None:
         raise ValueError(
             f"config.model.trainable_backbone_layers is {trainable}; expected 0 to 5 stages"
         )
+    fraction = model_config.get("roi_positive_fraction", 0.25)
+    if not 0 < fraction <= 1:
+        raise ValueError(
+            f"config.model.roi_positive_fraction is {fraction}; expected a fraction in (0, 1]"
+        )
     if image_size <= 0:
         raise ValueError(f"image size is {image_size}; expected a positive number of pixels")
 

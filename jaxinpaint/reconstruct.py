@@ -32,9 +32,11 @@ from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_fac
 from jaxinpaint.evaluation.baselines import SMOOTH_FILLS, smooth_fill, smooth_fill_around_hole
 
 _BASES = (*SMOOTH_FILLS, "none")
-# Photo pixels a detector's hole grows by in `launch/reconstruct.py` (and in the evaluation that
-# scores its holes): a predicted mask's edge falls a pixel or two short of the occluder's.
-DETECTOR_DILATE = 2
+# Pixels of the detector's own input a detector's hole grows by in `launch/reconstruct.py` (and in
+# the evaluation that scores its holes), `Reconstructor(grow=)`: a predicted mask's edge falls a
+# pixel or two short of the occluder's. Measured on held-out photos, 2 beat 3 and 4, and 2 photo
+# pixels instead (docs/detector.md, "How far to grow the detector's hole").
+DETECTOR_GROW = 2
 MaskSource = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, Sequence]]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -105,6 +107,10 @@ class Reconstructor:
       mask_size: side of the face crop the mask source sees, framed as the model's crop; a
         detector's own input size (`Detector.input_size`), so that it sees the face at the
         resolution it trained on rather than the model's crop upsampled. None = `size`.
+      grow: pixels of that crop the mask source's hole grows by before it is taken to the
+        photo, so that the margin follows the face's size: a detector's mask edge is about as
+        far off in its own pixels on a small face as on a large one. `dilate` adds photo pixels
+        after it (and is the only growth a user's photo mask gets).
       max_faces: reconstruct at most this many faces per photo, largest first (None = all).
       min_face: smallest face side (photo pixels) reported.
       detect_side: the Haar fallback runs on a copy of the photo no larger than this.
@@ -123,16 +129,17 @@ class Reconstructor:
         base_steps: int = 1000,
         margin: float = DEFAULT_MARGIN,
         mask_size: int | None = None,
+        grow: int = 0,
         max_faces: int | None = None,
         min_face: int = 48,
         detect_side: int = 1024,
     ):
         mask_size = size if mask_size is None else mask_size
-        if min(size, mask_size) < 8 or min(dilate, feather, margin, base_steps) < 0:
+        if min(size, mask_size) < 8 or min(dilate, grow, feather, margin, base_steps) < 0:
             raise ValueError(
-                f"need size, mask_size >= 8 and dilate, feather, margin, base_steps >= 0; got "
-                f"size={size}, mask_size={mask_size}, dilate={dilate}, feather={feather}, "
-                f"margin={margin}, base_steps={base_steps}"
+                f"need size, mask_size >= 8 and dilate, grow, feather, margin, base_steps >= 0; "
+                f"got size={size}, mask_size={mask_size}, dilate={dilate}, grow={grow}, "
+                f"feather={feather}, margin={margin}, base_steps={base_steps}"
             )
         self.inpaint = inpaint
         self.mask_source = mask_source
@@ -149,17 +156,14 @@ class Reconstructor:
         self.base_steps = base_steps
         self.margin = margin
         self.mask_size = mask_size
+        self.grow = grow
         self.max_faces = max_faces
         self.min_face = min_face
         self.detect_side = detect_side
 
     def _grow(self, hole_HxW: np.ndarray) -> np.ndarray:
-        """The boolean hole grown by `dilate` photo pixels (a disc)."""
-        hole = hole_HxW.astype(np.uint8)
-        if self.dilate and hole.any():
-            k = 2 * self.dilate + 1
-            hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-        return hole > 0
+        """The boolean hole grown by `dilate` photo pixels."""
+        return _dilated(hole_HxW, self.dilate)
 
     def alignment(self, face: FoundFace, size: int | None = None) -> Alignment:
         """Where the model's RxR crop of `face` sits in the photo (or the same framing at
@@ -187,7 +191,8 @@ class Reconstructor:
             detection = _detection(instance, mask > 0.5, bounds)
             if detection is not None:
                 detections.append(detection)
-        hole = alignment.to_photo((hole > 0.5).astype(np.float32), bounds, fill=0.0) > 0.5
+        hole = _dilated(hole > 0.5, self.grow).astype(np.float32)
+        hole = alignment.to_photo(hole, bounds, fill=0.0) > 0.5
         return hole, tuple(detections)
 
     def reconstruct_face(
@@ -311,6 +316,15 @@ class Reconstructor:
                 hole |= replaced
         seconds["total"] = time.perf_counter() - start
         return Reconstruction(photo, tuple(results), hole, seconds)
+
+
+def _dilated(hole_HxW: np.ndarray, pixels: int) -> np.ndarray:
+    """The boolean hole grown by `pixels` (a disc)."""
+    hole = hole_HxW.astype(np.uint8)
+    if pixels and hole.any():
+        k = 2 * pixels + 1
+        hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return hole > 0
 
 
 def _interpolation(alignment: Alignment) -> int:

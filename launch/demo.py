@@ -100,12 +100,8 @@ def main(argv):
     sample_photo(photo, mask)
     # Each writes input | ours | Telea, and OUTPUT.details/ (mask, overlay, faces, record).
     common = [f"--input={photo}", f"--inpainter={inp}", "--compare", "--details"]
-    # The detector's own threshold (0.7): it finds these sunglasses at 0.74 (docs/detector.md).
-    # The quick run's 20 steps leave it unsure, so the smoke run takes what scores 0.3. Its mask
-    # grown by the default 2 px leaves 35 of the 2700 sunglasses pixels out, 1-2 px beyond it,
-    # and the smooth fill spreads their dark into the hole; grown by 4 px, none are left.
-    thresh = ["--score_thresh=0.3"] if FLAGS.quick else []
-    run("launch/reconstruct.py", *common, f"--detector={checkpoint}", *thresh, "--dilate=4",
+    # The detector's own threshold (0.7, on p(any occluder)) and growth (2 of its pixels).
+    run("launch/reconstruct.py", *common, f"--detector={checkpoint}",
         f"--output={rec}/with_detector.png")  # fmt: skip
     run("launch/reconstruct.py", *common, f"--mask={mask}", f"--output={rec}/with_mask.png")
 
@@ -113,8 +109,8 @@ def main(argv):
     run(
         "launch/export.py", f"--inpainter={inp}", f"--detector={checkpoint}", f"--output={exported}"
     )
-    run("launch/reconstruct.py", f"--input={photo}", f"--exported={exported}", *thresh,
-        "--dilate=4", f"--output={rec}/with_exported.png")  # fmt: skip
+    run("launch/reconstruct.py", f"--input={photo}", f"--exported={exported}",
+        f"--output={rec}/with_exported.png")  # fmt: skip
 
     print("\nDemo results:")
     for what, path in [

@@ -74,10 +74,15 @@ flags.DEFINE_enum(
     "with).",
 )
 flags.DEFINE_integer(
-    "dilate",
+    "grow",
     None,
-    "Photo pixels the hole grows by, to cover an occluder's soft edge (default: 0 with --mask, "
-    "which is taken as exact; 2 with the detector).",
+    "Pixels of the detector's input size its hole grows by before it is taken to the photo, to "
+    "cover an occluder's edge with a margin that follows the face's size (default: 2).",
+)
+flags.DEFINE_integer(
+    "dilate",
+    0,
+    "Photo pixels the hole grows by (after --grow): a --mask is taken as exact unless this is set.",
 )
 flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.")
 flags.DEFINE_bool(
@@ -158,7 +163,7 @@ def load_models():
 def build_reconstructor(jobs: list | None):
     """The Reconstructor of the flags, for one photo (`jobs` None) or a folder's `jobs`, which
     may go without a detector when each photo has its mask beside it."""
-    from jaxinpaint.reconstruct import DETECTOR_DILATE, Reconstructor
+    from jaxinpaint.reconstruct import DETECTOR_GROW, Reconstructor
 
     if FLAGS.mask and jobs is not None:
         raise UserError(
@@ -186,7 +191,8 @@ def build_reconstructor(jobs: list | None):
         None if detector is None else detector.detect,  # its masks, and what it found
         size=size,
         mask_size=None if detector is None else detector.input_size,  # the face at its size
-        dilate=(0 if FLAGS.mask else DETECTOR_DILATE) if FLAGS.dilate is None else FLAGS.dilate,
+        grow=DETECTOR_GROW if FLAGS.grow is None else FLAGS.grow,  # the detector's holes only
+        dilate=FLAGS.dilate,
         feather=FLAGS.feather,
         align=align if FLAGS.align is None else FLAGS.align,
     )

@@ -62,6 +62,10 @@ def test_rejects_bad_config_values():
         model_lib.build_model(config, 64)
     with pytest.raises(ValueError, match="image size"):
         model_lib.build_model(tiny_model_config(), 0)
+    config = tiny_model_config()
+    config.roi_positive_fraction = 1.5
+    with pytest.raises(ValueError, match=r"roi_positive_fraction is 1\.5; expected a fraction"):
+        model_lib.build_model(config, 64)
 
 
 def test_forward_eval_shapes(model):

@@ -212,6 +212,21 @@ def test_the_mask_source_sees_the_face_at_its_own_size():
         Reconstructor(paint_green, lower_face_mask, size=64, mask_size=4)
 
 
+def test_grow_is_counted_in_the_mask_sources_pixels_so_it_follows_the_face_size():
+    photo = data.astronaut()
+    kwargs = dict(size=64, base="none", dilate=0, feather=0)
+    margins = []
+    for scale in (1, 2):
+        big = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        tight = Reconstructor(paint_green, lower_face_mask, **kwargs)(big).hole
+        grown = Reconstructor(paint_green, lower_face_mask, grow=3, **kwargs)(big).hole
+        assert tight.any() and not (tight & ~grown).any()  # grown around the same hole
+        margins.append(np.sqrt(grown.sum()) - np.sqrt(tight.sum()))  # ~ the added border
+    assert 1.6 < margins[1] / margins[0] < 2.4  # twice the face, twice the photo pixels
+    with pytest.raises(ValueError, match="grow=-1"):
+        Reconstructor(paint_green, lower_face_mask, size=64, grow=-1)
+
+
 def test_the_overlay_outlines_a_user_mask_in_white():
     photo = data.astronaut()
     photo_mask = np.zeros(photo.shape[:2], np.uint8)
