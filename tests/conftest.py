@@ -38,6 +38,25 @@ def fast_compile():
 
 
 @pytest.fixture(scope="session")
+def detector_checkpoint(tmp_path_factory):
+    """An untrained detector (configs/detector.py at 64 px), saved as a training checkpoint for
+    the commands that load one. Untrained, it is sure of nothing but that something is there:
+    p(any occluder) is near 0.95 on every region."""
+    import torch
+    from config_files import load_config
+
+    from detector import checkpoint
+    from detector import model as model_lib
+
+    config = load_config("detector")
+    torch.manual_seed(0)
+    model = model_lib.build_model(config.model, 64, load_weights=False)
+    path = tmp_path_factory.mktemp("detector") / "model_final.pt"
+    checkpoint.save(path, model=model, optimizer=None, step=0, config=config, image_size=64)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_workdir(tmp_path_factory):
     """A training workdir of the tests' tiny inpainter (tests/inpaint_tiny.py, with the demo's
     biharmonic coarse fill) after one step, shared read-only by the tests of the commands; trained

@@ -116,22 +116,6 @@ def test_photos_through_reconstructor_at_their_own_resolution(setup):
     assert Image.open(out / "photos_train.png").height > 48
 
 
-@pytest.fixture(scope="module")
-def detector_checkpoint(tmp_path_factory):
-    """An untrained detector: p(any occluder) near 0.95 everywhere, so it finds large holes."""
-    from config_files import load_config
-
-    from detector import checkpoint
-    from detector import model as model_lib
-
-    config = load_config("detector")
-    torch.manual_seed(0)
-    model = model_lib.build_model(config.model, 64, load_weights=False)
-    path = tmp_path_factory.mktemp("detector") / "model_final.pt"
-    checkpoint.save(path, model=model, optimizer=None, step=0, config=config, image_size=64)
-    return path
-
-
 def test_photos_with_the_holes_the_detector_finds(setup, detector_checkpoint):
     out = setup / "photos_detector"
     args = ("--photos", f"--detector={detector_checkpoint}", f"--out={out}", "--max_examples=2")

@@ -8,30 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from config_files import load_config
 from inpaint_tiny import REPO
 from PIL import ExifTags, Image, ImageCms
 from skimage import data
-
-from detector import checkpoint
-from detector import model as model_lib
 
 
 @pytest.fixture(scope="module")
 def inpainter_workdir(tiny_workdir):
     return tiny_workdir
-
-
-@pytest.fixture(scope="module")
-def detector_checkpoint(tmp_path_factory):
-    """An untrained detector saved as a checkpoint: folder mode needs one to start."""
-    config = load_config("detector")
-    torch.manual_seed(0)
-    model = model_lib.build_model(config.model, 64, load_weights=False)
-    path = tmp_path_factory.mktemp("detector") / "model_final.pt"
-    checkpoint.save(path, model=model, optimizer=None, step=0, config=config, image_size=64)
-    return path
 
 
 def noise(shape, seed=0):
