@@ -205,6 +205,54 @@ def _train_step(net, optimizer, params, batch, *, lr, clip, step, world, device)
     return {k: v.detach() for k, v in losses.items()}, loss.detach()
 
 
+def _model_and_optimizer(config, image_size: int, state, device):
+    """The model (from `state` when resuming, else built afresh: ImageNet or COCO weights as the
+    config says), the parameters that train, their SGD optimizer, and the step to start at."""
+    torch.manual_seed(config.seed)  # identical initial weights in every process
+    # A resumed run takes its weights from the checkpoint, so nothing is downloaded again.
+    net = model_lib.build_model(config.model, image_size, load_weights=state is None).to(device)
+    params = [p for p in net.parameters() if p.requires_grad]
+    train_cfg = config.train
+    optimizer = torch.optim.SGD(
+        params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay
+    )
+    if state is None:
+        return net, params, optimizer, 0
+    net.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return net, params, optimizer, int(state["step"])
+
+
+def _log_start(config, workdir, bare, image_size, num_train, test_set, world, device) -> None:
+    """Rank 0's opening: the train faces on record (generated data), and one line on the run."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if config.data.source == "generated":
+        _record_train_faces(config, image_size, workdir)
+    log.info(
+        "training %d params, input %d px, %d train %s / %d test images, %d process(es) on %s",
+        model_lib.count_parameters(bare),
+        image_size,
+        num_train,
+        "faces" if config.data.source == "generated" else "images",
+        len(test_set),
+        world,
+        device,
+    )
+
+
+def _metrics_record(step: int, lr: float, loss, losses: dict, world: int, seconds: float) -> dict:
+    """One metrics.jsonl line: the loss terms averaged over the processes (every process must
+    call this, for the all-reduce), the learning rate and the seconds per step since the last."""
+    values = torch.stack([loss, *losses.values()])
+    if world > 1:
+        dist.all_reduce(values)
+        values /= world
+    record = {"step": step, "lr": lr, "loss": values[0].item()}
+    record.update({k: v.item() for k, v in zip(losses, values[1:], strict=True)})
+    record["sec_per_step"] = seconds  # includes any evaluation since the last line
+    return record
+
+
 def train_and_evaluate(config, workdir) -> dict:
     """Train `config` in `workdir`, resuming from its newest checkpoint; evaluate on a cadence.
 
@@ -222,25 +270,14 @@ def train_and_evaluate(config, workdir) -> dict:
         )
     _check_source(config)
 
-    # Resume order: the workdir's newest checkpoint, else from scratch (or COCO weights).
+    # Resume order: the workdir's newest checkpoint, else from scratch (or pretrained weights).
     ckpt_dir = workdir / "checkpoints"
     resume_path = checkpoint.latest(ckpt_dir)
     state = checkpoint.load(resume_path) if resume_path else None
     image_size = _resolve_image_size(config, state)
-    torch.manual_seed(config.seed)  # identical initial weights in every process
-    # A resumed run takes its weights from the checkpoint, so nothing is downloaded again.
-    net = model_lib.build_model(config.model, image_size, load_weights=state is None).to(device)
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay
-    )
-    step = 0
-    if state is not None:
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        if rank == 0:
-            log.info("resumed from %s at step %d", resume_path, step)
+    net, params, optimizer, step = _model_and_optimizer(config, image_size, state, device)
+    if state is not None and rank == 0:
+        log.info("resumed from %s at step %d", resume_path, step)
     torch.manual_seed(config.seed + 1000 * rank + step)  # RPN/ROI sampling differs per process
     if config.data.source == "generated":
         batches, num_train = _generated_batches(config, image_size, rank, world, step)
@@ -253,20 +290,17 @@ def train_and_evaluate(config, workdir) -> dict:
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
     bare = net.module if world > 1 else net
-    metrics_path = workdir / "metrics.jsonl"
     if rank == 0:
-        workdir.mkdir(parents=True, exist_ok=True)
-        if config.data.source == "generated":
-            _record_train_faces(config, image_size, workdir)
-        log.info(
-            "training %d params, input %d px, %d train %s / %d test images, %d process(es) on %s",
-            model_lib.count_parameters(bare),
-            image_size,
-            num_train,
-            "faces" if config.data.source == "generated" else "images",
-            len(test_set),
-            world,
-            device,
+        _log_start(config, workdir, bare, image_size, num_train, test_set, world, device)
+
+    def save(path, with_optimizer: bool) -> None:
+        checkpoint.save(
+            path,
+            model=bare,
+            optimizer=optimizer if with_optimizer else None,
+            step=step,
+            config=config,
+            image_size=image_size,
         )
 
     last_eval = None
@@ -281,28 +315,15 @@ def train_and_evaluate(config, workdir) -> dict:
         step += 1
         last = step == train_cfg.num_steps
         if step % train_cfg.log_every == 0 or last:
-            values = torch.stack([loss, *losses.values()])
-            if world > 1:
-                dist.all_reduce(values)
-                values /= world
             now = time.perf_counter()
-            record = {"step": step, "lr": lr, "loss": values[0].item()}
-            record.update({k: v.item() for k, v in zip(losses, values[1:], strict=True)})
-            # Includes any evaluation since the last line; an eval line marks those.
-            record["sec_per_step"] = (now - tick) / (step - tick_step)
+            seconds = (now - tick) / (step - tick_step)
+            record = _metrics_record(step, lr, loss, losses, world, seconds)
             tick, tick_step = now, step
             if rank == 0:
-                _append_jsonl(metrics_path, record)
+                _append_jsonl(workdir / "metrics.jsonl", record)
                 log.info("step %d loss %.4f lr %.2e", step, record["loss"], lr)
         if rank == 0 and (step % train_cfg.checkpoint_every == 0 or last):
-            checkpoint.save(
-                checkpoint.step_path(ckpt_dir, step),
-                model=bare,
-                optimizer=optimizer,
-                step=step,
-                config=config,
-                image_size=image_size,
-            )
+            save(checkpoint.step_path(ckpt_dir, step), with_optimizer=True)
             checkpoint.prune(ckpt_dir, train_cfg.keep_checkpoints)
         if (train_cfg.eval_every and step % train_cfg.eval_every == 0) or last:
             if rank == 0:
@@ -312,14 +333,7 @@ def train_and_evaluate(config, workdir) -> dict:
             net.train()
 
     if rank == 0:
-        checkpoint.save(
-            workdir / checkpoint.FINAL_NAME,
-            model=bare,
-            optimizer=None,
-            step=step,
-            config=config,
-            image_size=image_size,
-        )
+        save(workdir / checkpoint.FINAL_NAME, with_optimizer=False)
     if world > 1:
         dist.barrier()
     return {"model": bare, "step": step, "eval": last_eval}
