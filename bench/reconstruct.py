@@ -4,9 +4,10 @@
         [--detector=runs/detector/model_final.pt] [--inpainter=runs/full]
 
 One photo: the astronaut portrait (scikit-image, public domain) wearing library sunglasses. One
-call = Haar face search + 256x256 face crop + detector (Mask R-CNN R50-FPN, union mask) +
-generator + feathered paste at full resolution. Without checkpoints both models are untrained
-(the full config's generator, the CPU detector settings of configs/detector_demo.py with a score
+call = face search + 256x256 face crop for the generator and the same framing at the detector's
+own input size + detector (union mask) + generator + feathered paste at full resolution, as
+`launch/reconstruct.py` does it. Without checkpoints both models are untrained (the full
+config's generator; configs/detector_demo.py's detector, VGG16 FPN at 128 px, with a score
 threshold of 0, so the mask head runs on every detection): the time is the same as for trained
 weights. The hole is the detector's mask united with the sunglasses' true mask, so the generator
 always runs. Median of --repeats calls after warm-up; last line `reconstruct_ms=<median>`.
@@ -56,24 +57,27 @@ def main():
     if args.detector:
         det = predict.Detector.from_checkpoint(args.detector, device=args.device)
     else:
-        det = untrained_detector(size, args.device)
+        det = untrained_detector(device=args.device)  # at the size the demo's detector trains
     photo, true_mask = demo_photo()
 
-    rec = Reconstructor(inpainter, det, size=size)
-    alignment = rec.alignment(rec.find_faces(photo)[0])  # the face crop as Reconstructor makes it
-    face = alignment.crop(photo)
-    truth = alignment.crop(true_mask.astype(np.float32))
+    rec = Reconstructor(inpainter, det, size=size, mask_size=det.input_size)
+    found = rec.find_faces(photo)[0]
+    alignment = rec.alignment(found)  # the generator's crop, as Reconstructor makes it
+    seen_by = rec.alignment(found, det.input_size)  # the same framing at the detector's size
+    face, seen = alignment.crop(photo), seen_by.crop(photo)
+    truth = seen_by.crop(true_mask.astype(np.float32))
     rec.mask_source = lambda f: np.maximum(det(f), truth)
-    hole = np.asarray(rec.mask_source(face)) > 0.5  # as Reconstructor reads a mask source
+    hole = alignment.crop(true_mask.astype(np.float32)) > 0.5
 
     rows = {
         "face search": timed(lambda: rec.find_faces(photo), args.repeats),
-        "detector": timed(lambda: det(face), args.repeats),
+        "detector": timed(lambda: det(seen), args.repeats),
         "inpainter": timed(lambda: inpainter(face, hole), args.repeats),
         "whole photo": timed(lambda: rec(photo), args.repeats),
     }
     print(
-        f"photo {photo.shape[1]}x{photo.shape[0]}, model {size}x{size}, repeats {args.repeats}; "
+        f"photo {photo.shape[1]}x{photo.shape[0]}, model {size}x{size}, detector "
+        f"{det.input_size}x{det.input_size}, repeats {args.repeats}; "
         f"JAX on {jax.devices()[0].device_kind}, detector on {args.device}"
     )
     print(f"{'part':<22}{'ms':>10}")
@@ -88,6 +92,7 @@ def main():
         detector_device=args.device,
         torch=torch.__version__,
         size=size,
+        detector_size=det.input_size,
         repeats=args.repeats,
         ms=rows,
         reconstruct_ms=rows["whole photo"],
