@@ -78,12 +78,13 @@ def main():
         return face
 
     start = time.perf_counter()
-    detector = Detector.from_checkpoint(args.detector)
-    default_thresh = detector.score_thresh
+    loaded = Detector.from_checkpoint(args.detector)  # read once; each setting reuses its model
+    default_thresh = loaded.score_thresh
+    classes = [ID_TO_CATEGORY[i] for i in sorted(loaded.class_ids)]  # the checkpoint's choice
     rows = []
     for scoring in SCORINGS:
         for thresh in sorted({*args.thresholds, default_thresh}):
-            detector = Detector.from_checkpoint(args.detector, score_thresh=thresh, score=scoring)
+            detector = Detector(loaded.model, score_thresh=thresh, classes=classes, score=scoring)
             reconstructor = Reconstructor(
                 keep,
                 detector.detect,
