@@ -1,15 +1,16 @@
 """Face finding and alignment on occluded, rotated faces: BlazeFace + template vs today's Haar.
 
     python bench/face_alignment.py [--faces=40] [--categories=all] [--rotations=-20,0,20]
-        [--workers=2] [--crop=128]
+        [--workers=2] [--crop=128] [--keypoints=mesh|blazeface] [--reference=mesh|blazeface]
 
 Faces: the committed sample crops (`data_pipeline.sample_faces.load(size=160, align=False)`),
 `--faces=N` of them evenly spaced over the manifest (which is ordered by source photo), or all
 with `--faces=0`. Each face makes 60 canvases (19 occluders + a clean copy, 3 rotations) at
 about 0.1-0.2 s each with 2 workers on 2 CPU cores, so the default of 40 faces takes 5-10
 minutes depending on the machine's load (all 125: 15-30); `--faces=5` is a quick smoke run.
-Each face's reference keypoints come from one BlazeFace pass on the clean crop
-(`faces.detect_keypoints`); faces without one are skipped and counted.
+Each face's reference keypoints come from one BlazeFace pass on the clean crop, refined by the
+face mesh (`faces.detect_keypoints`; `--reference=blazeface`: BlazeFace's own, so neither method
+is measured against itself); faces without one are skipped and counted.
 
 Canvases: each face gets one occluder of every category (`--categories`, default all 19) by
 `compose.composite`, with a generator seeded by (face index, category index); a clean copy is the
@@ -22,7 +23,10 @@ borders) about its centre, and the reference keypoints with it.
 
 Methods, per canvas:
   new   `faces.find_faces(canvas)`; its crop is `FoundFace.alignment(crop)` (the template fit of
-        the detected keypoints, or the Haar window for a face only Haar found).
+        the detected keypoints, or the Haar window for a face only Haar found). Its keypoints
+        come from the face mesh (`--keypoints=mesh`, the default, as the pipeline runs) or from
+        BlazeFace alone (`--keypoints=blazeface`, `find_faces(mesh=False)`); the reference is
+        the same either way.
   haar  today's search: `faces.detect_faces(canvas)`, and only when that finds nothing the
         occluded cascade (`OCCLUDED_CASCADE`); its crop is the square `faces.face_window(box,
         DEFAULT_MARGIN)` scaled to the crop size.
@@ -131,7 +135,7 @@ def on_face(boxes, matched, ref) -> int:
 def run_new(canvas, ref, crop_size):
     eyes = ref[:2].mean(0)
     start = time.perf_counter()
-    found = faces.find_faces(canvas)
+    found = faces.find_faces(canvas, mesh=_STATE["mesh"])
     i = match([f.box for f in found], eyes)
     if i is not None:
         faces.aligned_crop(canvas, found[i], crop_size)
@@ -170,13 +174,15 @@ def run_haar(canvas, ref, crop_size):
 _STATE: dict = {}
 
 
-def _init_worker(crop_size: int) -> None:
+def _init_worker(crop_size: int, mesh: bool, reference_mesh: bool) -> None:
     cv2.setNumThreads(1)
+    _STATE["mesh"] = mesh
+    _STATE["reference_mesh"] = reference_mesh
     _STATE["faces"] = sample_faces.load(size=FACE_SIZE, align=False)
     _STATE["library"] = occluders.OccluderLibrary.load()
     _STATE["crop"] = crop_size
     warm = embed(_STATE["faces"][0].image)[0]
-    faces.find_faces(warm)  # loads the model and the cascades outside the timed calls
+    faces.find_faces(warm)  # loads the models and the cascades outside the timed calls
     faces.detect_faces(warm, cascade=faces.OCCLUDED_CASCADE[0])
 
 
@@ -185,7 +191,7 @@ def _face_job(job: tuple[int, tuple[str, ...], tuple[float, ...]]) -> dict:
     index, categories, angles = job
     face = _STATE["faces"][index]
     library, crop_size = _STATE["library"], _STATE["crop"]
-    reference = faces.detect_keypoints(face.image)
+    reference = faces.detect_keypoints(face.image, mesh=_STATE["reference_mesh"])
     if reference is None:
         return {"face": index, "records": None}
     records = []
@@ -289,6 +295,18 @@ def parse_args():
     parser.add_argument("--rotations", default="-20,0,20", help="degrees, comma-separated")
     parser.add_argument("--crop", type=int, default=128, help="crop side for the spread")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument(
+        "--keypoints",
+        choices=("mesh", "blazeface"),
+        default="mesh",
+        help="the new method's keypoints: refined by the face mesh, or BlazeFace's alone",
+    )
+    parser.add_argument(
+        "--reference",
+        choices=("mesh", "blazeface"),
+        default="mesh",
+        help="the clean face's reference keypoints: refined by the face mesh, or BlazeFace's",
+    )
     parser.add_argument("--json", default=str(RESULTS / "face_alignment.json"))
     args = parser.parse_args()
     if args.categories == "all":
@@ -302,13 +320,13 @@ def parse_args():
     return args
 
 
-def run_all(jobs, workers: int, crop: int) -> list[dict]:
+def run_all(jobs, workers: int, init: tuple) -> list[dict]:
     if workers <= 1:
-        _init_worker(crop)
+        _init_worker(*init)
         return [_face_job(j) for j in jobs]
     # spawn, as data_pipeline.faces does: each worker loads its own faces, library and model
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, _init_worker, (crop,)) as pool:
+    with ctx.Pool(workers, _init_worker, init) as pool:
         return pool.map(_face_job, jobs, chunksize=1)
 
 
@@ -320,7 +338,9 @@ def main():
     indices = sorted({int(i) for i in np.linspace(0, total - 1, n).round()})
 
     start = time.perf_counter()
-    results = run_all([(i, categories, angles) for i in indices], args.workers, args.crop)
+    jobs = [(i, categories, angles) for i in indices]
+    init = (args.crop, args.keypoints == "mesh", args.reference == "mesh")
+    results = run_all(jobs, args.workers, init)
     elapsed = time.perf_counter() - start
 
     skipped = [r["face"] for r in results if r["records"] is None]
@@ -433,7 +453,8 @@ def main():
         f"keypoints skipped), {len(categories)} categories + clean control, rotations "
         f"{'/'.join(f'{a:+g}' for a in angles)} deg; {CANVAS}x{CANVAS} canvas, {args.crop} px "
         f"crop; {len(records)} canvases in {elapsed:.0f} s on {args.workers} workers; BlazeFace "
-        f"min_score {detector.min_score}"
+        f"min_score {detector.min_score}; new method's keypoints: {args.keypoints}, reference: "
+        f"{args.reference}"
     )
     if unplaced:
         print(f"occluders that could not be placed (skipped): {unplaced}")
@@ -531,6 +552,8 @@ def main():
         opencv=cv2.__version__,
         workers=args.workers,
         blazeface={"min_score": detector.min_score, "iou": detector.iou},
+        keypoints=args.keypoints,
+        reference=args.reference,
         faces=[i for i in indices if i not in skipped],
         faces_skipped=skipped,
         categories=list(categories),

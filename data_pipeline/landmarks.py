@@ -179,3 +179,74 @@ class BlazeFace:
         """Faces whose keypoints are laid out like a face's (`plausible`), best first."""
         found = weighted_nms(*self.raw(rgb), self.iou)
         return [d for d in found if plausible(d.keypoints, d.box[2])]
+
+
+MESH_PATH = os.path.join(os.path.dirname(__file__), "assets", "models", "face_landmark.tflite")
+MESH_INPUT = 192
+MESH_SCALE = 1.5  # the mesh's window: this many times the face box, as MediaPipe cuts it
+# Mesh vertices (MediaPipe's canonical face mesh numbering) behind the first four keypoints:
+# each eye's contour, the nose tip, the inner lips.
+_MESH_KEYPOINTS = (
+    (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
+    (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398),
+    (1,),
+    (13, 14),
+)
+
+
+class FaceMesh:
+    """MediaPipe's 468-point face mesh (`assets/models/face_landmark.tflite`, Apache-2.0, from
+    the same wheel), run with OpenCV's TFLite importer, about 4 ms a pass.
+
+    BlazeFace's six keypoints come from a 128-pixel view of the whole photo and are guessed
+    where the part is hidden; the mesh sees the face alone at 192x192, upright, and fits a whole
+    face's shape, so a half-hidden face's eyes land where the visible half says they are.
+    `refine(rgb, face)` is the eye, nose and mouth keypoints it gives. On the occluded sample
+    faces of `bench/face_alignment.py` the eye spread in the aligned crop falls from 4.1 % to
+    2.8 % of its side.
+    """
+
+    def __init__(self, model_path: str = MESH_PATH, passes: int = 2):
+        if passes < 1:
+            raise ValueError(f"passes must be at least 1, got {passes}")
+        self._net = _network(model_path)
+        self._outputs = self._net.getUnconnectedOutLayersNames()
+        self.passes = passes
+
+    def __call__(
+        self, rgb: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float]
+    ) -> tuple[float, np.ndarray]:
+        """(face presence in [0, 1], mesh [468, 2] in photo pixels) of the face in `box`
+        [x, y, w, h], seen upright by its eyes (`keypoints`' first two): the square of
+        MESH_SCALE times the box's longer side about its centre."""
+        right_eye, left_eye = np.asarray(keypoints, np.float64)[:2]
+        angle = np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
+        x, y, w, h = box
+        centre = np.array([x + w / 2, y + h / 2])
+        k = MESH_INPUT / (max(w, h) * MESH_SCALE)
+        c, s = np.cos(angle) * k, np.sin(angle) * k
+        matrix = np.array([[c, s, 0.0], [-s, c, 0.0]])  # turns the eye line level
+        matrix[:, 2] = MESH_INPUT / 2 - matrix[:, :2] @ centre
+        window = cv2.warpAffine(
+            np.ascontiguousarray(rgb), matrix, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR
+        )
+        blob = (window.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+        self._net.setInput(np.ascontiguousarray(blob))
+        logit, points = sorted(self._net.forward(self._outputs), key=np.size)
+        logit = np.clip(float(logit.reshape(-1)[0]), -_SCORE_CLIP, _SCORE_CLIP)
+        inverse = cv2.invertAffineTransform(matrix)
+        points = points.reshape(468, 3)[:, :2].astype(np.float64)
+        return 1.0 / (1.0 + np.exp(-logit)), points @ inverse[:, :2].T + inverse[:, 2]
+
+    def refine(self, rgb: np.ndarray, face: FaceDetection) -> np.ndarray:
+        """`face.keypoints` with the eyes (contour centres), nose tip and mouth (inner lips)
+        taken from the mesh; the ears stay BlazeFace's. Each pass after the first looks again
+        through the window the last mesh spans, as MediaPipe tracks a face."""
+        keypoints = np.array(face.keypoints, np.float64)
+        box = face.box
+        for _ in range(self.passes):
+            _, mesh = self(rgb, keypoints, box)
+            keypoints[: len(_MESH_KEYPOINTS)] = [mesh[list(g)].mean(0) for g in _MESH_KEYPOINTS]
+            lo, hi = mesh.min(0), mesh.max(0)
+            box = (*lo, *(hi - lo))
+        return keypoints
