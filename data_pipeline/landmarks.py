@@ -21,6 +21,8 @@ import os
 import cv2
 import numpy as np
 
+from data_pipeline import align
+
 MODEL_PATH = os.path.join(
     os.path.dirname(__file__), "assets", "models", "face_detection_short_range.tflite"
 )
@@ -29,6 +31,11 @@ INPUT_SIZE = 128
 KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
 _STRIDES = (8, 16, 16, 16)  # MediaPipe's SsdAnchorsCalculator options for this model
 _SCORE_CLIP = 100.0
+
+
+def _probability(logits: np.ndarray) -> np.ndarray:
+    """The models' face logits as probabilities (clipped first, so exp never overflows)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, np.float64), -_SCORE_CLIP, _SCORE_CLIP)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,10 +166,7 @@ class BlazeFace:
         blob = (square / 127.5 - 1.0).transpose(2, 0, 1)[None]
         self._net.setInput(np.ascontiguousarray(blob))
         outs = dict(zip(self._outputs, self._net.forward(self._outputs), strict=True))
-        logits = np.clip(
-            outs["classificators"].reshape(-1).astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP
-        )
-        scores = 1.0 / (1.0 + np.exp(-logits))
+        scores = _probability(outs["classificators"].reshape(-1))
         keep = scores >= (self.min_score if min_score is None else min_score)
         reg = outs["regressors"].reshape(-1, 16)[keep] / INPUT_SIZE
         anchors = self._anchors[keep]
@@ -233,10 +237,9 @@ class FaceMesh:
         blob = (window.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         self._net.setInput(np.ascontiguousarray(blob))
         logit, points = sorted(self._net.forward(self._outputs), key=np.size)
-        logit = np.clip(float(logit.reshape(-1)[0]), -_SCORE_CLIP, _SCORE_CLIP)
-        inverse = cv2.invertAffineTransform(matrix)
-        points = points.reshape(468, 3)[:, :2].astype(np.float64)
-        return 1.0 / (1.0 + np.exp(-logit)), points @ inverse[:, :2].T + inverse[:, 2]
+        points = points.reshape(468, 3)[:, :2]
+        score = float(_probability(logit.reshape(-1)[0]))
+        return score, align.apply(cv2.invertAffineTransform(matrix), points)
 
     def refine(self, rgb: np.ndarray, face: FaceDetection) -> np.ndarray:
         """`face.keypoints` with the eyes (contour centres), nose tip and mouth (inner lips)
