@@ -2,6 +2,7 @@
 
     python bench/detector_photos.py --detector=runs/demo/detector/model_final.pt
         [--data=runs/demo/data] [--split=test] [--seeds=0,1,2] [--thresholds=0.3,0.5,0.7]
+        [--on_face=0.3]
 
 Photos: `jaxinpaint.evaluation.photos.photo_examples` of the dataset build in --data, the photos
 `launch/evaluate.py --photos` scores: each example's face photo at its own resolution with a
@@ -12,7 +13,8 @@ inpainter trained on. The same photos without the occluder are the control.
 
 Each photo goes through `jaxinpaint.reconstruct.Reconstructor`, as `launch/reconstruct.py` runs
 it (faces found and aligned, the detector shown the face at its own input size), with the hole
-not grown (dilate 0) and no inpainting, for each scoring (`detector.model.set_scoring`:
+not grown (dilate 0), detections mostly off the face dropped as reconstruct drops them
+(`--on_face`, 0 keeps all) and no inpainting, for each scoring (`detector.model.set_scoring`:
 "occluder" = p(any occluder), "class" = p(the detection's class)) and score threshold. Per
 (scoring, threshold) it reports, over the occluded photos: how many have any hole, how many a
 hole whose IoU with the exact occluder mask is at least 0.5 ("found"), the median IoU (0 for no
@@ -32,7 +34,7 @@ from bench_common import RESULTS, write_json
 from data_pipeline.categories import ID_TO_CATEGORY
 from detector.predict import Detector
 from jaxinpaint.evaluation.photos import photo_examples
-from jaxinpaint.reconstruct import Reconstructor
+from jaxinpaint.reconstruct import ON_FACE, Reconstructor
 
 SCORINGS = ("occluder", "class")
 
@@ -44,6 +46,12 @@ def parse_args():
     parser.add_argument("--split", default="test", help="test | validation | train")
     parser.add_argument("--seeds", default="0,1,2", help="one occluded photo per example each")
     parser.add_argument("--thresholds", default="0.3,0.5,0.7", help="score thresholds")
+    parser.add_argument(
+        "--on_face",
+        type=float,
+        default=ON_FACE,
+        help="least fraction of a detection's mask on the face (Reconstructor(on_face=))",
+    )
     parser.add_argument("--json", default=str(RESULTS / "detector_photos.json"))
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
@@ -93,6 +101,7 @@ def main():
                 dilate=0,
                 feather=0,
                 mask_size=detector.input_size,
+                on_face=args.on_face,
             )
             per_photo = []
             for ex in examples:
@@ -128,7 +137,8 @@ def main():
 
     print(
         f"{len(examples)} occluded photos ({args.split} split of {args.data}, seeds "
-        f"{args.seeds}) and {len(clean)} clean ones; detector {args.detector}"
+        f"{args.seeds}) and {len(clean)} clean ones; detector {args.detector}; detections "
+        f"with under {args.on_face:.0%} of their mask on the face dropped"
     )
     print(
         "| scoring | threshold | any hole | found (IoU >= 0.5) | median IoU | median covered "
@@ -149,6 +159,7 @@ def main():
             "data": args.data,
             "split": args.split,
             "seeds": args.seeds,
+            "on_face": args.on_face,
             "seconds": round(seconds, 1),
             "machine": platform.processor() or platform.machine(),
             "rows": rows,

@@ -20,6 +20,23 @@ import numpy as np
 
 # Template points as fractions of the crop side, in `landmarks.KEYPOINTS` order (ears unused).
 TEMPLATE = np.array([[0.335, 0.40], [0.665, 0.40], [0.5, 0.59], [0.5, 0.75]], np.float64)
+# The face's outline in the aligned crop, as fractions of its side: MediaPipe's face-oval mesh
+# vertices averaged over the 99 sample train faces the mesh finds (`python tools/face_oval.py`),
+# clockwise from the top of the forehead. Where an occluder must overlap (`face_region`).
+FACE_OVAL = np.array(
+    [
+        [0.495, 0.146], [0.596, 0.146], [0.681, 0.156], [0.761, 0.180],
+        [0.813, 0.219], [0.846, 0.268], [0.864, 0.322], [0.870, 0.391],
+        [0.866, 0.458], [0.863, 0.528], [0.854, 0.603], [0.832, 0.682],
+        [0.798, 0.748], [0.758, 0.798], [0.707, 0.842], [0.664, 0.873],
+        [0.620, 0.900], [0.569, 0.920], [0.505, 0.927], [0.442, 0.920],
+        [0.394, 0.901], [0.352, 0.874], [0.313, 0.843], [0.266, 0.800],
+        [0.230, 0.751], [0.199, 0.686], [0.177, 0.607], [0.166, 0.534],
+        [0.161, 0.465], [0.155, 0.398], [0.156, 0.330], [0.169, 0.276],
+        [0.196, 0.226], [0.241, 0.187], [0.314, 0.161], [0.395, 0.149],
+    ],
+    np.float64,
+)  # fmt: skip
 # The points' weights in the fit: eyes count double, they matter most to how a face reads.
 _WEIGHTS = np.array([2.0, 2.0, 1.0, 1.0])
 
@@ -37,6 +54,18 @@ def similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = No
     ww = np.repeat(w, 2)
     (a, b, tx, ty), *_ = np.linalg.lstsq(rows * ww[:, None], dst.reshape(-1) * ww, rcond=None)
     return np.array([[a, -b, tx], [b, a, ty]])
+
+
+def face_region(size: int, grow: float = 1 / 16) -> np.ndarray:
+    """`size`x`size` bool: the pixels of an aligned crop inside `FACE_OVAL` grown by `grow` of
+    the side (the outline is an average face's; a margin takes in broader ones)."""
+    region = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(region, [np.round(FACE_OVAL * size).astype(np.int32)], 1)
+    radius = round(grow * size)
+    if radius > 0:
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+        region = cv2.dilate(region, disk)
+    return region.astype(bool)
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -158,7 +158,7 @@ def _load_detector(who: str):
 def _with_detector_holes(examples, detector, size: int, align: bool):
     """Each example with `fill`: the hole `launch/reconstruct.py --detector` would replace (the
     detector's union mask on the aligned face at its own size, grown by the command's default)."""
-    from jaxinpaint.reconstruct import DETECTOR_GROW, Reconstructor
+    from jaxinpaint.reconstruct import DETECTOR_GROW, ON_FACE, Reconstructor
 
     finder = Reconstructor(
         lambda face, hole: face,  # only the hole is wanted here
@@ -168,6 +168,7 @@ def _with_detector_holes(examples, detector, size: int, align: bool):
         base="none",
         mask_size=detector.input_size,
         grow=DETECTOR_GROW,
+        on_face=ON_FACE,
     )
     for ex in examples:
         yield {**ex, "fill": finder(ex["occluded"]).hole}
@@ -177,7 +178,7 @@ def _evaluate_photos(inpainter, out_dir: str, who: str, detector=None) -> str:
     """The model through Reconstructor vs cv2.inpaint, on photos at their own resolution; with a
     `detector`, every method fills the hole it finds instead of the exact one."""
     from jaxinpaint.evaluation import photos, report
-    from jaxinpaint.reconstruct import DETECTOR_GROW, Reconstructor
+    from jaxinpaint.reconstruct import DETECTOR_GROW, ON_FACE, Reconstructor
     from jaxinpaint.samples import write_image
 
     align = inpainter.config.data.get("align", True)
@@ -191,8 +192,8 @@ def _evaluate_photos(inpainter, out_dir: str, who: str, detector=None) -> str:
         suffix = "_detector"
         holes = (
             f"holes the detector found ({os.path.basename(FLAGS.detector)}, score >= "
-            f"{detector.score_thresh} by {detector.score}, grown {DETECTOR_GROW} of its px); "
-            "scored over the exact occluder"
+            f"{detector.score_thresh} by {detector.score}, grown {DETECTOR_GROW} of its px, "
+            f"at least {ON_FACE:.0%} on the face); scored over the exact occluder"
         )
     with tqdm(desc=f"photos {FLAGS.split}", unit="photo") as bar:
         records = photos.score_photos(

@@ -79,6 +79,15 @@ flags.DEFINE_integer(
     "Pixels of the detector's input size its hole grows by before it is taken to the photo, to "
     "cover an occluder's edge with a margin that follows the face's size (default: 2).",
 )
+flags.DEFINE_float(
+    "on_face",
+    None,
+    "A detection counts only when at least this fraction of its mask lies on the face (the "
+    "aligned template's face outline); detections off the face (a collar, something in the "
+    "background) leave the hole. 0 keeps every detection (default: 0.3).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 flags.DEFINE_integer(
     "dilate",
     0,
@@ -163,7 +172,7 @@ def load_models():
 def build_reconstructor(jobs: list | None):
     """The Reconstructor of the flags, for one photo (`jobs` None) or a folder's `jobs`, which
     may go without a detector when each photo has its mask beside it."""
-    from jaxinpaint.reconstruct import DETECTOR_GROW, Reconstructor
+    from jaxinpaint.reconstruct import DETECTOR_GROW, ON_FACE, Reconstructor
 
     if FLAGS.mask and jobs is not None:
         raise UserError(
@@ -192,6 +201,7 @@ def build_reconstructor(jobs: list | None):
         size=size,
         mask_size=None if detector is None else detector.input_size,  # the face at its size
         grow=DETECTOR_GROW if FLAGS.grow is None else FLAGS.grow,  # the detector's holes only
+        on_face=ON_FACE if FLAGS.on_face is None else FLAGS.on_face,
         dilate=FLAGS.dilate,
         feather=FLAGS.feather,
         align=align if FLAGS.align is None else FLAGS.align,

@@ -192,6 +192,42 @@ def test_detections_come_back_in_photo_pixels_and_are_drawn():
     assert np.all(drawn[y + h // 2, x] == (0, 255, 0))  # framed by keypoints: green
 
 
+def test_detections_mostly_off_the_face_leave_the_hole():
+    class Found:
+        def __init__(self, category, mask):
+            self.category, self.score, self.mask = category, 0.9, mask
+
+    def detect(face):  # a mask on the mouth, and a "scarf" in the crop's bottom-left corner
+        r = face.shape[0]
+        on, off = lower_face_mask(face) > 0, np.zeros((r, r), bool)
+        off[int(0.8 * r) :, : int(0.25 * r)] = True
+        return (on | off).astype(np.float32), [Found("mask", on), Found("scarf", off)]
+
+    photo = data.astronaut()
+    kwargs = dict(size=64, base="none", dilate=0, feather=0)
+    kept = Reconstructor(paint_green, detect, **kwargs)(photo)
+    every = Reconstructor(paint_green, detect, on_face=0.0, **kwargs)(photo)
+    assert [d.category for d in kept.faces[0].detections] == ["mask"]
+    assert [d.category for d in every.faces[0].detections] == ["mask", "scarf"]
+    only_mouth = Reconstructor(paint_green, lower_face_mask, **kwargs)(photo).hole
+    np.testing.assert_array_equal(kept.hole, only_mouth)
+    assert (every.hole & ~only_mouth).sum() > 100
+    # A square window around the box is not the template's framing: nothing is dropped there.
+    unaligned = Reconstructor(paint_green, detect, align=False, **kwargs)(photo)
+    assert len(unaligned.faces[0].detections) == 2
+    with pytest.raises(ValueError, match="on_face"):
+        Reconstructor(paint_green, detect, size=64, on_face=1.5)
+
+
+def test_the_face_region_holds_the_template_points_and_not_the_corners():
+    region = align.face_region(128)
+    for x, y in align.TEMPLATE * 128:
+        assert region[round(y), round(x)]
+    assert not region[:8, :8].any() and not region[-8:, :8].any() and not region[-8:, -8:].any()
+    assert 0.5 < region.mean() < 0.75
+    assert align.face_region(128, grow=0).sum() < region.sum()
+
+
 def test_the_mask_source_sees_the_face_at_its_own_size():
     seen = []
 
