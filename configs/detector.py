@@ -32,6 +32,7 @@ def get_config(arg=None):
     config.data.split_seed = 0  # the dataset build's --seed: the same split by person
     config.data.augment = True  # mirror and colour-jitter each face before compositing
     config.data.augment_geometry = 0.0  # face scale/shift jitter (+-x) and rotation (+-60x deg)
+    config.data.occluders_per_image = 1  # generated: occluders of distinct categories per image
     config.data.test_per_category = 10  # fixed test set: instances per category, on test faces
     config.data.test_seed = 0  # its seed (independent of config.seed: every run scores the same)
 

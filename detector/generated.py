@@ -13,6 +13,7 @@ The faces are the committed sample set (or `faces_dir`), split by person exactly
 """
 
 import contextlib
+import dataclasses
 import functools
 import io
 
@@ -23,7 +24,7 @@ from pycocotools.coco import COCO
 from data_pipeline import coco as coco_lib
 from data_pipeline import compose, occluders, sample_faces, splits
 from data_pipeline import faces as faces_lib
-from data_pipeline.categories import CATEGORIES, category_id
+from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY, category_id
 from detector import data
 
 _RETRY_STRIDE = 1_000_003  # an index whose every variant fails to place moves to index + k·stride
@@ -69,19 +70,27 @@ def _composite(face, category: str, library, rng: np.random.Generator) -> dict |
 
 class GeneratedComposites(torch.utils.data.Dataset):
     """Training composites by index: item = (image 3xHxW float in [0, 1], target) as
-    `data.CocoInstances` gives them, with one instance per image.
+    `data.CocoInstances` gives them, with `occluders` instances per image (fewer where a later
+    occluder hides too much of an earlier one).
 
     `augment` mirrors and colour-jitters the face (and moves it by up to `geometry`, see
-    `compose.augment_face`) before the occluder is pasted, each from its own generator, so the
-    occluder draws of an index are the same with and without augmentation.
+    `compose.augment_face`) before the occluders are pasted, each from its own generator, so the
+    occluder draws of an index are the same with and without augmentation. The first occluder's
+    category follows compose's balanced schedule; each further one is another category, drawn
+    from the index's own generator and pasted over the ones before it, whose masks lose the
+    pixels it hides.
     """
 
-    def __init__(self, faces, library, seed: int, augment: bool = True, geometry: float = 0.0):
+    def __init__(
+        self, faces, library, seed: int, augment: bool = True, geometry: float = 0.0, occluders=1
+    ):
+        if occluders < 1:
+            raise ValueError(f"occluders per image is {occluders}; expected at least 1")
         self.faces, self.library, self.seed = faces, library, seed
-        self.augment, self.geometry = augment, geometry
+        self.augment, self.geometry, self.occluders = augment, geometry, occluders
 
-    def example(self, index: int) -> tuple[np.ndarray, int, np.ndarray]:
-        """(occluded HxWx3 uint8, class id, exact mask HxW uint8) of example `index`."""
+    def example(self, index: int) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
+        """(occluded HxWx3 uint8, class ids, exact masks HxW uint8) of example `index`."""
         for attempt in range(_TRIES):
             i = index + attempt * _RETRY_STRIDE
             face = self.faces[i % len(self.faces)]
@@ -91,12 +100,32 @@ class GeneratedComposites(torch.utils.data.Dataset):
             category = compose.category_for(i, self.seed)
             parts = _composite(face, category, self.library, np.random.default_rng([self.seed, i]))
             if parts is not None:
-                return parts["occluded"], category_id(category), parts["mask"][..., 0]
+                return self._cover(face, parts, category_id(category), i)
         raise ValueError(f"no occluder could be placed for example {index}; check the library")
 
+    def _cover(self, face, first: dict, label: int, i: int):
+        """`example`'s result: the first composite of index `i` with the further occluders
+        pasted over it; an earlier occluder left with less than compose.MIN_AREA is dropped."""
+        image, labels, masks = first["occluded"], [label], [first["mask"][..., 0]]
+        min_area = compose.MIN_AREA * image.shape[0] * image.shape[1]
+        for k in range(1, self.occluders):
+            rng = np.random.default_rng([self.seed, i, 2, k])
+            taken = {ID_TO_CATEGORY[lab] for lab in labels}
+            category = str(rng.choice([c for c in CATEGORIES if c not in taken]))
+            parts = _composite(dataclasses.replace(face, image=image), category, self.library, rng)
+            if parts is None:
+                continue
+            over = parts["mask"][..., 0].astype(bool)
+            shown = [np.where(over, 0, m).astype(np.uint8) for m in masks]
+            kept = [j for j, m in enumerate(shown) if m.sum() >= min_area]
+            labels = [labels[j] for j in kept] + [category_id(category)]
+            masks = [shown[j] for j in kept] + [parts["mask"][..., 0]]
+            image = parts["occluded"]
+        return image, labels, masks
+
     def __getitem__(self, index: int):
-        image, label, mask = self.example(index)
-        target = data.make_target([label], [mask], index)
+        image, labels, masks = self.example(index)
+        target = data.make_target(labels, masks, index)
         return torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0), target
 
 
@@ -206,6 +235,7 @@ def train_set(config, image_size: int) -> GeneratedComposites:
         config.seed,
         augment=config.data.augment,
         geometry=config.data.augment_geometry,
+        occluders=config.data.occluders_per_image,
     )
 
 

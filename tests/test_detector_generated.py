@@ -57,6 +57,28 @@ def test_each_index_is_a_fresh_reproducible_composite_with_an_exact_target(train
     assert 1 <= int(target["labels"][0]) < NUM_CLASSES and target["image_id"] == 2
 
 
+def test_further_occluders_cover_the_first_and_its_mask_loses_what_they_hide(train_set):
+    two = generated.train_set(generated_config(occluders_per_image=2), SIZE)
+    counts = collections.Counter()
+    for i in range(12):
+        image, labels, masks = two.example(i)
+        one_image, (one_label,), (one_mask,) = train_set.example(i)
+        assert labels[0] == one_label or len(labels) == 1  # the first is the one-occluder draw
+        assert len(set(labels)) == len(labels)  # distinct categories
+        counts[len(labels)] += 1
+        if len(labels) == 2:
+            first, second = (m.astype(bool) for m in masks)
+            assert not (first & second).any()  # the later occluder hides part of the first
+            np.testing.assert_array_equal(first, one_mask.astype(bool) & ~second)
+            changed = np.any(image != one_image, axis=-1)
+            assert changed[second].mean() > 0.5 and not changed[~second].any()
+            _, target = two[i]
+            assert target["labels"].tolist() == labels and target["masks"].shape[0] == 2
+    assert counts[2] >= 9  # a second occluder nearly always fits
+    with pytest.raises(ValueError, match="occluders per image is 0"):
+        generated.train_set(generated_config(occluders_per_image=0), SIZE)
+
+
 def test_step_sampler_resumes_where_it_stopped_and_splits_the_batch_over_ranks():
     def take(sampler, n):
         it = iter(sampler)
