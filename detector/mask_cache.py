@@ -5,15 +5,16 @@ Each record is a `tf.train.Example` with
     height    int64    image height H
     width     int64    image width W
     mask      bytes    PNG, 8-bit grayscale HxW, 1 = occluder: union of the chosen classes'
-                       predicted masks with score >= the threshold (all 0 when none found)
+                       predicted masks with score >= the threshold and at least the
+                       `on_face` fraction on the face (all 0 when none found)
     box_mask  bytes    PNG, 8-bit grayscale HxW, 1 inside any of those instances' boxes
     labels    int64[]  class ids of those instances (data_pipeline/categories.py)
     scores    float[]  their scores
     boxes     float[]  their boxes, x0 y0 x1 y1 per instance, in pixels
 Shards are `masks.tfrecord-SSSSS-of-NNNNN` beside `mask_cache.json` (the shard list, counts,
-detector checkpoint and its SHA-256, dataset, threshold); readers open only the listed shards
-(`data_pipeline/mask_cache_files.py`). The folder is written whole under a temporary name and
-renamed into place. TensorFlow is imported only when a cache is written or read.
+detector checkpoint and its SHA-256, dataset, threshold, on-face fraction); readers open only the
+listed shards (`data_pipeline/mask_cache_files.py`). The folder is written whole under a temporary
+name and renamed into place. TensorFlow is imported only when a cache is written or read.
 """
 
 import contextlib
@@ -174,7 +175,9 @@ def writing_cache(cache_dir, num_shards: int, meta: dict) -> Iterator[Callable[[
         pathlib.Path(tmp, mask_cache_files.META_NAME).write_text(text, encoding="utf-8")
 
 
-def _detections(detector, examples: Iterable[tuple[str, np.ndarray]], batch_size: int):
+def _detections(
+    detector, examples: Iterable[tuple[str, np.ndarray]], batch_size: int, on_face: float
+):
     """(id, (mask, box mask, chosen instances)) per example, the detector run on batches."""
     seen = set()
     iterator = iter(examples)
@@ -184,7 +187,8 @@ def _detections(detector, examples: Iterable[tuple[str, np.ndarray]], batch_size
             if example_id in seen:
                 raise ValueError(f"example id {example_id!r} occurs twice; expected unique ids")
             seen.add(example_id)
-        yield from zip(ids, detector.masks([np.asarray(im) for _, im in batch]), strict=True)
+        images = [np.asarray(im) for _, im in batch]
+        yield from zip(ids, detector.masks(images, on_face=on_face), strict=True)
 
 
 def cache_masks(
@@ -196,17 +200,22 @@ def cache_masks(
     batch_size: int = 8,
     total: int | None = None,
     made_from: dict | None = None,
+    on_face: float = 0.0,
 ) -> dict:
     """Run `detector` (a predict.Detector) over (id, HxWx3 uint8 image) pairs; write the cache.
 
-    The cache appears at `cache_dir` whole or not at all (see `writing_cache`); `made_from`
-    (a `provenance` dict) is recorded in mask_cache.json. Returns the metadata written there.
+    With `on_face` > 0 the images are face crops aligned to the template (the dataset build's
+    default) and detections with less than that fraction of their mask on the face are left out,
+    as reconstruction leaves them (`data_pipeline.align.on_face`). The cache appears at
+    `cache_dir` whole or not at all (see `writing_cache`); `made_from` (a `provenance` dict) is
+    recorded in mask_cache.json. Returns the metadata written there.
     """
     meta = {
         "num_with_mask": 0,
         **(made_from or {}),
         "score_thresh": detector.score_thresh,
         "score": detector.score,
+        "on_face": on_face,
         "class_ids": sorted(detector.class_ids),
         "mask_encoding": "PNG 8-bit grayscale, 1 = occluder",
     }
@@ -214,7 +223,8 @@ def cache_masks(
         writing_cache(cache_dir, num_shards, meta) as write,
         tqdm(total=total, desc="mask cache", unit="img") as bar,
     ):
-        for example_id, (mask, boxes_mask, chosen) in _detections(detector, examples, batch_size):
+        found = _detections(detector, examples, batch_size, on_face)
+        for example_id, (mask, boxes_mask, chosen) in found:
             record = encode_example(
                 example_id,
                 mask,

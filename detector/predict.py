@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from data_pipeline import align
 from data_pipeline.categories import CATEGORIES, Instance, category_id, union_mask
 from detector import checkpoint
 from detector import model as model_lib
@@ -126,12 +127,19 @@ class Detector:
             height, width = chosen[0].mask.shape
         return union_mask(chosen, height, width)
 
-    def masks(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, list]]:
-        """(union mask, box mask, chosen instances) per image; both masks HxW uint8 0/1."""
+    def masks(
+        self, images: Sequence[np.ndarray], on_face: float = 0.0
+    ) -> list[tuple[np.ndarray, np.ndarray, list]]:
+        """(union mask, box mask, chosen instances) per image; both masks HxW uint8 0/1. With
+        `on_face` > 0 the images are face crops aligned to the template, and an instance counts
+        only when at least that fraction of its mask lies on the face (`align.on_face`)."""
         out = []
         for image, instances in zip(images, self.predict(images), strict=True):
             h, w = image.shape[:2]
             chosen = [i for i in instances if i.label in self.class_ids]
+            if on_face > 0 and chosen:
+                keep = align.on_face([i.mask for i in chosen], on_face)
+                chosen = [i for i, k in zip(chosen, keep, strict=True) if k]
             out.append((self.union_mask(chosen, h, w), box_mask(chosen, h, w), chosen))
         return out
 

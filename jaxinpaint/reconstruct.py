@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import categories
-from data_pipeline.align import Alignment, face_region
+from data_pipeline.align import ON_FACE, Alignment, on_face
 from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
 from jaxinpaint.evaluation.baselines import SMOOTH_FILLS, smooth_fill, smooth_fill_around_hole
 
@@ -37,12 +37,6 @@ _BASES = (*SMOOTH_FILLS, "none")
 # pixel or two short of the occluder's. Measured on held-out photos, 2 beat 3 and 4, and 2 photo
 # pixels instead (docs/detector.md, "How far to grow the detector's hole").
 DETECTOR_GROW = 2
-# Least fraction of a detection's mask on the face (`data_pipeline.align.face_region` of an
-# aligned crop) for it to count, `Reconstructor(on_face=)`: what the detector finds off the face
-# (a suit's collar, a box in the background) is not an occluder of it. On the validation
-# composites 1 of 791 true detections has less; on the test composites and photos it drops 24 of
-# 32 false ones and 3 of 758 true ones (docs/detector.md, "Detections off the face").
-ON_FACE = 0.3
 MaskSource = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, Sequence]]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -354,9 +348,8 @@ def _on_face(hole: np.ndarray, instances: Sequence, least: float):
     """`hole` (RxR float) and `instances` without the instances of which less than `least` of
     the mask lies on the face of an aligned RxR crop; a dropped instance's pixels leave the hole
     unless a kept one covers them."""
-    region = face_region(hole.shape[0])
     masks = [np.asarray(i.mask) > 0.5 for i in instances]
-    keep = [(m & region).sum() >= least * max(int(m.sum()), 1) for m in masks]
+    keep = on_face(masks, least)
     if all(keep):
         return hole, instances
     off = np.zeros(hole.shape, bool)

@@ -1,7 +1,8 @@
 """Fill the mask cache: run a trained detector over the inpainting set, write TFRecords by id.
 
     python launch/cache_masks.py --detector=runs/detector/model_final.pt \
-        --dataset=DATA/tfds --out=DATA/mask_cache [--score_thresh=0.7] [--classes=cap,mask]
+        --dataset=DATA/tfds --out=DATA/mask_cache [--score_thresh=0.7] [--classes=cap,mask] \
+        [--on_face=0.3]
 
 --dataset is a TFDS `occluded_faces` folder (all splits unless --splits) or a folder of images.
 """
@@ -11,6 +12,7 @@ import sys
 from absl import app, flags, logging
 
 import launch
+from data_pipeline import align
 from detector import mask_cache, predict, sources
 
 FLAGS = flags.FLAGS
@@ -26,6 +28,14 @@ flags.DEFINE_enum(
     ["occluder", "class"],
     "What --score_thresh applies to: p(any occluder) or p(the detection's class) (default: the "
     "checkpoint's config, occluder).",
+)
+flags.DEFINE_float(
+    "on_face",
+    align.ON_FACE,
+    "Least fraction of a detection's mask on the face of the aligned crop for it to count, as "
+    "reconstruct counts it; 0 keeps every detection (sets built with --noalign).",
+    lower_bound=0.0,
+    upper_bound=1.0,
 )
 flags.DEFINE_integer("num_shards", 4, "TFRecord shards to write.")
 flags.DEFINE_integer("batch_size", 8, "Images per detector call.")
@@ -56,6 +66,7 @@ def main(argv):
             batch_size=FLAGS.batch_size,
             total=examples.total,
             made_from=mask_cache.provenance(FLAGS.detector, FLAGS.dataset),
+            on_face=FLAGS.on_face,
         )
     except (FileNotFoundError, ValueError) as err:  # bad paths, checkpoints or flag values
         sys.exit(f"error: {err}")

@@ -1,5 +1,6 @@
 """Prediction API and the TFRecord mask cache: what is written reads back, joined by id."""
 
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -104,6 +105,37 @@ def test_cache_reads_back_and_joins_by_id(detector, examples, tmp_path):
     # The join the inpainting pipeline does: its examples (other order) + the cache by id.
     for example_id, _ in reversed(examples):
         assert cache[example_id]["mask"].shape == (64, 64)
+
+
+def test_cache_leaves_out_detections_off_the_face(detector, tmp_path):
+    on, off = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+    on[36:52, 20:44] = True  # over the template's mouth
+    off[54:, :12] = True  # the crop's bottom-left corner: a collar, not the face
+    found = [
+        predict.Instance(14, 0.9, (20, 36, 44, 52), on),
+        predict.Instance(17, 0.8, (0, 54, 12, 64), off),
+    ]
+
+    class Fixed(predict.Detector):
+        def predict(self, images):  # `found`, cut to each image's size
+            return [
+                [dataclasses.replace(i, mask=i.mask[: im.shape[0], : im.shape[1]]) for i in found]
+                for im in images
+            ]
+
+    fixed = Fixed(detector.model, score_thresh=0.0)
+    model_lib.set_score_thresh(detector.model, 0.0)  # the shared model back as the fixture had it
+    image = np.zeros((64, 64, 3), np.uint8)
+    [(every, _, all_found)] = fixed.masks([image])
+    assert len(all_found) == 2 and every.sum() == on.sum() + off.sum()
+    meta = mask_cache.cache_masks(fixed, [("a", image)], tmp_path, num_shards=1, on_face=0.3)
+    assert meta["on_face"] == 0.3
+    got = mask_cache.read_mask_cache(tmp_path)["a"]
+    np.testing.assert_array_equal(got["mask"], on)
+    np.testing.assert_array_equal(got["box_mask"], predict.box_mask(found[:1], 64, 64))
+    assert got["labels"].tolist() == [14]
+    with pytest.raises(ValueError, match="square crop aligned"):
+        fixed.masks([np.zeros((64, 48, 3), np.uint8)], on_face=0.3)
 
 
 def test_cache_rejects_duplicate_ids_and_leaves_no_partial_shards(detector, examples, tmp_path):
