@@ -137,3 +137,21 @@ def test_bad_images_raise_one_clear_error():
         faces.find_faces(np.zeros((100, 100, 3), np.float32))
     with pytest.raises(FileNotFoundError, match="face detection model"):
         landmarks.BlazeFace(model_path="/nonexistent/model.tflite")
+
+
+def test_face_bench_counts_the_eyes_an_occluder_hides(monkeypatch):
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    bench = importlib.import_module("face_alignment")
+    eyes = np.array([[20.0, 30.0], [44.0, 30.0], [32.0, 40.0], [32.0, 50.0]])
+    mask = np.zeros((64, 64, 1), np.uint8)
+    assert bench.eyes_hidden(mask, eyes) == 0
+    mask[25:36, 10:30] = 1  # sunglasses over the right eye only
+    assert bench.eyes_hidden(mask, eyes) == 1
+    mask[:, :] = 0
+    mask[31:, :] = 1  # a book from just under the eye line: the eyes' patches mostly show
+    assert bench.eyes_hidden(mask, eyes) == 0
+    mask[28:, :] = 1  # from two pixels above it: both hidden
+    assert bench.eyes_hidden(mask, eyes) == 2
