@@ -114,15 +114,16 @@ def provenance(detector_checkpoint, dataset) -> dict:
 
 
 def stale_reason(cache_dir, made_from: dict) -> str | None:
-    """Why the cache in `cache_dir` cannot stand for `made_from` (a `provenance` dict), or None
-    when it is complete and made from the same checkpoint bytes and dataset folder."""
+    """Why the cache in `cache_dir` cannot stand for `made_from` (a `provenance` dict, with the
+    `on_face` fraction where the caller cares), or None when it is complete and made from the
+    same checkpoint bytes and dataset folder (and with that `on_face`)."""
     try:
         meta = mask_cache_files.read_meta(str(cache_dir))
         mask_cache_files.listed_shards(str(cache_dir))  # every listed shard is there
     except (FileNotFoundError, ValueError) as err:
         return str(err)
-    for key in ("detector_sha256", "dataset"):
-        if meta.get(key) != made_from[key]:
+    for key in ("detector_sha256", "dataset", "on_face"):
+        if key in made_from and meta.get(key) != made_from[key]:
             return f"{cache_dir} was made with {key}={meta.get(key)!r}, not {made_from[key]!r}"
     return None
 

@@ -29,6 +29,7 @@ import time
 
 from absl import app, flags
 
+from data_pipeline import align
 from detector import mask_cache
 
 FLAGS = flags.FLAGS
@@ -79,8 +80,10 @@ def main(argv):
     )
     checkpoint = os.path.join(det, "model_final.pt")
     cache = os.path.join(data, "mask_cache")
-    # Rebuilt unless complete and made from this very checkpoint and dataset.
-    if stale := mask_cache.stale_reason(cache, mask_cache.provenance(checkpoint, data)):
+    # Rebuilt unless complete and made from this very checkpoint and dataset, with cache_masks.py's
+    # default on-face rule.
+    made_from = {**mask_cache.provenance(checkpoint, data), "on_face": align.ON_FACE}
+    if stale := mask_cache.stale_reason(cache, made_from):
         print(f"\nmask cache to (re)build: {stale}")
         run("launch/cache_masks.py", f"--detector={checkpoint}", f"--dataset={data}")
     run(

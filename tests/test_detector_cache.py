@@ -207,6 +207,12 @@ def test_stale_reason_checks_completeness_checkpoint_and_dataset(tmp_path):
     retrained = mask_cache.provenance(checkpoint, tmp_path / "data")
     assert "detector_sha256" in mask_cache.stale_reason(cache, retrained)
     assert "dataset" in mask_cache.stale_reason(cache, {**made_from, "dataset": "/elsewhere"})
+    # A cache written before the on-face rule (or with another fraction) is stale to a caller
+    # that asks for one; one that does not ask keeps it.
+    assert "on_face" in mask_cache.stale_reason(cache, {**made_from, "on_face": 0.3})
+    write_records(cache, ["a"], meta={**made_from, "on_face": 0.3})
+    assert mask_cache.stale_reason(cache, {**made_from, "on_face": 0.3}) is None
+    assert mask_cache.stale_reason(cache, made_from) is None
     (cache / "masks.tfrecord-00000-of-00001").unlink()  # incomplete
     assert "lacks" in mask_cache.stale_reason(cache, made_from)
 
