@@ -48,10 +48,13 @@ def coco_results(image_id: int, boxes_Nx4, scores_N, labels_N, masks_NxHxW) -> l
     return records
 
 
-def _per_category_ap(coco_eval: COCOeval) -> dict[str, float]:
-    """AP (IoU .50:.95, all areas, 100 detections) of each category, NaN where it has no labels."""
+def _per_category_ap(coco_eval: COCOeval, iou: float | None = None) -> dict[str, float]:
+    """AP (IoU .50:.95, or at `iou` alone; all areas, 100 detections) of each category, NaN
+    where it has no labels."""
     # precision: [T iou thresholds, R recall points, K categories, A areas, M max-dets]
     precision = coco_eval.eval["precision"]
+    if iou is not None:
+        precision = precision[np.isclose(coco_eval.params.iouThrs, iou)]
     out = {}
     for k, cat_id in enumerate(coco_eval.params.catIds):
         p = precision[:, :, k, 0, -1]
@@ -64,7 +67,8 @@ def _per_category_ap(coco_eval: COCOeval) -> dict[str, float]:
 def evaluate_results(coco_gt, results: list[dict], image_ids=None, *, use_cats=True) -> dict:
     """COCOeval bbox and segm metrics (in percent, like detectron2) of `results` against `coco_gt`.
 
-    Returns {"bbox": {"AP": .., "AP50": .., ..., "per_category": {name: AP}}, "segm": {...}}.
+    Returns {"bbox": {"AP": .., "AP50": .., ..., "per_category": {name: AP}, "per_category_ap50":
+    {name: AP50}}, "segm": {...}}.
     With no results at all every AP is 0. `use_cats=False` scores class-agnostically (any
     detection may match any occluder; COCOeval's useCats=0) and has no per-category AP.
     """
@@ -74,9 +78,9 @@ def evaluate_results(coco_gt, results: list[dict], image_ids=None, *, use_cats=T
         if not results:
             metrics[iou_type] = {k: 0.0 for k in SUMMARY_KEYS}
             if use_cats:
-                metrics[iou_type]["per_category"] = {
-                    coco_gt.cats[c]["name"]: 0.0 for c in coco_gt.getCatIds()
-                }
+                zeros = {coco_gt.cats[c]["name"]: 0.0 for c in coco_gt.getCatIds()}
+                metrics[iou_type]["per_category"] = zeros
+                metrics[iou_type]["per_category_ap50"] = dict(zeros)
             continue
         # Like detectron2, each task sees only its own field: with a bbox present, loadRes would
         # take the segm areas from the boxes and misplace instances in the area ranges.
@@ -94,6 +98,7 @@ def evaluate_results(coco_gt, results: list[dict], image_ids=None, *, use_cats=T
         metrics[iou_type] = dict(zip(SUMMARY_KEYS, stats, strict=True))
         if use_cats:
             metrics[iou_type]["per_category"] = _per_category_ap(coco_eval)
+            metrics[iou_type]["per_category_ap50"] = _per_category_ap(coco_eval, iou=0.5)
     return metrics
 
 
@@ -186,8 +191,8 @@ def markdown_table(metrics: dict) -> str:
             f"{_found_text(metrics['found'])} by class",
         ]
     names = [n for n in CATEGORIES if n in metrics["bbox"]["per_category"]]
-    header = "| category | bbox AP | segm AP |" + (" median mask IoU |" if ious else "")
-    columns = 4 if ious else 3
+    header = "| category | bbox AP | segm AP | segm AP50 |" + (" median mask IoU |" if ious else "")
+    columns = 5 if ious else 4
     if occluder:
         header += f" found at {metrics['score_thresh']}, by occluder |"
         columns += 1
@@ -195,7 +200,8 @@ def markdown_table(metrics: dict) -> str:
     for name in names:
         b = metrics["bbox"]["per_category"][name]
         s = metrics["segm"]["per_category"][name]
-        row = f"| {name} (id {CATEGORY_TO_ID[name]}) | {b:.1f} | {s:.1f} |"
+        s50 = metrics["segm"].get("per_category_ap50", {}).get(name, float("nan"))
+        row = f"| {name} (id {CATEGORY_TO_ID[name]}) | {b:.1f} | {s:.1f} | {s50:.1f} |"
         if ious:
             row += f" {ious['per_category'][name]:.3f} |"
         if occluder:

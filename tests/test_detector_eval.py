@@ -42,11 +42,12 @@ def test_predictions_equal_to_ground_truth_give_ap_100(coco_set, tmp_path):
         present = {
             coco_set.coco.cats[a["category_id"]]["name"] for a in coco_set.coco.anns.values()
         }
-        for name, ap in metrics[iou_type]["per_category"].items():
-            if name in present:
-                assert ap == pytest.approx(100.0), name
-            else:
-                assert np.isnan(ap), name  # no labels of that class: AP undefined
+        for key in ("per_category", "per_category_ap50"):
+            for name, ap in metrics[iou_type][key].items():
+                if name in present:
+                    assert ap == pytest.approx(100.0), (key, name)
+                else:
+                    assert np.isnan(ap), (key, name)  # no labels of that class: AP undefined
     json_path, md_path = evaluate.write_report(metrics, tmp_path)
     written = json.loads(json_path.read_text())
     assert written["segm"]["AP"] == pytest.approx(100.0)
@@ -60,6 +61,10 @@ def test_shifted_predictions_score_below_100(coco_set):
     metrics = evaluate.evaluate_results(coco_set.coco, gt_predictions(coco_set, shift=6))
     assert metrics["bbox"]["AP"] < 90 and metrics["segm"]["AP"] < 90
     assert metrics["bbox"]["AP50"] > 0  # a 6 px shift still overlaps most shapes
+    segm = metrics["segm"]
+    for name, ap in segm["per_category"].items():  # IoU 0.5 forgives the shift more than .5:.95
+        assert np.isnan(ap) or segm["per_category_ap50"][name] >= ap, name
+    assert any(segm["per_category_ap50"][n] > ap for n, ap in segm["per_category"].items())
 
 
 def test_no_predictions_give_ap_0(coco_set):
@@ -125,10 +130,10 @@ def test_report_tables_the_median_mask_iou(coco_set, tmp_path):
     _, md_path = evaluate.write_report(metrics, tmp_path)
     table = md_path.read_text()
     assert "median mask IoU (best same-class detection): 1.000" in table
-    assert "| category | bbox AP | segm AP | median mask IoU |" in table
+    assert "| category | bbox AP | segm AP | segm AP50 | median mask IoU |" in table
     ann = next(iter(coco_set.coco.anns.values()))
     name = coco_set.coco.cats[ann["category_id"]]["name"]
-    assert f"| {name} (id {ann['category_id']}) | 100.0 | 100.0 | 1.000 |" in table
+    assert f"| {name} (id {ann['category_id']}) | 100.0 | 100.0 | 100.0 | 1.000 |" in table
 
 
 def test_any_class_scores_and_found_count_occluders_whatever_their_label(coco_set, tmp_path):
@@ -167,4 +172,5 @@ def test_any_class_scores_and_found_count_occluders_whatever_their_label(coco_se
     assert f"by a detection scoring >= 0.7: {n}/{n} (100.0 %) scored by occluder" in table
     assert f"0/{n} (0.0 %) by class" in table
     name = next(iter(present))
-    assert f"| {name} (id {evaluate.CATEGORY_TO_ID[name]}) | 0.0 | 0.0 | 0.000 | 100 % |" in table
+    row = f"| {name} (id {evaluate.CATEGORY_TO_ID[name]}) | 0.0 | 0.0 | 0.0 | 0.000 | 100 % |"
+    assert row in table
