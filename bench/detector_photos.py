@@ -11,7 +11,7 @@ variant change with the seed, the category does not). With the demo's build and 
 test split these are the 12 test faces of 5 persons that neither the detector nor the
 inpainter trained on. The same photos without the occluder are the control.
 
-Each photo goes through `jaxinpaint.reconstruct.Reconstructor`, as `launch/reconstruct.py` runs
+Each photo goes through `jaxinpaint.reconstruct.Reconstructor.hole`, as `launch/reconstruct.py` runs
 it (faces found and aligned, the detector shown the face at its own input size), with the hole
 not grown (dilate 0), detections mostly off the face dropped as reconstruct drops them
 (`--on_face`, 0 keeps all) and no inpainting, for each scoring (`detector.model.set_scoring`:
@@ -59,11 +59,6 @@ def parse_args():
     return args
 
 
-def hole_of(reconstructor: Reconstructor, photo: np.ndarray) -> np.ndarray:
-    """The photo pixels the detector's mask would replace (HxW bool), not grown."""
-    return reconstructor(photo).hole
-
-
 def fit(hole: np.ndarray, exact: np.ndarray) -> tuple[float, float]:
     """(IoU of the hole with the exact occluder mask, fraction of the occluder it covers)."""
     inter = float(np.logical_and(hole, exact).sum())
@@ -82,9 +77,6 @@ def main():
         raise SystemExit(f"error: no {args.split} photo in {args.data}")
     clean = list({ex["id"]: ex["original"] for ex in examples}.values())
 
-    def keep(face, hole):  # identity inpainting: only the hole matters here
-        return face
-
     start = time.perf_counter()
     loaded = Detector.from_checkpoint(args.detector)  # read once; each setting reuses its model
     default_thresh = loaded.score_thresh
@@ -93,8 +85,8 @@ def main():
     for scoring in SCORINGS:
         for thresh in sorted({*args.thresholds, default_thresh}):
             detector = Detector(loaded.model, score_thresh=thresh, classes=classes, score=scoring)
-            reconstructor = Reconstructor(
-                keep,
+            finder = Reconstructor(  # the holes alone, not grown: no inpainting
+                None,
                 detector.detect,
                 size=64,
                 base="none",
@@ -105,7 +97,7 @@ def main():
             )
             per_photo = []
             for ex in examples:
-                hole = hole_of(reconstructor, ex["occluded"])
+                hole = finder.hole(ex["occluded"])
                 iou, covered = fit(hole, ex["mask"])
                 per_photo.append(
                     {
@@ -117,7 +109,7 @@ def main():
                         "covered": round(covered, 4),
                     }
                 )
-            false_alarms = sum(hole_of(reconstructor, photo).any() for photo in clean)
+            false_alarms = sum(finder.hole(photo).any() for photo in clean)
             ious = [p["iou"] for p in per_photo]
             rows.append(
                 {

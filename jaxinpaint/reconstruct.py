@@ -77,11 +77,36 @@ class Reconstruction:
         return any(f.inpainted for f in self.faces)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """One face before inpainting: its framing, the model's crop, and what to replace."""
+
+    alignment: Alignment
+    crop: np.ndarray  # RxRx3 uint8, the model's crop of the face
+    bounds: tuple[int, int, int, int]  # x0, y0, x1, y1 of the photo region the crop touches
+    hard: np.ndarray | None  # bool inside `bounds`: the photo pixels replaced; None: nothing
+    hole_r: np.ndarray  # RxR bool: the model's hole, every crop pixel `hard` touches
+    aligned: bool
+    detections: tuple[Detection, ...]
+    seconds: dict[str, float]
+
+    def photo_hole(self, shape) -> np.ndarray | None:
+        """`hard` in a photo of `shape` (HxW bool), or None when nothing is replaced."""
+        if self.hard is None:
+            return None
+        x0, y0, x1, y1 = self.bounds
+        out = np.zeros(shape[:2], bool)
+        out[y0:y1, x0:x1] = self.hard
+        return out
+
+
 class Reconstructor:
-    """`Reconstructor(inpaint, mask_source, size=R)(photo) -> Reconstruction`.
+    """`Reconstructor(inpaint, mask_source, size=R)(photo) -> Reconstruction`, and
+    `.hole(photo)`: the pixels it would replace, without inpainting.
 
     Args:
-      inpaint: `(face uint8 RxRx3, hole bool RxR) -> face uint8 RxRx3` at the model's resolution.
+      inpaint: `(face uint8 RxRx3, hole bool RxR) -> face uint8 RxRx3` at the model's resolution;
+        None for a reconstructor that only finds holes (`hole`), as evaluations score them.
       mask_source: `face uint8 RxRx3 -> hole RxR`; values > 0.5 are removed.
       size: the model's resolution R.
       dilate: photo pixels the hole grows by (the user's mask or the mask source's, taken to
@@ -122,7 +147,7 @@ class Reconstructor:
 
     def __init__(
         self,
-        inpaint: InpaintFn,
+        inpaint: InpaintFn | None,
         mask_source: MaskSource,
         *,
         size: int,
@@ -206,29 +231,25 @@ class Reconstructor:
         hole = alignment.to_photo(hole, bounds, fill=0.0) > 0.5
         return hole, tuple(detections)
 
-    def reconstruct_face(
-        self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None = None
-    ) -> tuple[np.ndarray, FaceResult, np.ndarray | None]:
-        """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it, the result and
-        the hole it replaced (HxW bool; None when nothing). With `photo_hole` (HxW bool, already
-        grown by `dilate`) the hole comes from it, not the mask source."""
+    def _plan(self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None) -> _Plan:
+        """Where `face`'s crop sits in `photo` and which photo pixels of it to replace: from
+        `photo_hole` (HxW bool, already grown by `dilate`) when given, else from the mask source."""
         alignment = self.alignment(face)
         face_r = alignment.crop(photo, _interpolation(alignment))
         x0, y0, x1, y1 = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
-        bounds = (x0, y0, x1, y1)
         hard, detections, seconds = None, (), {}
         aligned = self.align and face.keypoints is not None
         if x1 > x0 and y1 > y0:
             # The hole at the photo's resolution, inside this face's crop: what gets replaced.
             ones = np.ones((self.size, self.size), np.float32)
-            inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
+            inside = alignment.to_photo(ones, (x0, y0, x1, y1), fill=0.0) > 0.999
             if photo_hole is None:
                 start = time.perf_counter()
                 seen, seen_by = face_r, alignment
                 if self.mask_size != self.size:  # the same framing at the source's size
                     seen_by = self.alignment(face, self.mask_size)
                     seen = seen_by.crop(photo, _interpolation(seen_by))
-                source_hole, detections = self._detect(seen, seen_by, bounds, aligned)
+                source_hole, detections = self._detect(seen, seen_by, (x0, y0, x1, y1), aligned)
                 seconds["mask"] = time.perf_counter() - start
                 hard = self._grow(source_hole)
             else:
@@ -239,12 +260,28 @@ class Reconstructor:
         hole_r = np.zeros((self.size, self.size), bool)
         if hard is not None and hard.any():
             hole_r = alignment.crop_region(hard.astype(np.float32), (x0, y0)) > 1e-3
+        else:
+            hard = None
+        return _Plan(
+            alignment, face_r, (x0, y0, x1, y1), hard, hole_r, aligned, detections, seconds
+        )
+
+    def reconstruct_face(
+        self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None = None
+    ) -> tuple[np.ndarray, FaceResult, np.ndarray | None]:
+        """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it, the result and
+        the hole it replaced (HxW bool; None when nothing). With `photo_hole` (HxW bool, already
+        grown by `dilate`) the hole comes from it, not the mask source."""
+        plan = self._plan(photo, face, photo_hole)
+        alignment, face_r, hole_r, hard = plan.alignment, plan.crop, plan.hole_r, plan.hard
+        x0, y0, x1, y1 = bounds = plan.bounds
+        seconds = plan.seconds
         result = FaceResult(
             tuple(round(v) for v in face.box),
             alignment.matrix,
-            aligned,
+            plan.aligned,
             float(hole_r.mean()),
-            detections,
+            plan.detections,
             seconds,
         )
         if not result.inpainted:
@@ -275,10 +312,8 @@ class Reconstructor:
         out = photo.copy()
         blended = alpha * filled + (1 - alpha) * region
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-        replaced = np.zeros(photo.shape[:2], bool)
-        replaced[y0:y1, x0:x1] = hard
         seconds["inpaint"] = time.perf_counter() - start  # the model, the fill and the paste
-        return out, result, replaced
+        return out, result, plan.photo_hole(photo.shape)
 
     def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
         """Faces, largest first (`data_pipeline.faces.find_faces`: BlazeFace with keypoints,
@@ -292,12 +327,10 @@ class Reconstructor:
                 faces = [FoundFace((cx - side / 2, cy - side / 2, side, side))]
         return faces
 
-    def __call__(
-        self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
-    ) -> Reconstruction:
-        """Reconstructs every face found in the photo; `photo_mask` (HxW, > 0.5 = remove), when
-        given, replaces the mask source."""
-        photo = np.asarray(photo_HxWx3)
+    def _search(self, photo: np.ndarray, photo_mask: np.ndarray | None):
+        """The checked photo, its faces (at most `max_faces`), the user's grown hole (None
+        without `photo_mask`) and the seconds the search took."""
+        photo = np.asarray(photo)
         if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[-1] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB photo, got {photo.dtype} {photo.shape}")
         if photo_mask is None and self.mask_source is None:
@@ -315,8 +348,31 @@ class Reconstructor:
         found = self.find_faces(photo, photo_mask)
         if self.max_faces is not None:
             found = found[: self.max_faces]
-        seconds = {"find_faces": time.perf_counter() - start, "mask": 0.0, "inpaint": 0.0}
         photo_hole = None if photo_mask is None else self._grow(photo_mask > 0.5)
+        return photo, found, photo_hole, time.perf_counter() - start
+
+    def hole(self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None) -> np.ndarray:
+        """The pixels a call on this photo would replace (HxW bool), found without inpainting:
+        what evaluations and benches score a mask source by. Each face's hole is found on the
+        photo as given (a call finds a later face's on the photo with the earlier ones filled)."""
+        photo, found, photo_hole, _ = self._search(photo_HxWx3, photo_mask)
+        hole = np.zeros(photo.shape[:2], bool)
+        for face in found:
+            replaced = self._plan(photo, face, photo_hole).photo_hole(photo.shape)
+            if replaced is not None:
+                hole |= replaced
+        return hole
+
+    def __call__(
+        self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
+    ) -> Reconstruction:
+        """Reconstructs every face found in the photo; `photo_mask` (HxW, > 0.5 = remove), when
+        given, replaces the mask source."""
+        if self.inpaint is None:
+            raise ValueError("this Reconstructor has no inpainter: it only finds holes (.hole)")
+        start = time.perf_counter()
+        photo, found, photo_hole, searched = self._search(photo_HxWx3, photo_mask)
+        seconds = {"find_faces": searched, "mask": 0.0, "inpaint": 0.0}
         results = []
         hole = np.zeros(photo.shape[:2], bool)
         for face in found:

@@ -161,7 +161,7 @@ def _with_detector_holes(examples, detector, size: int, align: bool):
     from jaxinpaint.reconstruct import DETECTOR_GROW, ON_FACE, Reconstructor
 
     finder = Reconstructor(
-        lambda face, hole: face,  # only the hole is wanted here
+        None,  # a hole finder: no inpainting
         detector.detect,
         size=size,
         align=align,
@@ -171,7 +171,7 @@ def _with_detector_holes(examples, detector, size: int, align: bool):
         on_face=ON_FACE,
     )
     for ex in examples:
-        yield {**ex, "fill": finder(ex["occluded"]).hole}
+        yield {**ex, "fill": finder.hole(ex["occluded"])}
 
 
 def _evaluate_photos(inpainter, out_dir: str, who: str, detector=None) -> str:

@@ -83,6 +83,19 @@ def test_without_a_mask_source_a_photo_mask_is_required():
         Reconstructor(paint_green, None, size=64)(data.astronaut())
 
 
+def test_the_hole_alone_is_what_a_call_replaces_without_inpainting():
+    photo = data.astronaut()
+    kwargs = dict(size=64, mask_size=48, grow=1, dilate=2, base="none")
+    full = Reconstructor(paint_green, lower_face_mask, **kwargs)(photo)
+    finder = Reconstructor(None, lower_face_mask, **kwargs)
+    hole = finder.hole(photo)
+    assert hole.dtype == bool and hole.shape == photo.shape[:2] and hole.any()
+    np.testing.assert_array_equal(hole, full.hole)
+    assert not finder.hole(photo, np.zeros(photo.shape[:2])).any()  # the user's empty mask
+    with pytest.raises(ValueError, match="no inpainter"):
+        finder(photo)
+
+
 def test_no_face_returns_the_photo_unchanged():
     photo = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     rec = Reconstructor(paint_green, lower_face_mask, size=64)(photo)
