@@ -236,20 +236,20 @@ class Reconstructor:
         `photo_hole` (HxW bool, already grown by `dilate`) when given, else from the mask source."""
         alignment = self.alignment(face)
         face_r = alignment.crop(photo, _interpolation(alignment))
-        x0, y0, x1, y1 = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
+        x0, y0, x1, y1 = bounds = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
         hard, detections, seconds = None, (), {}
         aligned = self.align and face.keypoints is not None
         if x1 > x0 and y1 > y0:
             # The hole at the photo's resolution, inside this face's crop: what gets replaced.
             ones = np.ones((self.size, self.size), np.float32)
-            inside = alignment.to_photo(ones, (x0, y0, x1, y1), fill=0.0) > 0.999
+            inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
             if photo_hole is None:
                 start = time.perf_counter()
                 seen, seen_by = face_r, alignment
                 if self.mask_size != self.size:  # the same framing at the source's size
                     seen_by = self.alignment(face, self.mask_size)
                     seen = seen_by.crop(photo, _interpolation(seen_by))
-                source_hole, detections = self._detect(seen, seen_by, (x0, y0, x1, y1), aligned)
+                source_hole, detections = self._detect(seen, seen_by, bounds, aligned)
                 seconds["mask"] = time.perf_counter() - start
                 hard = self._grow(source_hole)
             else:
@@ -262,9 +262,7 @@ class Reconstructor:
             hole_r = alignment.crop_region(hard.astype(np.float32), (x0, y0)) > 1e-3
         else:
             hard = None
-        return _Plan(
-            alignment, face_r, (x0, y0, x1, y1), hard, hole_r, aligned, detections, seconds
-        )
+        return _Plan(alignment, face_r, bounds, hard, hole_r, aligned, detections, seconds)
 
     def reconstruct_face(
         self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None = None
