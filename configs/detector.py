@@ -33,6 +33,7 @@ def get_config(arg=None):
     config.data.augment = True  # mirror and colour-jitter each face before compositing
     config.data.augment_geometry = 0.0  # face scale/shift jitter (+-x) and rotation (+-60x deg)
     config.data.occluders_per_image = 1  # generated: occluders of distinct categories per image
+    config.data.oversample = ()  # generated: categories drawn twice as often as the others
     config.data.test_per_category = 10  # fixed test set: instances per category, on test faces
     config.data.test_seed = 0  # its seed (independent of config.seed: every run scores the same)
 
@@ -48,6 +49,8 @@ def get_config(arg=None):
     config.model.image_size = 0  # network input side in px; 0 = the training images' size
     config.model.norm = "auto"  # backbone norm: auto (frozen BN with coco, GroupNorm otherwise)
     config.model.trainable_backbone_layers = 3  # with coco/imagenet weights; from scratch all 5
+    config.model.rpn_pre_nms_top_n_train = 2000  # proposals per level before NMS, and kept after
+    config.model.rpn_post_nms_top_n_train = 2000  # it, in training (torchvision's defaults)
     config.model.rpn_pre_nms_top_n_test = 1000  # torchvision defaults; lower them on a CPU
     config.model.rpn_post_nms_top_n_test = 1000
     config.model.box_detections_per_img = 100

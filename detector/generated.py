@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -76,18 +77,31 @@ class GeneratedComposites(torch.utils.data.Dataset):
     `augment` mirrors and colour-jitters the face (and moves it by up to `geometry`, see
     `compose.augment_face`) before the occluders are pasted, each from its own generator, so the
     occluder draws of an index are the same with and without augmentation. The first occluder's
-    category follows compose's balanced schedule; each further one is another category, drawn
+    category follows compose's balanced schedule, in which the `oversample` categories come
+    twice as often as the others; each further one is another category, drawn
     from the index's own generator and pasted over the ones before it, whose masks lose the
     pixels it hides.
     """
 
     def __init__(
-        self, faces, library, seed: int, augment: bool = True, geometry: float = 0.0, occluders=1
+        self,
+        faces,
+        library,
+        seed: int,
+        augment: bool = True,
+        geometry: float = 0.0,
+        occluders=1,
+        oversample: Sequence[str] = (),
     ):
         if occluders < 1:
             raise ValueError(f"occluders per image is {occluders}; expected at least 1")
+        unknown = sorted(set(oversample) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"oversample names {unknown}; expected categories of {CATEGORIES}")
         self.faces, self.library, self.seed = faces, library, seed
         self.augment, self.geometry, self.occluders = augment, geometry, occluders
+        # compose's balanced schedule over every category once, and the oversampled once more
+        self.schedule = (*CATEGORIES, *oversample)
 
     def example(self, index: int) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
         """(occluded HxWx3 uint8, class ids, exact masks HxW uint8) of example `index`."""
@@ -97,7 +111,7 @@ class GeneratedComposites(torch.utils.data.Dataset):
             if self.augment:
                 face_rng = np.random.default_rng([self.seed, i, 1])
                 face = compose.augment_face(face, face_rng, self.geometry)
-            category = compose.category_for(i, self.seed)
+            category = compose.category_for(i, self.seed, self.schedule)
             parts = _composite(face, category, self.library, np.random.default_rng([self.seed, i]))
             if parts is not None:
                 return self._cover(face, parts, category_id(category), i)
@@ -236,6 +250,7 @@ def train_set(config, image_size: int) -> GeneratedComposites:
         augment=config.data.augment,
         geometry=config.data.augment_geometry,
         occluders=config.data.occluders_per_image,
+        oversample=tuple(config.data.get("oversample", ())),
     )
 
 

@@ -8,7 +8,7 @@ import torch
 from config_files import load_config
 
 from data_pipeline import splits
-from data_pipeline.categories import CATEGORIES, NUM_CLASSES
+from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY, NUM_CLASSES
 from detector import generated, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools.*")
@@ -77,6 +77,19 @@ def test_further_occluders_cover_the_first_and_its_mask_loses_what_they_hide(tra
     assert counts[2] >= 9  # a second occluder nearly always fits
     with pytest.raises(ValueError, match="occluders per image is 0"):
         generated.train_set(generated_config(occluders_per_image=0), SIZE)
+
+
+def test_oversampled_categories_come_twice_as_often():
+    thin = ("cigarette", "pen")
+    more = generated.train_set(generated_config(oversample=thin), SIZE)
+    block = len(CATEGORIES) + len(thin)
+    counts = collections.Counter(
+        ID_TO_CATEGORY[more.example(i)[1][0]] for i in range(2 * block)
+    )  # two blocks of the balanced schedule
+    assert {counts[c] for c in thin} == {4}
+    assert {counts[c] for c in CATEGORIES if c not in thin} == {2}
+    with pytest.raises(ValueError, match=r"oversample names \['pencil'\]"):
+        generated.train_set(generated_config(oversample=("pencil",)), SIZE)
 
 
 def test_step_sampler_resumes_where_it_stopped_and_splits_the_batch_over_ranks():

@@ -237,11 +237,31 @@ def test_checkpoints_from_before_the_backbone_options_build_the_seed_model():
     import ml_collections
 
     config = tiny_model_config()
-    new_fields = ("backbone", "anchor_sizes", "mask_head_layers", "fpn_channels")
+    new_fields = (
+        "backbone",
+        "anchor_sizes",
+        "mask_head_layers",
+        "fpn_channels",
+        "rpn_pre_nms_top_n_train",
+        "rpn_post_nms_top_n_train",
+    )
     old = ml_collections.ConfigDict({k: v for k, v in config.items() if k not in new_fields})
-    old_state = model_lib.build_model(old, 64).state_dict()
+    old_model = model_lib.build_model(old, 64)
+    old_state = old_model.state_dict()
     new_state = model_lib.build_model(config, 64).state_dict()
     assert {k: v.shape for k, v in old_state.items()} == {k: v.shape for k, v in new_state.items()}
+    assert old_model.rpn._pre_nms_top_n["training"] == 2000  # torchvision's, as before
+    assert old_model.rpn._post_nms_top_n["training"] == 2000
+
+
+def test_training_proposal_counts_come_from_the_config():
+    config = tiny_model_config()
+    config.rpn_pre_nms_top_n_train, config.rpn_post_nms_top_n_train = 300, 40
+    config.roi_batch_size_per_image = 16
+    net = model_lib.build_model(config, 64)
+    assert net.rpn._pre_nms_top_n == {"training": 300, "testing": config.rpn_pre_nms_top_n_test}
+    assert net.rpn._post_nms_top_n["training"] == 40
+    assert net.roi_heads.fg_bg_sampler.batch_size_per_image == 16
 
 
 def vgg16_config(weights="imagenet"):
