@@ -200,7 +200,7 @@ def markdown_table(metrics: dict) -> str:
     for name in names:
         b = metrics["bbox"]["per_category"][name]
         s = metrics["segm"]["per_category"][name]
-        s50 = metrics["segm"].get("per_category_ap50", {}).get(name, float("nan"))
+        s50 = metrics["segm"]["per_category_ap50"][name]
         row = f"| {name} (id {CATEGORY_TO_ID[name]}) | {b:.1f} | {s:.1f} | {s50:.1f} |"
         if ious:
             row += f" {ious['per_category'][name]:.3f} |"
