@@ -14,9 +14,10 @@ is the step minus the parts (losses, crops, optimizer updates, glue). The JAX co
 the `lower` and `compile` time of the jitted step.
 
 JAX variants (`--variants`): `shipped` is `jaxinpaint.train.Trainer.train_step` exactly as
-training runs it; `ynn_off` compiles with XLA:CPU's YNNPACK fusions off; `phase_dx` traces with
-strided convs through `jaxinpaint.layers.fast_conv`; `tuned` does both; `tuned_pool` also
-traces 2×2 max pools through `jaxinpaint.layers.fast_pool` (docs/bench.md).
+training runs it (`config.layer_ops="auto"`: `jaxinpaint/backends.py`'s pick for this
+platform); `xla`, `fast`, `fast_conv` and `fast_pool` set `config.layer_ops` to that name (how
+strided convs and 2×2 max pools are differentiated); `ynn_on` compiles with XLA:CPU's YNNPACK
+convolutions, which the Trainer turns off on the CPU (docs/bench.md).
 Model FLOP utilisation: the shipped step's FLOPs come from XLA's cost analysis of the compiled
 step; achieved TFLOP/s = FLOPs ÷ median step time; MFU = achieved ÷ the device's dense peak for
 the step's precision (`PEAK_TFLOPS`, vendors' data sheets; on a CPU a measured float32 matmul;
@@ -28,7 +29,6 @@ Results go to `--json` (written atomically); the last line printed is
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import platform
@@ -36,7 +36,6 @@ import statistics
 import time
 
 import bench_common
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,8 +43,8 @@ import torch
 import torch_twin
 from bench_common import RESULTS, ROOT, write_json
 
-from jaxinpaint.gan import CPU_COMPILER_OPTIONS, prepare_batch
-from jaxinpaint.layers import fast_conv, fast_pool
+from jaxinpaint import backends
+from jaxinpaint.gan import prepare_batch
 from jaxinpaint.train import Trainer, make_mesh
 from jaxinpaint.vgg import load_vgg16_params
 
@@ -80,67 +79,34 @@ def make_batch(batch: int, size: int, seed: int = 0) -> dict[str, np.ndarray]:
 # ---- JAX side ---------------------------------------------------------------------------------
 
 
-# XLA:CPU runs convolutions through YNNPACK by default; its kernel-gradient convolutions are
-# several times slower than XLA's Eigen ones (bench/conv_grad.py), hence the `ynn_off` variants.
-YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
-# name → (XLA compiler options, strided convs through fast_conv, 2×2 max pools through fast_pool)
+# name → (config.layer_ops, XLA compiler options: None for those the Trainer uses here).
 VARIANTS = {
-    "shipped": (None, False, False),  # Trainer.train_step as training runs it (options: jax_side)
-    "ynn_off": (YNN_OFF, False, False),
-    "phase_dx": (None, True, False),
-    "tuned": (YNN_OFF, True, False),
-    "tuned_pool": (YNN_OFF, True, True),
+    "shipped": ("auto", None),  # Trainer.train_step exactly as training runs it
+    "xla": ("xla", None),  # XLA's own gradients of strided convs and max pools
+    "fast": ("fast", None),  # fast_conv's and fast_pool's
+    "fast_conv": ("fast_conv", None),
+    "fast_pool": ("fast_pool", None),
+    # XLA:CPU's default YNNPACK convolutions, which the Trainer turns off there (bench/conv_grad.py)
+    "ynn_on": ("auto", {}),
 }
-
-
-def _max_pool(original):
-    def max_pool(inputs, window_shape, strides=None, padding="VALID"):
-        if (
-            tuple(window_shape) == (2, 2)
-            and tuple(strides or ()) == (2, 2)
-            and padding == "VALID"
-            and inputs.ndim == 4
-            and inputs.shape[1] % 2 == inputs.shape[2] % 2 == 0
-        ):
-            return fast_pool.max_pool_2x2(inputs)
-        return original(inputs, window_shape, strides, padding)
-
-    return max_pool
-
-
-@contextlib.contextmanager
-def patched_layers(conv: bool, pool: bool):
-    """While tracing, route every `lax.conv_general_dilated` (flax's and pconv's) through
-    `fast_conv.conv_general_dilated` (which changes only the strided convs' input gradient) and
-    `flax.linen.max_pool` 2×2/2 through `fast_pool.max_pool_2x2` (which changes its gradient's
-    lowering only). A measuring device: the model's code is unchanged."""
-    original_conv, original_pool = jax.lax.conv_general_dilated, nn.max_pool
-    if conv:
-        jax.lax.conv_general_dilated = fast_conv.conv_general_dilated
-    if pool:
-        nn.max_pool = _max_pool(original_pool)
-    try:
-        yield
-    finally:
-        jax.lax.conv_general_dilated, nn.max_pool = original_conv, original_pool
 
 
 def jax_side(config, batch_np, variant: str):
     """Compiled step and parts of the JAX model: `(name → zero-arg runner)`, compile seconds."""
-    compiler_options, phase_dx, pool = VARIANTS[variant]
-    if variant == "shipped" and jax.default_backend() == "cpu":
-        compiler_options = CPU_COMPILER_OPTIONS  # the parts compile as the Trainer's step does
+    layer_ops, compiler_options = VARIANTS[variant]
+    config = config.copy_and_resolve_references()
+    config.layer_ops = layer_ops
     trainer = Trainer(config, make_mesh(config.global_batch_size))
     gan = trainer.gan
     state = trainer.init(jax.random.key(config.seed))
     vgg_params = trainer.vgg_params
     batch = trainer.global_batch(batch_np)
     rng = jax.random.key(1)
-    jit = functools.partial(jax.jit, compiler_options=compiler_options)
-    if variant == "shipped":
+    if compiler_options is None:  # as the Trainer compiles its step, on this platform
+        compiler_options = backends.compiler_options(backends.platform_of(trainer.mesh))
         step_fn = trainer.train_step
     else:
-        step_fn = jit(
+        step_fn = jax.jit(
             gan.train_step,
             in_shardings=(
                 trainer.state_sharding,
@@ -149,7 +115,9 @@ def jax_side(config, batch_np, variant: str):
             ),
             out_shardings=(trainer.state_sharding, trainer.replicated),
             donate_argnums=(0,),
+            compiler_options=compiler_options,
         )
+    jit = functools.partial(jax.jit, compiler_options=compiler_options)
     occluded, target, hole = prepare_batch(batch)
     gen_params = jax.tree_util.tree_map(jnp.copy, state.gen_params)  # the step donates `state`
     disc_params = jax.tree_util.tree_map(jnp.copy, state.disc_params)
@@ -183,18 +151,17 @@ def jax_side(config, batch_np, variant: str):
 
         return jax.value_and_grad(loss)(x)
 
-    with patched_layers(phase_dx, pool):
-        start = time.perf_counter()
-        lowered = step_fn.lower(state, batch, rng, vgg_params)
-        lower_s = time.perf_counter() - start
-        start = time.perf_counter()
-        step = lowered.compile()
-        compile_s = time.perf_counter() - start
-        flops = compiled_flops(step)
-        gen_c = jit(gen_fwd_bwd).lower(gen_params, occluded, hole).compile()
-        disc_c = jit(disc_fwd_bwd).lower(disc_params, images).compile()
-        # A step that reads no VGG features runs no VGG16 (`gan.uses_vgg`): that part is empty.
-        vgg_c = jit(vgg_fwd_bwd).lower(pair, target).compile() if gan.uses_vgg else None
+    start = time.perf_counter()
+    lowered = step_fn.lower(state, batch, rng, vgg_params)
+    lower_s = time.perf_counter() - start
+    start = time.perf_counter()
+    step = lowered.compile()
+    compile_s = time.perf_counter() - start
+    flops = compiled_flops(step)
+    gen_c = jit(gen_fwd_bwd).lower(gen_params, occluded, hole).compile()
+    disc_c = jit(disc_fwd_bwd).lower(disc_params, images).compile()
+    # A step that reads no VGG features runs no VGG16 (`gan.uses_vgg`): that part is empty.
+    vgg_c = jit(vgg_fwd_bwd).lower(pair, target).compile() if gan.uses_vgg else None
 
     holder = {"state": state}
 
@@ -208,7 +175,8 @@ def jax_side(config, batch_np, variant: str):
         "discriminators": lambda: jax.block_until_ready(disc_c(disc_params, images)),
         "vgg": (lambda: jax.block_until_ready(vgg_c(pair, target))) if vgg_c else lambda: None,
     }
-    return parts, {"lower_s": lower_s, "compile_s": compile_s, "flops": flops}
+    info = {"lower_s": lower_s, "compile_s": compile_s, "flops": flops}
+    return parts, info | {"layer_ops": gan.ops.name, "xla_options": compiler_options}
 
 
 # ---- model FLOP utilisation --------------------------------------------------------------------
@@ -349,7 +317,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=None, help="image side (default: config's)")
     parser.add_argument(
         "--variants",
-        default="shipped,tuned",
+        default="shipped,xla",
         help=f"comma-separated JAX variants to time, from {','.join(VARIANTS)}",
     )
     parser.add_argument(
@@ -436,7 +404,10 @@ def main(argv=None):
         "(sides interleaved)"
     )
     for name, info in compile_info.items():
-        print(f"{name}: lower {info['lower_s']:.1f} s, compile {info['compile_s']:.1f} s")
+        print(
+            f"{name} (layer_ops {info['layer_ops']}): lower {info['lower_s']:.1f} s, "
+            f"compile {info['compile_s']:.1f} s"
+        )
     print(f"{'ms (fwd+bwd)':<16}" + "".join(f"{s:>16}" for s in medians))
     for part in PARTS:
         print(f"{part:<16}" + "".join(f"{m[part] * 1e3:>16.1f}" for m in medians.values()))
@@ -469,12 +440,13 @@ def main(argv=None):
             "jax": jax.__version__,
             "torch": torch.__version__,
             "jax_variants": {
-                f"jax_{v}": dict(
-                    zip(("xla_options", "fast_conv", "fast_pool"), VARIANTS[v], strict=True)
-                )
-                for v in variants
+                side: {"layer_ops": info["layer_ops"], "xla_options": info["xla_options"]}
+                for side, info in compile_info.items()
             },
-            "jax_compile_s": compile_info,
+            "jax_compile_s": {
+                side: {k: info[k] for k in ("lower_s", "compile_s", "flops")}
+                for side, info in compile_info.items()
+            },
             "median_ms": {s: {n: v * 1e3 for n, v in m.items()} for s, m in medians.items()},
             "images_per_s": ips,
             "step_tflop": flops / 1e12,
@@ -486,7 +458,6 @@ def main(argv=None):
             **ratios,
         },
     )
-    print(f"wrote {args.json}")
     for key, value in ratios.items():
         if key != "jax_shipped_over_torch":
             print(f"{key}={value:.3f}")

@@ -21,6 +21,10 @@ def get_config(arg=None):
     # parameters, optimizer states, losses and the partial convs' window sums in float32
     # (docs/inpainter.md, "Mixed precision"). Inference and exports compute in float32.
     c.compute_dtype = "float32"
+    # How the strided convs and 2x2 max pools are differentiated (same values, different speed):
+    # "auto" picks per platform (jaxinpaint/backends.py, measured in docs/bench.md), or one of
+    # "xla", "fast", "fast_conv", "fast_pool".
+    c.layer_ops = "auto"
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "generated"  # "generated" (in-memory compositing) | "tfds" | "synthetic"

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxinpaint import losses
+from jaxinpaint import backends, losses
 from jaxinpaint.models import (
     crop,
     discriminators_from_config,
@@ -33,17 +33,6 @@ Batch = dict[str, jax.Array]
 
 # XLA options for functions that run once (initialisation): ~4x faster to compile, same values.
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-# XLA:CPU runs convolutions through YNNPACK by default; its Eigen path is faster for this model:
-# 2.6x on the kernel gradients of training (1419 vs 539 ms for 4x256²x64->64 3x3,
-# bench/conv_grad.py), 1.7x on the generator's deep 16²x1024->1024 convs (47 vs 27 ms), ~2 % on
-# the whole 256² generator forward (844 vs 861 ms), and quicker to compile.
-CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
-
-
-def compiler_options() -> dict | None:
-    """The options the train step and the generator compile with on this backend."""
-    return CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
 
 
 @flax.struct.dataclass
@@ -100,14 +89,18 @@ def compute_dtype(config) -> jnp.dtype:
 
 
 class InpaintingGAN:
-    """Modules, optimizers and pure functions of one config."""
+    """Modules, optimizers and pure functions of one config, for the devices of `platform`
+    ("cpu", "gpu", "tpu"; default: JAX's default backend), which picks `config.layer_ops`."""
 
-    def __init__(self, config):
+    def __init__(self, config, platform: str | None = None):
         self.config = config
         dtype = compute_dtype(config)
-        self.generator = generator_from_config(config.gen, dtype)
-        self.discriminators = discriminators_from_config(config.disc, dtype)
-        self.vgg = VGG16Features(dtype)
+        self.ops = backends.layer_ops(
+            config.get("layer_ops", "auto"), platform or jax.default_backend()
+        )
+        self.generator = generator_from_config(config.gen, dtype, self.ops)
+        self.discriminators = discriminators_from_config(config.disc, dtype, self.ops)
+        self.vgg = VGG16Features(dtype, self.ops)
         # VGG16 is most of a small model's step: skipped when no loss term reads its features.
         self.uses_vgg = config.loss.perceptual > 0 or config.loss.style > 0
         self.gen_tx = _optimizer(config.gen_optim)

@@ -17,8 +17,9 @@ import numpy as np
 
 from data_pipeline import atomic
 from data_pipeline.images import to_uint8
+from jaxinpaint.backends import compiler_options
 from jaxinpaint.checkpointing import Checkpointer
-from jaxinpaint.gan import InpaintingGAN, compiler_options
+from jaxinpaint.gan import InpaintingGAN
 
 CONFIG_FILE = "config.json"
 # The fields that shape the parameters: a checkpoint restores only into a config agreeing on them.

@@ -31,10 +31,10 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from data_pipeline import splits
-from jaxinpaint import curves, inference, input_pipeline, samples, validation
+from jaxinpaint import backends, curves, inference, input_pipeline, samples, validation
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.event_writer import EventWriter
-from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN, TrainState, compiler_options
+from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN, TrainState
 from jaxinpaint.vgg import load_vgg16_params
 
 
@@ -97,7 +97,9 @@ class Trainer:
     def __init__(self, config, mesh: Mesh):
         self.config = config
         self.mesh = mesh
-        self.gan = InpaintingGAN(config)
+        platform = backends.platform_of(mesh)
+        self.gan = InpaintingGAN(config, platform)
+        options = backends.compiler_options(platform)
         self.replicated = NamedSharding(mesh, P())
         self.batch_sharding = NamedSharding(mesh, P("data"))
         abstract = jax.eval_shape(self.gan.init, jax.random.key(0))
@@ -121,10 +123,10 @@ class Trainer:
             ),
             out_shardings=(self.state_sharding, self.replicated),
             donate_argnums=(0,),
-            compiler_options=compiler_options(),
+            compiler_options=options,
         )
         self.generate = jax.jit(
-            self.gan.generate, out_shardings=self.replicated, compiler_options=compiler_options()
+            self.gan.generate, out_shardings=self.replicated, compiler_options=options
         )
         self.vgg_params = None  # no loss term reads VGG features: not loaded, not run
         if self.gan.uses_vgg:

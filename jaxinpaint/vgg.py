@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from data_pipeline import vgg16_weights
-from jaxinpaint.layers import fast_pool
+from jaxinpaint.backends import XLA_OPS, LayerOps
 
 # torchvision's ImageNet statistics, for inputs in [0, 1].
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -46,6 +46,7 @@ class VGG16Features(nn.Module):
     losses' Gram matrices and means) whatever `dtype` the convolutions compute in."""
 
     dtype: Any = jnp.float32
+    ops: LayerOps = XLA_OPS  # how the max pools are differentiated (jaxinpaint.backends)
 
     @nn.compact
     def __call__(self, img_BxHxWx3: jax.Array) -> list[jax.Array]:
@@ -56,7 +57,7 @@ class VGG16Features(nn.Module):
         i = 0
         for v in _CFG:
             if v == "M":
-                x = fast_pool.max_pool_2x2(x)
+                x = self.ops.max_pool_2x2(x)
                 feats.append(x.astype(jnp.float32))
             else:
                 conv = nn.Conv(

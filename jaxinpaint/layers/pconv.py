@@ -18,15 +18,13 @@ the reference (which computes it under `torch.no_grad`), no gradient flows throu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
-
-from jaxinpaint.layers import fast_conv
 
 Padding = str | Sequence[tuple[int, int]]
 
@@ -89,6 +87,7 @@ def partial_conv(
     strides: int | Sequence[int] = (1, 1),
     padding: Padding = "SAME",
     dilation: int | Sequence[int] = (1, 1),
+    conv_general_dilated: Callable = lax.conv_general_dilated,
 ) -> tuple[jax.Array, jax.Array]:
     """Partial convolution of NHWC `x` under `mask`; returns `(y, new_mask)`.
 
@@ -100,6 +99,8 @@ def partial_conv(
       bias: optional `[Cout]`.
       strides, padding, dilation: as in `lax.conv_general_dilated` ("SAME", "VALID" or explicit
         `((top, bottom), (left, right))` padding; `dilation` is the kernel dilation).
+      conv_general_dilated: the convolution of `x * mask` with `kernel`, with
+        `lax.conv_general_dilated`'s signature (`jaxinpaint.backends.LayerOps` picks one).
 
     Returns:
       `y` of shape `[N, H', W', Cout]`, exactly 0 where the window saw no valid input, and
@@ -122,7 +123,7 @@ def partial_conv(
     padding = _check_padding(padding)
 
     mask = lax.stop_gradient(mask).astype(x.dtype)
-    raw = fast_conv.conv_general_dilated(  # lax's, with a faster strided input gradient
+    raw = conv_general_dilated(
         x * mask,
         kernel,
         window_strides=strides,
@@ -157,6 +158,7 @@ class PartialConv2d(nn.Module):
     dilation: int | Sequence[int] = (1, 1)
     use_bias: bool = True
     dtype: Any = None  # computation dtype; None keeps the input's
+    conv_general_dilated: Callable = lax.conv_general_dilated  # as in `partial_conv`
     param_dtype: Any = jnp.float32
     kernel_init: nn.initializers.Initializer = nn.initializers.he_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
@@ -181,4 +183,5 @@ class PartialConv2d(nn.Module):
             strides=self.strides,
             padding=self.padding,
             dilation=self.dilation,
+            conv_general_dilated=self.conv_general_dilated,
         )

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxinpaint.layers import fast_conv
+from jaxinpaint.backends import XLA_OPS, LayerOps
 
 
 class Discriminator(nn.Module):
@@ -23,6 +23,7 @@ class Discriminator(nn.Module):
     widths: Sequence[int]
     kernel: int = 5
     dtype: Any = jnp.float32  # activations and convolutions; the logits are float32
+    ops: LayerOps = XLA_OPS  # how the strided convs are differentiated (jaxinpaint.backends)
 
     @nn.compact
     def __call__(self, img_BxHxWx3: jax.Array) -> jax.Array:
@@ -35,7 +36,7 @@ class Discriminator(nn.Module):
                 padding="SAME",
                 dtype=self.dtype,
                 name=f"conv{i}",
-                conv_general_dilated=fast_conv.conv_general_dilated,  # fast strided input grads
+                conv_general_dilated=self.ops.conv_general_dilated,
             )(x)
             x = nn.leaky_relu(x, 0.2)
         x = x.reshape(x.shape[0], -1)
@@ -75,9 +76,11 @@ def crop(img_BxHxWxC: jax.Array, origin_Bx2: jax.Array, size: int) -> jax.Array:
     return jax.vmap(one)(img_BxHxWxC, origin_Bx2)
 
 
-def discriminators_from_config(disc_config, dtype: Any = jnp.float32) -> dict[str, Discriminator]:
-    """`{"global": ..., "local": ...}` from `config.disc`, computing in `dtype`."""
+def discriminators_from_config(
+    disc_config, dtype: Any = jnp.float32, ops: LayerOps = XLA_OPS
+) -> dict[str, Discriminator]:
+    """`{"global": ..., "local": ...}` from `config.disc`, computing in `dtype` with `ops`."""
     return {
-        "global": Discriminator(tuple(disc_config.global_widths), disc_config.kernel, dtype),
-        "local": Discriminator(tuple(disc_config.local_widths), disc_config.kernel, dtype),
+        "global": Discriminator(tuple(disc_config.global_widths), disc_config.kernel, dtype, ops),
+        "local": Discriminator(tuple(disc_config.local_widths), disc_config.kernel, dtype, ops),
     }

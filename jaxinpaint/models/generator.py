@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxinpaint.backends import XLA_OPS, LayerOps
 from jaxinpaint.evaluation.baselines import SMOOTH_FILLS
-from jaxinpaint.layers import PartialConv2d, fast_pool
+from jaxinpaint.layers import PartialConv2d
 from jaxinpaint.layers.fill import pushpull_fill
 
 # coarse fill -> (relaxation steps per pyramid level, order) of layers/fill.py; "none": the
@@ -123,6 +124,7 @@ class VanillaEncoder(nn.Module):
     dropout_levels: int = 2
     dropout_rate: float = 0.5
     dtype: Any = None
+    ops: LayerOps = XLA_OPS
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
@@ -130,7 +132,7 @@ class VanillaEncoder(nn.Module):
         skips = []
         for i, width in enumerate(self.widths):
             if i > 0:
-                x = fast_pool.max_pool_2x2(x)
+                x = self.ops.max_pool_2x2(x)
             x = nn.relu(_conv(width, name=f"conv{i}_a", dtype=self.dtype)(x))
             x = nn.relu(_conv(width, name=f"conv{i}_b", dtype=self.dtype)(x))
             if i >= levels - self.dropout_levels and self.dropout_rate > 0:
@@ -145,6 +147,7 @@ class PartialEncoder(nn.Module):
     widths: Sequence[int]
     kernels: Sequence[int]
     dtype: Any = None
+    ops: LayerOps = XLA_OPS
 
     @nn.compact
     def __call__(self, x: jax.Array, valid: jax.Array) -> list[jax.Array]:
@@ -157,6 +160,7 @@ class PartialEncoder(nn.Module):
                 kernel_size=(k, k),
                 strides=(stride, stride),
                 dtype=self.dtype,
+                conv_general_dilated=self.ops.conv_general_dilated,
                 name=f"pconv{i}",
             )(x, mask)
             x = nn.relu(x)
@@ -179,6 +183,8 @@ class Generator(nn.Module):
     # Activations and convolutions (parameters stay float32; the coarse fill, the partial
     # convs' window sums, the output and the composite are float32 whatever this is).
     dtype: Any = jnp.float32
+    # How strided convs and max pools are differentiated (jaxinpaint.backends; same values).
+    ops: LayerOps = XLA_OPS
 
     @nn.compact
     def __call__(
@@ -216,10 +222,15 @@ class Generator(nn.Module):
             self.dropout_levels,
             self.dropout_rate,
             dtype=dtype,
+            ops=self.ops,
             name="vanilla_encoder",
         )(jnp.concatenate([coarse, hole], axis=-1), train=train)
         partial = PartialEncoder(
-            self.partial_widths, self.partial_kernels, dtype=dtype, name="partial_encoder"
+            self.partial_widths,
+            self.partial_kernels,
+            dtype=dtype,
+            ops=self.ops,
+            name="partial_encoder",
         )(known, valid)
 
         x = jnp.concatenate([vanilla[-1], partial[-1]], axis=-1)
@@ -244,8 +255,11 @@ class Generator(nn.Module):
         return pred, composite
 
 
-def generator_from_config(gen_config, dtype: Any = jnp.float32) -> Generator:
-    """Builds the generator from `config.gen`, computing in `dtype` (`config.compute_dtype`)."""
+def generator_from_config(
+    gen_config, dtype: Any = jnp.float32, ops: LayerOps = XLA_OPS
+) -> Generator:
+    """Builds the generator from `config.gen`, computing in `dtype` (`config.compute_dtype`)
+    with `ops` (`config.layer_ops`, resolved by `jaxinpaint.backends.layer_ops`)."""
     return Generator(
         widths=tuple(gen_config.widths),
         partial_widths=tuple(gen_config.partial_widths),
@@ -256,4 +270,5 @@ def generator_from_config(gen_config, dtype: Any = jnp.float32) -> Generator:
         dropout_rate=gen_config.dropout_rate,
         coarse_fill=gen_config.get("coarse_fill", "none"),
         dtype=dtype,
+        ops=ops,
     )
