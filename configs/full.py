@@ -16,6 +16,9 @@ def get_config(arg=None):
     c.seed = 0  # init, dropout and the generated data all derive from it
     c.image_size = 256  # square training resolution
     c.global_batch_size = 4  # seed Table 5.1; must divide by the device count
+    # > 0: the global batch is this many per device instead (the learning-rate rule for a
+    # larger batch: docs/inpainter.md, "Batch and learning rate").
+    c.per_device_batch_size = 0
     c.total_steps = 100_000  # training stops here (resume continues up to it)
     # "bfloat16": the models' activations and convolutions in bfloat16 on GPUs and TPUs, with
     # parameters, optimizer states, losses and the partial convs' window sums in float32

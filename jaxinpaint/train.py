@@ -15,6 +15,7 @@ each global batch is sharded along its first axis, assembled from the per-proces
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -78,6 +79,23 @@ class _Preemption:
     def __exit__(self, *exc):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+
+
+def with_batch_for_devices(config, device_count: int):
+    """`config`, or when `config.per_device_batch_size` is set (> 0) a copy whose global batch is
+    that many per device: the same config then runs on any number of devices."""
+    per_device = config.get("per_device_batch_size", 0)
+    if per_device < 0:
+        raise ValueError(f"config.per_device_batch_size must be >= 0 (0: unset), got {per_device}")
+    if not per_device:
+        return config
+    config = config.copy_and_resolve_references()
+    config.global_batch_size = per_device * device_count
+    logging.info(
+        "Global batch %d: config.per_device_batch_size=%d on %d devices.",
+        config.global_batch_size, per_device, device_count,
+    )  # fmt: skip
+    return config
 
 
 def make_mesh(global_batch_size: int) -> Mesh:
@@ -225,148 +243,196 @@ def _progress_bar(step: int, total: int, enabled: bool) -> tqdm:
     )
 
 
+class _StepMetrics:
+    """The train step's metrics, read one step late (the host reads step N's while step N+1 runs),
+    checked to be finite, averaged over each logging window and written by process 0."""
+
+    def __init__(self, config, workdir: str, progress: tqdm, last_good: int | None):
+        self.batch_size = config.global_batch_size
+        self.progress = progress
+        self.writer = EventWriter(workdir) if jax.process_index() == 0 else None
+        self.last_good = last_good  # the newest checkpoint: a non-finite loss error names it
+        self._pending: tuple[int, Any] | None = None  # a dispatched step's metrics, not yet read
+        self._window: list[dict[str, float]] = []
+        self._window_start = time.perf_counter()
+
+    def dispatched(self, step: int, metrics: Any) -> None:
+        """Reads the previous step's metrics (this step runs meanwhile), then holds this one's."""
+        self.read()
+        self._pending = (step, metrics)
+
+    def read(self) -> None:
+        """Waits for the held metrics and checks them: before a state is judged or saved."""
+        if self._pending is not None:
+            step, metrics = self._pending
+            self._pending = None
+            host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            _check_finite(step, host, self.last_good)
+            self._window.append(host)
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        if self.writer is not None:
+            self.writer.scalars(step, scalars)
+
+    def log(self, step: int) -> None:
+        """Writes and shows the window's means, then starts a new window."""
+        self.read()
+        window = self._window
+        steps_per_s = len(window) / max(time.perf_counter() - self._window_start, 1e-9)
+        mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+        mean["perf/steps_per_s"] = steps_per_s
+        mean["perf/images_per_s"] = steps_per_s * self.batch_size
+        self.write(step, mean)
+        if self.writer is not None:
+            self.progress.set_postfix(
+                {"gen/loss": f"{mean['gen/loss']:.3f}", "psnr": f"{mean['gen/psnr']:.2f}"},
+                refresh=False,  # shown at the bar's next redraw (mininterval)
+            )
+            logging.info(
+                "step %d  gen/loss %.4f  gen/l1_hole %.4f  gen/psnr %.2f  disc/loss %.4f  "
+                "%.2f steps/s",
+                step, mean["gen/loss"], mean["gen/l1_hole"], mean["gen/psnr"],
+                mean["disc/loss"], steps_per_s,
+            )  # fmt: skip
+        self._window = []
+        self._window_start = time.perf_counter()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _Keeper:
+    """Saves the state every `checkpoint_every` steps, and into `<workdir>/best` when validation
+    (every `eval_every` steps, on `held_out`) beats the best so far. A state is judged or saved
+    only once its step's losses were read, and saved only if one probe step from it is finite."""
+
+    def __init__(self, trainer, ckpt, metrics, rng, workdir: str, held_out: dict | None):
+        self.trainer, self.ckpt, self.metrics, self.rng = trainer, ckpt, metrics, rng
+        self._checked = None  # the last step whose state passed _check_saveable
+        self.validator = self.tracker = self.best_ckpt = None
+        if held_out is not None:
+            chunk = math.gcd(trainer.config.eval_examples, 16)
+            self.validator = validation.Validator(trainer, held_out, chunk)
+            self.tracker = validation.BestTracker(workdir, trainer.config.best_metric)
+            self.best_ckpt = Checkpointer(os.path.join(workdir, validation.BEST_DIR), keep=1)
+
+    def _check(self, state, batch, step: int) -> None:
+        self.metrics.read()
+        if self._checked != step:
+            _check_saveable(self.trainer, state, batch, self.rng, step, self.metrics.last_good)
+            self._checked = step
+
+    def validate(self, state, batch, step: int, position: int) -> None:
+        self.metrics.read()  # a state is only judged (and kept) once its losses passed
+        scores = self.validator(state.gen_ema)
+        self.metrics.write(step, scores)
+        if jax.process_index() == 0:
+            logging.info(
+                "step %d  validation: %s", step,
+                "  ".join(f"{k} {v:.4f}" for k, v in scores.items()),
+            )  # fmt: skip
+        value = scores[self.tracker.metric]
+        if self.tracker.improves(value):
+            self._check(state, batch, step)
+            self.best_ckpt.save(state, data_position=position)
+            self.best_ckpt.wait()
+            if jax.process_index() == 0:
+                self.tracker.record(step, value, scores)
+
+    def save(self, state, batch, step: int, position: int) -> None:
+        self._check(state, batch, step)
+        self.ckpt.save(state, data_position=position)
+        self.metrics.last_good = step
+
+    def close(self) -> None:  # `ckpt` is its owner's to close
+        if self.best_ckpt is not None:
+            self.best_ckpt.close()
+
+
+def _record_run(config, workdir: str) -> None:
+    """The workdir's record of the run (process 0): its config, which lets jaxinpaint.inference
+    rebuild the model from the workdir alone, and the faces it trains on, which
+    launch/evaluate.py checks evaluation splits against."""
+    if jax.process_index() != 0:
+        return
+    inference.save_config(config, workdir)
+    trained_on = input_pipeline.training_faces(config)
+    if trained_on is not None:
+        splits.write_record(workdir, config.data.source, trained_on)
+
+
+def _due(step: int, every: int, stop: bool) -> bool:
+    return step % every == 0 or stop
+
+
 def train_and_evaluate(config, workdir: str) -> TrainState:
     """Trains `config` in `workdir` up to `config.total_steps`, resuming if it can."""
     workdir = os.path.abspath(workdir)
+    config = with_batch_for_devices(config, jax.device_count())
     input_pipeline.validate(config)
-    mesh = make_mesh(config.global_batch_size)
-    trainer = Trainer(config, mesh)
-    is_lead = jax.process_index() == 0
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
-    if ckpt.latest_step() is not None:
-        _check_same_model(config, workdir)
-    root_rng = jax.random.key(config.seed)
-    init_rng, train_rng = jax.random.split(root_rng)
-    state, position = _restore_or_init(trainer, ckpt, init_rng)
-    # Only now, with a state that fits the config: the workdir's record of the run.
-    if is_lead:  # lets jaxinpaint.inference rebuild the model from the workdir alone
-        inference.save_config(config, workdir)
-        trained_on = input_pipeline.training_faces(config)
-        if trained_on is not None:  # launch/evaluate.py refuses splits that share a person
-            splits.write_record(workdir, config.data.source, trained_on)
-    step = int(jax.device_get(state.step))
-    total = config.total_steps
-    if step >= total:
-        logging.info("Already at step %d >= total_steps=%d; nothing to do.", step, total)
-        ckpt.close()
-        return state
+    trainer = Trainer(config, make_mesh(config.global_batch_size))
+    with contextlib.ExitStack() as cleanup:  # closes what was opened, however the run ends
+        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+        cleanup.callback(ckpt.close)
+        if ckpt.latest_step() is not None:
+            _check_same_model(config, workdir)
+        init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+        state, position = _restore_or_init(trainer, ckpt, init_rng)
+        _record_run(config, workdir)  # only now, with a state that fits the config
+        step, total = int(jax.device_get(state.step)), config.total_steps
+        if step >= total:
+            logging.info("Already at step %d >= total_steps=%d; nothing to do.", step, total)
+            return state
 
-    data = input_pipeline.InputPipeline(
-        config,
-        start_step=position,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
-    # Validation faces (never trained on), the same on every process; the sample grid shows the
-    # first few of them.
-    eval_examples = config.get("eval_examples", 0) if config.get("eval_every", 0) else 0
-    held_out = input_pipeline.fixed_examples(config, max(config.num_samples, eval_examples))
-    fixed = {k: v[: config.num_samples] for k, v in held_out.items()}
-    validator = tracker = best_ckpt = None
-    if eval_examples:
-        chunk = math.gcd(eval_examples, 16)
-        validator = validation.Validator(
-            trainer, {k: v[:eval_examples] for k, v in held_out.items()}, chunk
+        data = input_pipeline.InputPipeline(
+            config,
+            start_step=position,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
         )
-        tracker = validation.BestTracker(workdir, config.best_metric)
-        best_ckpt = Checkpointer(os.path.join(workdir, validation.BEST_DIR), keep=1)
-    writer = EventWriter(workdir) if is_lead else None
-    last_good = ckpt.latest_step()
-    pending: tuple[int, dict] | None = None  # metrics of the last dispatched step, not yet read
-    checked = None  # the last step whose state gave finite losses (_check_saveable)
-    window: list[dict[str, float]] = []
-    window_start = time.perf_counter()
-
-    def read_pending() -> None:
-        nonlocal pending
-        if pending is not None:
-            at, metrics = pending
-            pending = None
-            host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            _check_finite(at, host, last_good)
-            window.append(host)
-
-    logging.info(
-        "Training from step %d to %d on %d devices (global batch %d).",
-        step, total, jax.device_count(), config.global_batch_size,
-    )  # fmt: skip
-    progress = _progress_bar(step, total, enabled=is_lead)
-    with _Preemption() as preemption:
-        try:
-            while step < total:
-                batch = trainer.global_batch(next(data))
-                state, metrics = trainer.train_step(state, batch, train_rng, trainer.vgg_params)
-                step += 1
-                position += 1
-                progress.update()
-                # Read the previous step's metrics while this one runs.
-                read_pending()
-                pending = (step, metrics)
-                preempted = preemption.stop_at(step)
-                stop = preempted or step == total
-                if step == 1 and is_lead:
-                    logging.info("First step done (includes compilation).")
-                if step % config.log_every == 0 or stop:
-                    read_pending()
-                    elapsed = time.perf_counter() - window_start
-                    mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-                    mean["perf/steps_per_s"] = len(window) / max(elapsed, 1e-9)
-                    mean["perf/images_per_s"] = mean["perf/steps_per_s"] * config.global_batch_size
-                    if is_lead:
-                        writer.scalars(step, mean)
-                        progress.set_postfix(
-                            {
-                                "gen/loss": f"{mean['gen/loss']:.3f}",
-                                "psnr": f"{mean['gen/psnr']:.2f}",
-                            },
-                            refresh=False,  # shown at the bar's next redraw (mininterval)
-                        )
-                        logging.info(
-                            "step %d  gen/loss %.4f  gen/l1_hole %.4f  gen/psnr %.2f  "
-                            "disc/loss %.4f  %.2f steps/s",
-                            step, mean["gen/loss"], mean["gen/l1_hole"], mean["gen/psnr"],
-                            mean["disc/loss"], mean["perf/steps_per_s"],
-                        )  # fmt: skip
-                    window.clear()
-                    window_start = time.perf_counter()
-                if step % config.sample_every == 0 or stop:
-                    path = _write_samples(trainer, state, fixed, workdir)
-                    if path:
-                        logging.info("Wrote %s", path)
-                if validator is not None and (step % config.eval_every == 0 or stop):
-                    read_pending()  # a state is only judged (and kept) once its losses passed
-                    scores = validator(state.gen_ema)
-                    if is_lead:
-                        writer.scalars(step, scores)
-                        logging.info(
-                            "step %d  validation: %s", step,
-                            "  ".join(f"{k} {v:.4f}" for k, v in scores.items()),
-                        )  # fmt: skip
-                    value = scores[tracker.metric]
-                    if tracker.improves(value):
-                        _check_saveable(trainer, state, batch, train_rng, step, last_good)
-                        checked = step
-                        best_ckpt.save(state, data_position=position)
-                        best_ckpt.wait()
-                        if is_lead:
-                            tracker.record(step, value, scores)
-                if step % config.checkpoint_every == 0 or stop:
-                    read_pending()  # never save a state whose losses were not checked
-                    if checked != step:
-                        _check_saveable(trainer, state, batch, train_rng, step, last_good)
-                        checked = step
-                    ckpt.save(state, data_position=position)
-                    last_good = step
-                if preempted:
-                    logging.warning("SIGTERM: saved step %d; stopping.", step)
-                    break
-        finally:
-            progress.close()
-            ckpt.close()
-            if best_ckpt is not None:
-                best_ckpt.close()
-            if writer is not None:
-                writer.close()
-    if is_lead:
+        # Validation faces (never trained on), the same on every process; the sample grid shows
+        # the first few of them.
+        eval_examples = config.get("eval_examples", 0) if config.get("eval_every", 0) else 0
+        held_out = input_pipeline.fixed_examples(config, max(config.num_samples, eval_examples))
+        fixed = {k: v[: config.num_samples] for k, v in held_out.items()}
+        validated = {k: v[:eval_examples] for k, v in held_out.items()} if eval_examples else None
+        progress = cleanup.enter_context(
+            _progress_bar(step, total, enabled=jax.process_index() == 0)
+        )
+        metrics = _StepMetrics(config, workdir, progress, last_good=ckpt.latest_step())
+        cleanup.callback(metrics.close)
+        keeper = _Keeper(trainer, ckpt, metrics, train_rng, workdir, validated)
+        cleanup.callback(keeper.close)
+        logging.info(
+            "Training from step %d to %d on %d devices (global batch %d).",
+            step, total, jax.device_count(), config.global_batch_size,
+        )  # fmt: skip
+        preemption = cleanup.enter_context(_Preemption())
+        while step < total:
+            batch = trainer.global_batch(next(data))
+            state, step_metrics = trainer.train_step(state, batch, train_rng, trainer.vgg_params)
+            step += 1
+            position += 1
+            progress.update()
+            metrics.dispatched(step, step_metrics)
+            preempted = preemption.stop_at(step)
+            stop = preempted or step == total
+            if step == 1 and jax.process_index() == 0:
+                logging.info("First step done (includes compilation).")
+            if _due(step, config.log_every, stop):
+                metrics.log(step)
+            if _due(step, config.sample_every, stop):
+                path = _write_samples(trainer, state, fixed, workdir)
+                if path:
+                    logging.info("Wrote %s", path)
+            if keeper.validator is not None and _due(step, config.eval_every, stop):
+                keeper.validate(state, batch, step, position)
+            if _due(step, config.checkpoint_every, stop):
+                keeper.save(state, batch, step, position)
+            if preempted:
+                logging.warning("SIGTERM: saved step %d; stopping.", step)
+                break
+    if jax.process_index() == 0:
         logging.info("Loss curves: %s", curves.plot(workdir))
     return state

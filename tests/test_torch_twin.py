@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import configs
 from jaxinpaint import losses
 from jaxinpaint.gan import InpaintingGAN
 from jaxinpaint.vgg import VGG16Features, load_vgg16_params
@@ -28,7 +29,7 @@ twin = _load("bench_torch_twin", ROOT / "bench" / "torch_twin.py")
 
 
 def tiny_config():
-    c = _load("_demo_config", ROOT / "configs" / "demo.py").get_config()
+    c = configs.get("demo")
     c.image_size = 32
     c.global_batch_size = 2
     c.gen.widths = (8, 16, 32)

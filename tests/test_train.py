@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from inpaint_tiny import REPO, synthetic_batch, tiny_config
 
+from jaxinpaint import train
 from jaxinpaint.event_writer import EventWriter, crc32c, read_scalars
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN
 from jaxinpaint.vgg import load_vgg16_params
@@ -229,7 +230,9 @@ try:
 except ValueError as e:
     error = str(e)
 cfg = tiny_config()
-cfg.global_batch_size = 8
+cfg.per_device_batch_size = 8 // jax.device_count()  # the global batch of 8 on either mesh
+cfg = train.with_batch_for_devices(cfg, jax.device_count())
+assert cfg.global_batch_size == 8, cfg.global_batch_size
 trainer = train.Trainer(cfg, train.make_mesh(cfg.global_batch_size))
 state = trainer.init(jax.random.key(0))
 batch = trainer.global_batch(synthetic_batch(cfg.image_size, cfg.global_batch_size))
@@ -266,6 +269,17 @@ def test_eight_devices_give_the_same_step_as_one(tmp_path):
         "global_batch_size=4 must divide by the number of devices (8" in results["eight"]["error"]
     )
     assert results["one"]["error"] == ""
+
+
+def test_a_per_device_batch_sets_the_global_one_and_nothing_else():
+    config = tiny_config()
+    assert train.with_batch_for_devices(config, 8) is config  # per_device_batch_size unset: 0
+    config.per_device_batch_size = 3
+    resolved = train.with_batch_for_devices(config, 8)
+    assert resolved.global_batch_size == 24 and config.global_batch_size == 2
+    config.per_device_batch_size = -1
+    with pytest.raises(ValueError, match=r"config\.per_device_batch_size must be >= 0"):
+        train.with_batch_for_devices(config, 8)
 
 
 def test_config_typo_fails_loudly(tmp_path):
