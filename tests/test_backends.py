@@ -66,7 +66,7 @@ def test_every_pool_and_strided_conv_of_the_step_goes_through_the_chosen_ops(ops
 
 
 def values_and_gradients(gan: InpaintingGAN, setup):
-    """Each model's output and its gradients (parameters and input), the step's metrics."""
+    """Each model's output and its gradients (parameters, and the images for the critics)."""
     state, batch, vgg = setup
     occluded, target, hole = prepare_batch(batch)
 
@@ -88,7 +88,6 @@ def values_and_gradients(gan: InpaintingGAN, setup):
         "generator": jax.jit(jax.value_and_grad(generator, has_aux=True))(state.gen_params),
         "discriminators": jax.jit(with_images)(state.disc_params, images),
         "vgg": jax.jit(jax.value_and_grad(vgg16, has_aux=True))(target),
-        "step": jax.jit(gan.train_step)(state, batch, jax.random.key(1), vgg)[1],
     }
 
 

@@ -40,7 +40,15 @@ def test_training_scores_validation_and_keeps_the_best_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="auto, best or latest"):
         Inpainter.from_workdir(str(tmp_path), checkpoint="newest")
     # Inpainter reads the generator alone: the very arrays of the whole state's gen_ema.
-    abstract = jax.eval_shape(InpaintingGAN(config).init, jax.random.key(0))
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+    def abstract_state(config):  # with a sharding: Orbax wants to be told where arrays go
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+            jax.eval_shape(InpaintingGAN(config).init, jax.random.key(0)),
+        )
+
+    abstract = abstract_state(config)
     ckpt = Checkpointer(str(tmp_path / "checkpoints"), keep=2)
     state, _ = ckpt.restore(abstract)
     assert all(jax.tree.leaves(jax.tree.map(np.array_equal, state.gen_ema, latest_params)))
@@ -49,9 +57,7 @@ def test_training_scores_validation_and_keeps_the_best_checkpoint(tmp_path):
     wider = tiny_config()
     wider.gen.widths = (8, 8, 8)
     with pytest.raises(ValueError, match="does not match this config's model"):
-        ckpt.restore_field(
-            "gen_ema", jax.eval_shape(InpaintingGAN(wider).init, jax.random.key(0)).gen_ema
-        )
+        ckpt.restore_field("gen_ema", abstract_state(wider).gen_ema)
     ckpt.close()
 
 
