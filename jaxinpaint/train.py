@@ -373,6 +373,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     input_pipeline.validate(config)
     trainer = Trainer(config, make_mesh(config.global_batch_size))
     with contextlib.ExitStack() as cleanup:  # closes what was opened, however the run ends
+        # First in, last out: a SIGTERM while the last checkpoint is written cannot cut it short.
+        preemption = cleanup.enter_context(_Preemption())
         ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
         cleanup.callback(ckpt.close)
         if ckpt.latest_step() is not None:
@@ -408,7 +410,6 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
             "Training from step %d to %d on %d devices (global batch %d).",
             step, total, jax.device_count(), config.global_batch_size,
         )  # fmt: skip
-        preemption = cleanup.enter_context(_Preemption())
         while step < total:
             batch = trainer.global_batch(next(data))
             state, step_metrics = trainer.train_step(state, batch, train_rng, trainer.vgg_params)
