@@ -43,7 +43,6 @@ import torch
 import torch_twin
 from bench_common import RESULTS, ROOT, write_json
 
-from jaxinpaint import backends
 from jaxinpaint.gan import prepare_batch
 from jaxinpaint.train import Trainer, make_mesh
 from jaxinpaint.vgg import load_vgg16_params
@@ -79,7 +78,7 @@ def make_batch(batch: int, size: int, seed: int = 0) -> dict[str, np.ndarray]:
 # ---- JAX side ---------------------------------------------------------------------------------
 
 
-# name → (config.layer_ops, XLA compiler options: None for those the Trainer uses here).
+# name → (config.layer_ops, the Trainer's XLA compiler options: None for this platform's).
 VARIANTS = {
     "shipped": ("auto", None),  # Trainer.train_step exactly as training runs it
     "xla": ("xla", None),  # XLA's own gradients of strided convs and max pools
@@ -96,28 +95,13 @@ def jax_side(config, batch_np, variant: str):
     layer_ops, compiler_options = VARIANTS[variant]
     config = config.copy_and_resolve_references()
     config.layer_ops = layer_ops
-    trainer = Trainer(config, make_mesh(config.global_batch_size))
+    trainer = Trainer(config, make_mesh(config.global_batch_size), compiler_options)
     gan = trainer.gan
     state = trainer.init(jax.random.key(config.seed))
     vgg_params = trainer.vgg_params
     batch = trainer.global_batch(batch_np)
     rng = jax.random.key(1)
-    if compiler_options is None:  # as the Trainer compiles its step, on this platform
-        compiler_options = backends.compiler_options(backends.platform_of(trainer.mesh))
-        step_fn = trainer.train_step
-    else:
-        step_fn = jax.jit(
-            gan.train_step,
-            in_shardings=(
-                trainer.state_sharding,
-                trainer.batch_sharding,
-                *[trainer.replicated] * 2,
-            ),
-            out_shardings=(trainer.state_sharding, trainer.replicated),
-            donate_argnums=(0,),
-            compiler_options=compiler_options,
-        )
-    jit = functools.partial(jax.jit, compiler_options=compiler_options)
+    jit = functools.partial(jax.jit, compiler_options=trainer.compiler_options)
     occluded, target, hole = prepare_batch(batch)
     gen_params = jax.tree_util.tree_map(jnp.copy, state.gen_params)  # the step donates `state`
     disc_params = jax.tree_util.tree_map(jnp.copy, state.disc_params)
@@ -152,7 +136,7 @@ def jax_side(config, batch_np, variant: str):
         return jax.value_and_grad(loss)(x)
 
     start = time.perf_counter()
-    lowered = step_fn.lower(state, batch, rng, vgg_params)
+    lowered = trainer.train_step.lower(state, batch, rng, vgg_params)
     lower_s = time.perf_counter() - start
     start = time.perf_counter()
     step = lowered.compile()
@@ -176,7 +160,7 @@ def jax_side(config, batch_np, variant: str):
         "vgg": (lambda: jax.block_until_ready(vgg_c(pair, target))) if vgg_c else lambda: None,
     }
     info = {"lower_s": lower_s, "compile_s": compile_s, "flops": flops}
-    return parts, info | {"layer_ops": gan.ops.name, "xla_options": compiler_options}
+    return parts, info | {"layer_ops": gan.ops.name, "xla_options": trainer.compiler_options}
 
 
 # ---- model FLOP utilisation --------------------------------------------------------------------

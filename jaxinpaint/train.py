@@ -110,14 +110,20 @@ def make_mesh(global_batch_size: int) -> Mesh:
 
 
 class Trainer:
-    """Jitted, sharded init / train step / generate for one config on one mesh."""
+    """Jitted, sharded init / train step / generate for one config on one mesh.
 
-    def __init__(self, config, mesh: Mesh):
+    The step and generate compile with `compiler_options`, by default the mesh's platform's
+    (`jaxinpaint.backends.compiler_options`); `{}` compiles with XLA's defaults.
+    """
+
+    def __init__(self, config, mesh: Mesh, compiler_options: dict | None = None):
         self.config = config
         self.mesh = mesh
         platform = backends.platform_of(mesh)
         self.gan = InpaintingGAN(config, platform)
-        options = backends.compiler_options(platform)
+        if compiler_options is None:
+            compiler_options = backends.compiler_options(platform)
+        self.compiler_options = compiler_options
         self.replicated = NamedSharding(mesh, P())
         self.batch_sharding = NamedSharding(mesh, P("data"))
         abstract = jax.eval_shape(self.gan.init, jax.random.key(0))
@@ -141,10 +147,10 @@ class Trainer:
             ),
             out_shardings=(self.state_sharding, self.replicated),
             donate_argnums=(0,),
-            compiler_options=options,
+            compiler_options=compiler_options,
         )
         self.generate = jax.jit(
-            self.gan.generate, out_shardings=self.replicated, compiler_options=options
+            self.gan.generate, out_shardings=self.replicated, compiler_options=compiler_options
         )
         self.vgg_params = None  # no loss term reads VGG features: not loaded, not run
         if self.gan.uses_vgg:

@@ -39,15 +39,11 @@ def test_training_scores_validation_and_keeps_the_best_checkpoint(tmp_path):
     assert all(same) == (best["step"] == 4)
     with pytest.raises(ValueError, match="auto, best or latest"):
         Inpainter.from_workdir(str(tmp_path), checkpoint="newest")
+
+    def abstract_state(config):  # shapes and shardings, as training restores them
+        return train.Trainer(config, train.make_mesh(config.global_batch_size)).abstract_state
+
     # Inpainter reads the generator alone: the very arrays of the whole state's gen_ema.
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-
-    def abstract_state(config):  # with a sharding: Orbax wants to be told where arrays go
-        return jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-            jax.eval_shape(InpaintingGAN(config).init, jax.random.key(0)),
-        )
-
     abstract = abstract_state(config)
     ckpt = Checkpointer(str(tmp_path / "checkpoints"), keep=2)
     state, _ = ckpt.restore(abstract)
