@@ -2,6 +2,7 @@
 
     python bench/face_alignment.py [--faces=40] [--categories=all] [--rotations=-20,0,20]
         [--workers=2] [--crop=128] [--keypoints=mesh|blazeface] [--reference=mesh|blazeface]
+        [--no-yunet]
 
 Faces: the committed sample crops (`data_pipeline.sample_faces.load(size=160, align=False)`),
 `--faces=N` of them evenly spaced over the manifest (which is ordered by source photo), or all
@@ -26,7 +27,8 @@ Methods, per canvas:
         the detected keypoints, or the Haar window for a face only Haar found). Its keypoints
         come from the face mesh (`--keypoints=mesh`, the default, as the pipeline runs) or from
         BlazeFace alone (`--keypoints=blazeface`, `find_faces(mesh=False)`); the reference is
-        the same either way.
+        the same either way. `--no-yunet` leaves out YuNet's second opinion
+        (`find_faces(yunet=False)`: BlazeFace and Haar alone, the method before YuNet).
   haar  today's search: `faces.detect_faces(canvas)`, and only when that finds nothing the
         occluded cascade (`OCCLUDED_CASCADE`); its crop is the square `faces.face_window(box,
         DEFAULT_MARGIN)` scaled to the crop size.
@@ -140,7 +142,7 @@ def on_face(boxes, matched, ref) -> int:
 def run_new(canvas, ref, crop_size):
     eyes = ref[:2].mean(0)
     start = time.perf_counter()
-    found = faces.find_faces(canvas, mesh=_STATE["mesh"])
+    found = faces.find_faces(canvas, mesh=_STATE["mesh"], yunet=_STATE["yunet"])
     i = match([f.box for f in found], eyes)
     if i is not None:
         faces.aligned_crop(canvas, found[i], crop_size)
@@ -179,9 +181,10 @@ def run_haar(canvas, ref, crop_size):
 _STATE: dict = {}
 
 
-def _init_worker(crop_size: int, mesh: bool, reference_mesh: bool) -> None:
+def _init_worker(crop_size: int, mesh: bool, reference_mesh: bool, yunet: bool) -> None:
     cv2.setNumThreads(1)
     _STATE["mesh"] = mesh
+    _STATE["yunet"] = yunet
     _STATE["reference_mesh"] = reference_mesh
     _STATE["faces"] = sample_faces.load(size=FACE_SIZE, align=False)
     _STATE["library"] = occluders.OccluderLibrary.load()
@@ -327,6 +330,12 @@ def parse_args():
         default="mesh",
         help="the clean face's reference keypoints: refined by the face mesh, or BlazeFace's",
     )
+    parser.add_argument(
+        "--yunet",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="YuNet's second opinion in the new method (--no-yunet: BlazeFace and Haar alone)",
+    )
     parser.add_argument("--json", default=str(RESULTS / "face_alignment.json"))
     args = parser.parse_args()
     if args.categories == "all":
@@ -359,7 +368,7 @@ def main():
 
     start = time.perf_counter()
     jobs = [(i, categories, angles) for i in indices]
-    init = (args.crop, args.keypoints == "mesh", args.reference == "mesh")
+    init = (args.crop, args.keypoints == "mesh", args.reference == "mesh", args.yunet)
     results = run_all(jobs, args.workers, init)
     elapsed = time.perf_counter() - start
 
@@ -396,10 +405,13 @@ def main():
         }
 
     # found rates by how many eyes the occluder hides: what no face detector can be asked to see
-    by_eyes = {
-        str(k): {m: rate([r for r in occluded if r["eyes_hidden"] == k], m) for m in METHODS}
-        for k in range(3)
-    }
+    # and the eye spread of those found: a hidden eye's place can only be guessed
+    by_eyes = {}
+    for k in range(3):
+        sel = [r for r in occluded if r["eyes_hidden"] == k]
+        by_eyes[str(k)] = {
+            m: {**rate(sel, m), "eye_spread_px": eye_spread(own_spread(sel, m))} for m in METHODS
+        }
 
     # spreads over occluded faces: each method's own found faces, and the faces both found
     spreads = {}
@@ -479,8 +491,9 @@ def main():
         f"keypoints skipped), {len(categories)} categories + clean control, rotations "
         f"{'/'.join(f'{a:+g}' for a in angles)} deg; {CANVAS}x{CANVAS} canvas, {args.crop} px "
         f"crop; {len(records)} canvases in {elapsed:.0f} s on {args.workers} workers; BlazeFace "
-        f"min_score {detector.min_score}; new method's keypoints: {args.keypoints}, reference: "
-        f"{args.reference}"
+        f"min_score {detector.min_score}; YuNet "
+        f"{f'min_score {faces.YUNET_SCORE}' if args.yunet else 'off'}; new method's keypoints: "
+        f"{args.keypoints}, reference: {args.reference}"
     )
     if unplaced:
         print(f"occluders that could not be placed (skipped): {unplaced}")
@@ -575,6 +588,14 @@ def main():
         )
     )
     print(
+        "eye spread of the found occluded faces, by how many eyes the occluder hides: "
+        + "; ".join(
+            f"{name} {100 * by_eyes[k]['new']['eye_spread_px'] / args.crop:.2f} % (haar "
+            f"{100 * by_eyes[k]['haar']['eye_spread_px'] / args.crop:.2f} %)"
+            for k, name in (("0", "none"), ("1", "one"), ("2", "both"))
+        )
+    )
+    print(
         f"goal found >= 98 %: new {100 * found_rate:.1f} % (haar {100 * haar_rate:.1f} %); "
         f"goal eye spread <= 3 %: new {eye_pct['new']:.2f} % (haar {eye_pct['haar']:.2f} %)"
     )
@@ -586,6 +607,7 @@ def main():
         opencv=cv2.__version__,
         workers=args.workers,
         blazeface={"min_score": detector.min_score, "iou": detector.iou},
+        yunet={"min_score": faces.YUNET_SCORE} if args.yunet else None,
         keypoints=args.keypoints,
         reference=args.reference,
         faces=[i for i in indices if i not in skipped],

@@ -161,6 +161,11 @@ def _blazeface() -> landmarks.BlazeFace:
 
 
 @functools.cache
+def _yunet() -> landmarks.YuNet:
+    return landmarks.YuNet(min_score=YUNET_SCORE)
+
+
+@functools.cache
 def _face_mesh() -> landmarks.FaceMesh:
     return landmarks.FaceMesh()
 
@@ -176,6 +181,7 @@ def _box_overlap(a, b) -> float:
 
 SURE_SCORE = 0.6  # a BlazeFace face seen in one view only needs this score
 HAAR_CONFIRMED_SCORE = 0.3  # BlazeFace's threshold inside a window around a Haar face
+YUNET_SCORE = 0.2  # YuNet's threshold for a face that no BlazeFace view found
 
 
 def _shifted(found, origin):
@@ -187,7 +193,11 @@ def _shifted(found, origin):
 
 
 def find_faces(
-    rgb: np.ndarray, min_size: int = 24, max_side: int = 1024, mesh: bool = True
+    rgb: np.ndarray,
+    min_size: int = 24,
+    max_side: int = 1024,
+    mesh: bool = True,
+    yunet: bool = True,
 ) -> list[FoundFace]:
     """Every face in a photo, largest first, with keypoints where BlazeFace finds them.
 
@@ -199,9 +209,12 @@ def find_faces(
     (where a scarf or a book over half the face lowers the score, not the keypoints' accuracy).
     Its keypoints must be laid out like a face's (`landmarks.plausible`), and a box mostly inside
     a larger face is taken for a part of it. Haar boxes that no kept face overlaps are kept
-    without keypoints (the fallback). With `mesh` (the default), each kept face's eyes, nose and
-    mouth come from the face mesh (`landmarks.FaceMesh.refine`), which places them better when
-    part of the face is hidden.
+    without keypoints (the fallback). With `yunet` (the default), YuNet (`landmarks.YuNet`, a
+    detector trained on crowds' small and half-hidden faces) is a second opinion: a face it finds
+    with score >= YUNET_SCORE that no kept face overlaps is kept with its keypoints, as when a
+    book leaves only the brow. With `mesh` (the default), each kept face's eyes, nose and mouth
+    come from the face mesh (`landmarks.FaceMesh.refine`), which places them better when part of
+    the face is hidden.
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
@@ -262,6 +275,10 @@ def find_faces(
             and 0 <= d.keypoints[:4, 1].mean() < h
             and all(_box_overlap(box, f.box) < 0.5 for f in found)
         ):
+            found.append(FoundFace(box, _face_mesh().refine(rgb, d) if mesh else d.keypoints))
+    for d in _yunet()(rgb, max_side) if yunet else []:
+        box = tuple(float(v) for v in d.box)
+        if min(box[2], box[3]) >= min_size and all(_box_overlap(box, f.box) < 0.5 for f in found):
             found.append(FoundFace(box, _face_mesh().refine(rgb, d) if mesh else d.keypoints))
     for box in haar:
         if all(_box_overlap(box, f.box) < 0.3 for f in found):

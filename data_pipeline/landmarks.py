@@ -1,15 +1,17 @@
 """Face boxes with six keypoints (eyes, nose tip, mouth, ears), found behind occluders.
 
-The model is MediaPipe's BlazeFace short-range detector (`assets/models/
+The main model is MediaPipe's BlazeFace short-range detector (`assets/models/
 face_detection_short_range.tflite`, Apache-2.0, from the `mediapipe` 0.10.21 wheel), run with
 OpenCV's TFLite importer: no TensorFlow, no download, about 5 ms a pass on one CPU core. It was
 trained on faces that fill a good part of the frame and predicts every keypoint even where the
-part is hidden, which is what alignment of an occluded face needs.
+part is hidden, which is what alignment of an occluded face needs. YuNet (`YuNet`, OpenCV's
+face detector, trained on WIDER FACE) is the second opinion for faces of which too little shows
+for BlazeFace, and MediaPipe's face mesh (`FaceMesh`) refines the keypoints of both.
 
-`FaceFinder.find(photo)` covers faces of any size in a photo: one pass over the whole photo, passes
-over overlapping tiles for smaller faces, and a pass around each Haar box (both cascades of
-`data_pipeline.faces`) for the ones the tiles split. Boxes a pass finds are merged across passes
-by weighted non-maximum suppression, as MediaPipe does.
+`data_pipeline.faces.find_faces(photo)` covers faces of any size in a photo with these: BlazeFace
+on the whole photo, on overlapping tiles for smaller faces, and around each Haar box (both
+cascades) for the ones the tiles split, its boxes merged across passes by weighted non-maximum
+suppression as MediaPipe does (`weighted_nms`); then YuNet's faces that BlazeFace missed.
 """
 
 from __future__ import annotations
@@ -183,6 +185,60 @@ class BlazeFace:
         """Faces whose keypoints are laid out like a face's (`plausible`), best first."""
         found = weighted_nms(*self.raw(rgb), self.iou)
         return [d for d in found if plausible(d.keypoints, d.box[2])]
+
+
+YUNET_PATH = os.path.join(
+    os.path.dirname(__file__), "assets", "models", "face_detection_yunet_n.onnx"
+)
+YUNET_MAX_SIDE = 640  # YuNet sees faces of about 10-300 px: larger photos are shrunk to this
+_YUNET_EARS = 0.6  # YuNet has no ears: they go this many eye distances out along the eye line
+
+
+class YuNet:
+    """YuNet (Wu, Peng and Yu, 2023; OpenCV's `FaceDetectorYN`), the second opinion for faces
+    BlazeFace misses. `YuNet()(rgb)` -> faces in `rgb` pixels, best first.
+
+    The model (`assets/models/face_detection_yunet_n.onnx`: YuNet-n, Apache-2.0, from
+    ShiqiYu/libfacedetection.train) was trained on WIDER FACE, whose faces are small, blurred,
+    turned and half hidden, so it sees faces of which little shows (a book from the brow down, a
+    dim face behind a glove) where BlazeFace, trained on selfies, sees none. It gives five points:
+    the eyes, the nose tip and the mouth's corners, whose midpoint is the mouth; it has no ears,
+    so they are put on the eye line, 0.6 eye distances out (`align` uses the eyes, nose and mouth
+    only). Faces whose points are not laid out like a face's are dropped (`plausible`, without
+    BlazeFace's box-width check: YuNet frames faces differently). About 10 ms for a 320x320 photo.
+    """
+
+    def __init__(self, model_path: str = YUNET_PATH, min_score: float = 0.2, iou: float = 0.3):
+        if not 0.0 < min_score < 1.0:
+            raise ValueError(f"min_score must be in (0, 1), got {min_score}")
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(
+                f"face detection model {model_path!r} is missing; reinstall the package"
+            )
+        side = (YUNET_MAX_SIDE, YUNET_MAX_SIDE)
+        self._net = cv2.FaceDetectorYN.create(model_path, "", side, min_score, iou, 5000)
+        self.min_score = min_score
+
+    def __call__(self, rgb: np.ndarray, max_side: int = YUNET_MAX_SIDE) -> list[FaceDetection]:
+        h, w = rgb.shape[:2]
+        scale = min(1.0, min(max_side, YUNET_MAX_SIDE) / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        self._net.setInputSize((rgb.shape[1], rgb.shape[0]))
+        _, rows = self._net.detect(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+        found = []
+        for row in np.zeros((0, 15)) if rows is None else rows.astype(np.float64):
+            box, points, score = row[:4] / scale, row[4:14].reshape(5, 2) / scale, row[14]
+            right_eye, left_eye, nose = points[:3]
+            out = _YUNET_EARS * (left_eye - right_eye)
+            mouth = points[3:].mean(0)
+            keypoints = np.stack(
+                [right_eye, left_eye, nose, mouth, right_eye - out, left_eye + out]
+            )
+            if plausible(keypoints):
+                found.append(FaceDetection(tuple(float(v) for v in box), float(score), keypoints))
+        return sorted(found, key=lambda d: -d.score)
 
 
 MESH_PATH = os.path.join(os.path.dirname(__file__), "assets", "models", "face_landmark.tflite")

@@ -11,10 +11,10 @@
   resolution R (see `jaxinpaint.inference.Inpainter`), or a classical baseline.
 
 Each face is found with keypoints (`data_pipeline.faces.find_faces`: BlazeFace behind occluders,
-Haar as the fallback) and, with `align=True`, warped to the template framing the model trained on
-(`data_pipeline.align`); the inverse transform takes the fill back, so a tilted face comes back
-tilted. Only the (dilated, feathered) hole is written back into the photo; every other pixel keeps
-the photo's full resolution and value.
+YuNet where too little shows for it, Haar as the fallback) and, with `align=True`, warped to the
+template framing the model trained on (`data_pipeline.align`); the inverse transform takes the
+fill back, so a tilted face comes back tilted. Only the (dilated, feathered) hole is written back
+into the photo; every other pixel keeps the photo's full resolution and value.
 """
 
 from __future__ import annotations
@@ -314,8 +314,9 @@ class Reconstructor:
         return out, result, plan.photo_hole(photo.shape)
 
     def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
-        """Faces, largest first (`data_pipeline.faces.find_faces`: BlazeFace with keypoints,
-        then Haar); with a photo mask and no face found, a face-sized box around its pixels."""
+        """Faces, largest first (`data_pipeline.faces.find_faces`: BlazeFace and YuNet with
+        keypoints, then Haar); with a photo mask and no face found, a face-sized box around its
+        pixels."""
         faces = find_faces(photo, min_size=self.min_face, max_side=self.detect_side)
         if not faces and photo_mask is not None:
             ys, xs = np.nonzero(np.asarray(photo_mask) > 0.5)

@@ -7,14 +7,14 @@ r"""Remove what covers the faces in photos and reconstruct the faces underneath.
         --inpainter=...                  # your own mask instead of the detector's
     python launch/reconstruct.py --input=photos/ --output=out/ --inpainter=... [--detector=...]
 
-Faces are found with keypoints (BlazeFace, Haar as the fallback) and aligned as the inpainter's
-training faces were (`--align`, default: as in its config); the detector's masks of the chosen
-classes (default: all 19) above its score threshold, or the pixels of `--mask` (white = remove),
-are inpainted by the generator at its resolution, and the fill is warped back into the photo at
-full resolution (as a correction of a smooth fill made there), replacing the hole whole with a
-feathered seam outside it. Outputs are written whole or not at all (PNG, JPEG at quality 95,
-WebP or BMP, by the output's extension), keeping the photo's EXIF (orientation set upright) and
-ICC profile where the format allows.
+Faces are found with keypoints (BlazeFace, then YuNet, Haar as the fallback) and aligned as the
+inpainter's training faces were (`--align`, default: as in its config); the detector's masks of the
+chosen classes (default: all 19) above its score threshold, or the pixels of `--mask` (white =
+remove), are inpainted by the generator at its resolution, and the fill is warped back into the
+photo at full resolution (as a correction of a smooth fill made there), replacing the hole whole
+with a feathered seam outside it. Outputs are written whole or not at all (PNG, JPEG at quality 95,
+WebP or BMP, by the output's extension), keeping the photo's EXIF (orientation set upright) and ICC
+profile where the format allows.
 
 Outputs next to OUTPUT (`--details`): OUTPUT.details/ holds mask.png (the pixels replaced),
 overlay.png (face boxes; each detection's outline, class and score; or the user mask's outline),

@@ -16,8 +16,9 @@ def _near(point, expected, tol):
     return float(np.hypot(*(np.asarray(point) - expected))) < tol
 
 
-def test_blazeface_finds_the_astronaut_with_her_keypoints():
-    (found,) = landmarks.BlazeFace()(data.astronaut())
+@pytest.mark.parametrize("detector", [landmarks.BlazeFace, landmarks.YuNet])
+def test_each_detector_finds_the_astronaut_with_her_keypoints(detector):
+    (found,) = detector()(data.astronaut())
     assert found.score > 0.8
     kps = dict(zip(landmarks.KEYPOINTS, found.keypoints, strict=True))
     for name, expected in ASTRONAUT.items():
@@ -34,6 +35,53 @@ def test_the_face_mesh_puts_the_astronauts_keypoints_within_two_pixels():
     for name, expected in ASTRONAUT.items():
         assert _near(kps[name], expected, 2), (name, kps[name])
     np.testing.assert_array_equal(refined[4:], found.keypoints[4:])  # the ears stay BlazeFace's
+
+
+class _Blind:
+    """A BlazeFace that sees nothing: what find_faces keeps then is YuNet's and Haar's."""
+
+    iou = 0.3
+
+    def raw(self, rgb, min_score=None):
+        return np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0)
+
+
+def test_find_faces_keeps_a_face_only_yunet_sees_with_refined_keypoints(monkeypatch):
+    monkeypatch.setattr(faces, "_blazeface", _Blind)
+    (found,) = faces.find_faces(data.astronaut())
+    kps = dict(zip(landmarks.KEYPOINTS, found.keypoints, strict=True))
+    for name, expected in ASTRONAUT.items():
+        assert _near(kps[name], expected, 2), (name, kps[name])  # the face mesh's, as BlazeFace's
+    haar_only = faces.find_faces(data.astronaut(), yunet=False)
+    assert haar_only and all(f.keypoints is None for f in haar_only)
+
+
+def test_yunet_finds_a_face_behind_a_glove_that_blazeface_misses(monkeypatch):
+    """One of the bench's canvases: a dim sample face, a glove over its mouth, turned by 20°."""
+    import importlib
+    import pathlib
+
+    from data_pipeline import compose, occluders
+    from data_pipeline.categories import CATEGORIES
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    bench = importlib.import_module("face_alignment")
+    face = sample_faces.load(size=bench.FACE_SIZE, align=False)[113]
+    rng = np.random.default_rng([113, CATEGORIES.index("glove")])
+    variants = occluders.OccluderLibrary.load().items["glove"]
+    parts = next(
+        p
+        for v in rng.permutation(len(variants))
+        if (p := compose.composite(face, variants[v], rng))
+    )
+    canvas, offset = bench.embed(parts["occluded"])
+    turn = bench.rotation(20.0)
+    photo = cv2.warpAffine(canvas, turn, canvas.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    eyes = bench.rotate_points(turn, faces.detect_keypoints(face.image).keypoints[:2] + offset)
+
+    assert faces.find_faces(photo, yunet=False) == []
+    (found,) = faces.find_faces(photo)
+    assert np.abs(found.keypoints[:2] - eyes).max() < 10  # px; the eyes are 70 px apart
 
 
 def test_find_faces_in_a_tilted_and_shrunk_photo():
@@ -137,6 +185,8 @@ def test_bad_images_raise_one_clear_error():
         faces.find_faces(np.zeros((100, 100, 3), np.float32))
     with pytest.raises(FileNotFoundError, match="face detection model"):
         landmarks.BlazeFace(model_path="/nonexistent/model.tflite")
+    with pytest.raises(FileNotFoundError, match="face detection model"):
+        landmarks.YuNet(model_path="/nonexistent/model.onnx")
 
 
 def test_face_bench_counts_the_eyes_an_occluder_hides(monkeypatch):
