@@ -1,7 +1,8 @@
 """Face sources: find, crop, label and de-duplicate faces from any folder of photos.
 
 Faces are found with keypoints (eyes, nose, mouth) by BlazeFace (`data_pipeline.landmarks`), which
-sees faces behind sunglasses, masks and hands, and aligned to a fixed template
+sees faces behind sunglasses, masks and hands, with YuNet as a second opinion where too little of
+the face shows for BlazeFace, and aligned to a fixed template
 (`data_pipeline.align`). OpenCV's Haar frontal-face cascades (seed 4.1.2) are the fallback: a face
 found only by them is cropped square around its box with a margin, as are all faces with
 `align=False` (for sets that come aligned, like FFHQ or CelebA-HQ). UTKFace names
@@ -199,7 +200,7 @@ def find_faces(
     mesh: bool = True,
     yunet: bool = True,
 ) -> list[FoundFace]:
-    """Every face in a photo, largest first, with keypoints where BlazeFace finds them.
+    """Every face in a photo, largest first, with keypoints where BlazeFace or YuNet finds them.
 
     BlazeFace sees a face that spans 1/8 to all of the image it is shown, so it runs on the
     whole photo, on the photo framed by a gray border (faces that fill the frame), on tiles of
