@@ -220,6 +220,8 @@ class YuNet:
         self.min_score = min_score
 
     def __call__(self, rgb: np.ndarray, max_side: int = YUNET_MAX_SIDE) -> list[FaceDetection]:
+        """Faces whose points are laid out like a face's, best first; a photo longer than
+        `max_side` (at most YUNET_MAX_SIDE) is shrunk to it first."""
         h, w = rgb.shape[:2]
         scale = min(1.0, min(max_side, YUNET_MAX_SIDE) / max(h, w))
         if scale < 1.0:

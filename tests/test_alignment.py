@@ -57,7 +57,7 @@ def test_find_faces_keeps_a_face_only_yunet_sees_with_refined_keypoints(monkeypa
 
 
 def test_yunet_finds_a_face_behind_a_glove_that_blazeface_misses(monkeypatch):
-    """One of the bench's canvases: a dim sample face, a glove over its mouth, turned by 20°."""
+    """One of the bench's canvases: a dim sample face behind a glove, turned by 20°."""
     import importlib
     import pathlib
 
