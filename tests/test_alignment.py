@@ -1,5 +1,8 @@
 """Face keypoints (BlazeFace through OpenCV) and template alignment (data_pipeline/align.py)."""
 
+import importlib
+import pathlib
+
 import cv2
 import numpy as np
 import pytest
@@ -14,6 +17,13 @@ ASTRONAUT = {"right_eye": (204, 101), "left_eye": (247, 104), "mouth": (223, 146
 
 def _near(point, expected, tol):
     return float(np.hypot(*(np.asarray(point) - expected))) < tol
+
+
+@pytest.fixture
+def face_bench(monkeypatch):
+    """bench/face_alignment.py, imported as a module."""
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    return importlib.import_module("face_alignment")
 
 
 @pytest.mark.parametrize("detector", [landmarks.BlazeFace, landmarks.YuNet])
@@ -56,16 +66,12 @@ def test_find_faces_keeps_a_face_only_yunet_sees_with_refined_keypoints(monkeypa
     assert haar_only and all(f.keypoints is None for f in haar_only)
 
 
-def test_yunet_finds_a_face_behind_a_glove_that_blazeface_misses(monkeypatch):
+def test_yunet_finds_a_face_behind_a_glove_that_blazeface_misses(face_bench):
     """One of the bench's canvases: a dim sample face behind a glove, turned by 20°."""
-    import importlib
-    import pathlib
-
     from data_pipeline import compose, occluders
     from data_pipeline.categories import CATEGORIES
 
-    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-    bench = importlib.import_module("face_alignment")
+    bench = face_bench
     face = sample_faces.load(size=bench.FACE_SIZE, align=False)[113]
     rng = np.random.default_rng([113, CATEGORIES.index("glove")])
     variants = occluders.OccluderLibrary.load().items["glove"]
@@ -189,12 +195,8 @@ def test_bad_images_raise_one_clear_error():
         landmarks.YuNet(model_path="/nonexistent/model.onnx")
 
 
-def test_face_bench_counts_the_eyes_an_occluder_hides(monkeypatch):
-    import importlib
-    import pathlib
-
-    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-    bench = importlib.import_module("face_alignment")
+def test_face_bench_counts_the_eyes_an_occluder_hides(face_bench):
+    bench = face_bench
     eyes = np.array([[20.0, 30.0], [44.0, 30.0], [32.0, 40.0], [32.0, 50.0]])
     mask = np.zeros((64, 64, 1), np.uint8)
     assert bench.eyes_hidden(mask, eyes) == 0
