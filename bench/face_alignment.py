@@ -2,7 +2,7 @@
 
     python bench/face_alignment.py [--faces=40] [--categories=all] [--rotations=-20,0,20]
         [--workers=2] [--crop=128] [--keypoints=mesh|blazeface] [--reference=mesh|blazeface]
-        [--no-yunet]
+        [--no-yunet] [--no-yunet-mirror]
 
 Faces: the committed sample crops (`data_pipeline.sample_faces.load(size=160, align=False)`),
 `--faces=N` of them evenly spaced over the manifest (which is ordered by source photo), or all
@@ -28,7 +28,8 @@ Methods, per canvas:
         come from the face mesh (`--keypoints=mesh`, the default, as the pipeline runs) or from
         BlazeFace alone (`--keypoints=blazeface`, `find_faces(mesh=False)`); the reference is
         the same either way. `--no-yunet` leaves out YuNet's second opinion
-        (`find_faces(yunet=False)`: BlazeFace and Haar alone, the method before YuNet).
+        (`find_faces(yunet=False)`: BlazeFace and Haar alone, the method before YuNet);
+        `--no-yunet-mirror` has YuNet look at the photo alone, not also at its mirror image.
   haar  today's search: `faces.detect_faces(canvas)`, and only when that finds nothing the
         occluded cascade (`OCCLUDED_CASCADE`); its crop is the square `faces.face_window(box,
         DEFAULT_MARGIN)` scaled to the crop size.
@@ -72,7 +73,7 @@ import cv2
 import numpy as np
 from bench_common import RESULTS, write_json
 
-from data_pipeline import align, compose, faces, occluders, sample_faces
+from data_pipeline import align, compose, faces, landmarks, occluders, sample_faces
 from data_pipeline.categories import CATEGORIES
 
 CANVAS = 320
@@ -181,8 +182,13 @@ def run_haar(canvas, ref, crop_size):
 _STATE: dict = {}
 
 
-def _init_worker(crop_size: int, mesh: bool, reference_mesh: bool, yunet: bool) -> None:
+def _init_worker(
+    crop_size: int, mesh: bool, reference_mesh: bool, yunet: bool, mirror: bool
+) -> None:
     cv2.setNumThreads(1)
+    if not mirror:  # find_faces' YuNet, without its mirror view
+        detector = landmarks.YuNet(min_score=faces.YUNET_SCORE, mirror=False)
+        faces._yunet = lambda: detector
     _STATE["mesh"] = mesh
     _STATE["yunet"] = yunet
     _STATE["reference_mesh"] = reference_mesh
@@ -336,6 +342,12 @@ def parse_args():
         default=True,
         help="YuNet's second opinion in the new method (--no-yunet: BlazeFace and Haar alone)",
     )
+    parser.add_argument(
+        "--yunet-mirror",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="YuNet also looks at the mirror image (--no-yunet-mirror: the photo alone)",
+    )
     parser.add_argument("--json", default=str(RESULTS / "face_alignment.json"))
     args = parser.parse_args()
     if args.categories == "all":
@@ -368,7 +380,13 @@ def main():
 
     start = time.perf_counter()
     jobs = [(i, categories, angles) for i in indices]
-    init = (args.crop, args.keypoints == "mesh", args.reference == "mesh", args.yunet)
+    init = (
+        args.crop,
+        args.keypoints == "mesh",
+        args.reference == "mesh",
+        args.yunet,
+        args.yunet_mirror,
+    )
     results = run_all(jobs, args.workers, init)
     elapsed = time.perf_counter() - start
 
@@ -492,7 +510,8 @@ def main():
         f"{'/'.join(f'{a:+g}' for a in angles)} deg; {CANVAS}x{CANVAS} canvas, {args.crop} px "
         f"crop; {len(records)} canvases in {elapsed:.0f} s on {args.workers} workers; BlazeFace "
         f"min_score {detector.min_score}; YuNet "
-        f"{f'min_score {faces.YUNET_SCORE}' if args.yunet else 'off'}; new method's keypoints: "
+        f"{f'min_score {faces.YUNET_SCORE}, mirror {args.yunet_mirror}' if args.yunet else 'off'}; "
+        "new method's keypoints: "
         f"{args.keypoints}, reference: {args.reference}"
     )
     if unplaced:
@@ -607,7 +626,7 @@ def main():
         opencv=cv2.__version__,
         workers=args.workers,
         blazeface={"min_score": detector.min_score, "iou": detector.iou},
-        yunet={"min_score": faces.YUNET_SCORE} if args.yunet else None,
+        yunet={"min_score": faces.YUNET_SCORE, "mirror": args.yunet_mirror} if args.yunet else None,
         keypoints=args.keypoints,
         reference=args.reference,
         faces=[i for i in indices if i not in skipped],

@@ -180,6 +180,23 @@ def _box_overlap(a, b) -> float:
     return iw * ih / max(min(aw * ah, bw * bh), 1e-9)
 
 
+def _inside(point, box) -> bool:
+    x, y, w, h = box
+    return x <= point[0] <= x + w and y <= point[1] <= y + h
+
+
+def _seen_before(candidate: landmarks.FaceDetection, kept: FoundFace) -> bool:
+    """Whether a second opinion's face is a kept one seen again: the boxes overlap by half of
+    the smaller, or one face's eyes lie in the other's box (two faces cannot share their eyes; a
+    larger box around a face and the blur beside it, that YuNet sometimes adds to a face BlazeFace
+    found, overlaps it by less than half)."""
+    if _box_overlap(candidate.box, kept.box) >= 0.5:
+        return True
+    if _inside(candidate.keypoints[:2].mean(0), kept.box):
+        return True
+    return kept.keypoints is not None and _inside(kept.keypoints[:2].mean(0), candidate.box)
+
+
 SURE_SCORE = 0.6  # a BlazeFace face seen in one view only needs this score
 HAAR_CONFIRMED_SCORE = 0.3  # BlazeFace's threshold inside a window around a Haar face
 YUNET_SCORE = 0.2  # YuNet's threshold for a face that no BlazeFace view found
@@ -212,10 +229,12 @@ def find_faces(
     a larger face is taken for a part of it. Haar boxes that no kept face overlaps are kept
     without keypoints (the fallback). With `yunet` (the default), YuNet (`landmarks.YuNet`, a
     detector trained on crowds' small and half-hidden faces) is a second opinion: a face it finds
-    with score >= YUNET_SCORE that no kept face overlaps is kept with its keypoints, as when a
-    book leaves only the brow. With `mesh` (the default), each kept face's eyes, nose and mouth
-    come from the face mesh (`landmarks.FaceMesh.refine`), which places them better when part of
-    the face is hidden.
+    with score >= YUNET_SCORE that is not a kept face seen again (`_seen_before`: overlapping it
+    by half, or sharing its eyes) is kept with its keypoints, as when a book leaves only the
+    brow. With `mesh` (the default), each kept face's eyes, nose and mouth come from the face
+    mesh (`landmarks.FaceMesh.refine`), which places them better when part of the face is hidden;
+    for a YuNet face the mesh looks through the box BlazeFace would draw around its keypoints
+    (`landmarks.keypoint_box`).
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
@@ -279,8 +298,11 @@ def find_faces(
             found.append(FoundFace(box, _face_mesh().refine(rgb, d) if mesh else d.keypoints))
     for d in _yunet()(rgb, max_side) if yunet else []:
         box = tuple(float(v) for v in d.box)
-        if min(box[2], box[3]) >= min_size and all(_box_overlap(box, f.box) < 0.5 for f in found):
-            found.append(FoundFace(box, _face_mesh().refine(rgb, d) if mesh else d.keypoints))
+        if min(box[2], box[3]) >= min_size and not any(_seen_before(d, f) for f in found):
+            # the mesh's window from the keypoints as BlazeFace would box them: YuNet's box sits
+            # higher and is larger, and the mesh placed hidden eyes worse through it
+            window = dataclasses.replace(d, box=landmarks.keypoint_box(d.keypoints))
+            found.append(FoundFace(box, _face_mesh().refine(rgb, window) if mesh else d.keypoints))
     for box in haar:
         if all(_box_overlap(box, f.box) < 0.3 for f in found):
             found.append(FoundFace(tuple(float(v) for v in box)))

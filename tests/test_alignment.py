@@ -66,35 +66,78 @@ def test_find_faces_keeps_a_face_only_yunet_sees_with_refined_keypoints(monkeypa
     assert haar_only and all(f.keypoints is None for f in haar_only)
 
 
-def test_yunet_finds_a_face_behind_a_glove_that_blazeface_misses(face_bench):
-    """One of the bench's canvases: a dim sample face behind a glove, turned by 20°."""
+def _bench_canvas(bench, index: int, category: str | None, angle: float):
+    """One of bench/face_alignment.py's canvases: sample face `index` behind its `category`
+    occluder (None: the clean control) turned by `angle`; and where its eyes are."""
     from data_pipeline import compose, occluders
     from data_pipeline.categories import CATEGORIES
 
-    bench = face_bench
-    face = sample_faces.load(size=bench.FACE_SIZE, align=False)[113]
-    rng = np.random.default_rng([113, CATEGORIES.index("glove")])
-    variants = occluders.OccluderLibrary.load().items["glove"]
-    parts = next(
-        p
-        for v in rng.permutation(len(variants))
-        if (p := compose.composite(face, variants[v], rng))
-    )
-    canvas, offset = bench.embed(parts["occluded"])
-    turn = bench.rotation(20.0)
+    face = sample_faces.load(size=bench.FACE_SIZE, align=False)[index]
+    image = face.image
+    if category is not None:
+        rng = np.random.default_rng([index, CATEGORIES.index(category)])
+        variants = occluders.OccluderLibrary.load().items[category]
+        image = next(
+            p
+            for v in rng.permutation(len(variants))
+            if (p := compose.composite(face, variants[v], rng))
+        )["occluded"]
+    canvas, offset = bench.embed(image)
+    turn = bench.rotation(angle)
     photo = cv2.warpAffine(canvas, turn, canvas.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
     eyes = bench.rotate_points(turn, faces.detect_keypoints(face.image).keypoints[:2] + offset)
+    return photo, eyes
 
+
+def _boxed(found, eyes) -> bool:
+    """Whether one of the faces' boxes holds the eyes' midpoint (the bench's "found")."""
+    x, y = eyes.mean(0)
+    return any(bx <= x <= bx + w and by <= y <= by + h for bx, by, w, h in (f.box for f in found))
+
+
+def test_yunet_finds_a_face_behind_a_glove_that_blazeface_misses(face_bench):
+    """A dim sample face behind a glove, turned by 20°."""
+    photo, eyes = _bench_canvas(face_bench, 113, "glove", 20.0)
     assert faces.find_faces(photo, yunet=False) == []
     (found,) = faces.find_faces(photo)
     assert np.abs(found.keypoints[:2] - eyes).max() < 10  # px; the eyes are 70 px apart
+
+
+def test_yunet_sees_more_at_the_side_it_was_trained_at_and_in_the_mirror(face_bench):
+    """Two 320 px canvases whose faces BlazeFace misses. Goggles over face 57's brow: YuNet
+    finds it with the canvas scaled to 640, not at 320. A glove over face 25's cheek: found in
+    the mirror view only."""
+    photo, eyes = _bench_canvas(face_bench, 57, "sunglasses", -20.0)
+    one_view = landmarks.YuNet(mirror=False)
+    assert _boxed(one_view(photo), eyes)
+    assert not _boxed(one_view(photo, max_side=320), eyes)
+    photo, eyes = _bench_canvas(face_bench, 25, "glove", -20.0)
+    assert not _boxed(one_view(photo), eyes)
+    assert _boxed(landmarks.YuNet()(photo), eyes)
+
+
+def test_find_faces_keeps_no_second_box_that_shares_a_faces_eyes(face_bench):
+    """Clean face 118: YuNet adds a larger box over its cheek and the blur beside it, which
+    overlaps the face by less than half but holds its eyes. Two faces cannot share eyes."""
+    photo, eyes = _bench_canvas(face_bench, 118, None, 0.0)
+    (found,) = faces.find_faces(photo)
+    assert _boxed([found], eyes)
+    kept = found
+    beside = landmarks.FaceDetection(
+        (kept.box[0] + kept.box[2] * 0.7, kept.box[1], kept.box[2], kept.box[3]),
+        0.3,
+        kept.keypoints + np.array([kept.box[2] * 0.7, 0.0]),
+    )
+    assert not faces._seen_before(beside, kept)  # a face cheek to cheek with it is another face
 
 
 def test_find_faces_in_a_tilted_and_shrunk_photo():
     photo = data.astronaut()
     turn = cv2.getRotationMatrix2D((223.0, 125.0), -20, 0.5)
     small = cv2.warpAffine(photo, turn, (400, 300), borderMode=cv2.BORDER_REFLECT_101)
-    (found, *_) = faces.find_faces(small)
+    # the reflected border holds mirrored copies of her face (one upside down), found as faces too
+    eyes = align.apply(turn, [ASTRONAUT["right_eye"], ASTRONAUT["left_eye"]])
+    (found,) = [f for f in faces.find_faces(small) if _boxed([f], eyes)]
     kps = dict(zip(landmarks.KEYPOINTS, found.keypoints, strict=True))
     for name, expected in ASTRONAUT.items():
         assert _near(kps[name], align.apply(turn, expected), 4), name
