@@ -225,13 +225,12 @@ class YuNet:
 
     The photo is scaled, up or down, so that its longer side is YUNET_SIDE, as the model's own
     test pipeline does (libfacedetection.train `configs/yunet_n.py`: training crops resized to
-    640x640, test photos' longer side to 640): a face that fills a 320 px photo is found far more
-    often behind an occluder
-    at 640 (on `bench/face_alignment.py`'s occluded canvases YuNet alone finds 2186 of 2280
-    faces at 640, 2101 at 320). With `mirror` (the default) it also runs on the mirror image and
-    the two views' faces are merged by weighted NMS, as BlazeFace's passes are: the mirror view
-    sees a half-hidden face that the first misses about as often as the other way round. About
-    170 ms a photo on one CPU core for both views, 75 ms without the mirror.
+    640x640, test photos' longer side to 640). A face that fills a 320 px photo is then found far
+    more often behind an occluder: on `bench/face_alignment.py`'s occluded canvases YuNet alone
+    finds 2186 of 2280 faces at 640, 2101 at 320. With `mirror` (the default) it also runs on the
+    mirror image and the two views' faces are merged by weighted NMS, as BlazeFace's passes are:
+    the mirror view sees a half-hidden face that the first misses about as often as the other
+    way round. About 170 ms a photo on one CPU core for both views, 75 ms without the mirror.
     """
 
     def __init__(

@@ -122,13 +122,10 @@ def test_find_faces_keeps_no_second_box_that_shares_a_faces_eyes(face_bench):
     photo, eyes = _bench_canvas(face_bench, 118, None, 0.0)
     (found,) = faces.find_faces(photo)
     assert _boxed([found], eyes)
-    kept = found
-    beside = landmarks.FaceDetection(
-        (kept.box[0] + kept.box[2] * 0.7, kept.box[1], kept.box[2], kept.box[3]),
-        0.3,
-        kept.keypoints + np.array([kept.box[2] * 0.7, 0.0]),
-    )
-    assert not faces._seen_before(beside, kept)  # a face cheek to cheek with it is another face
+    x, y, w, h = found.box  # a face cheek to cheek with it, as in a group photo, is another face
+    shift = np.array([0.7 * w, 0.0])
+    beside = landmarks.FaceDetection((x + shift[0], y, w, h), 0.3, found.keypoints + shift)
+    assert not faces._seen_before(beside, found)
 
 
 def test_find_faces_in_a_tilted_and_shrunk_photo():
