@@ -2,7 +2,7 @@
 
     python bench/face_alignment.py [--faces=40] [--categories=all] [--rotations=-20,0,20]
         [--workers=2] [--crop=128] [--keypoints=mesh|blazeface] [--reference=mesh|blazeface]
-        [--no-yunet] [--no-yunet-mirror]
+        [--no-yunet] [--yunet-mirror]
 
 Faces: the committed sample crops (`data_pipeline.sample_faces.load(size=160, align=False)`),
 `--faces=N` of them evenly spaced over the manifest (which is ordered by source photo), or all
@@ -29,7 +29,7 @@ Methods, per canvas:
         BlazeFace alone (`--keypoints=blazeface`, `find_faces(mesh=False)`); the reference is
         the same either way. `--no-yunet` leaves out YuNet's second opinion
         (`find_faces(yunet=False)`: BlazeFace and Haar alone, the method before YuNet);
-        `--no-yunet-mirror` has YuNet look at the photo alone, not also at its mirror image.
+        `--yunet-mirror` has YuNet look at the mirror image too (`landmarks.YuNet(mirror=True)`).
   haar  today's search: `faces.detect_faces(canvas)`, and only when that finds nothing the
         occluded cascade (`OCCLUDED_CASCADE`); its crop is the square `faces.face_window(box,
         DEFAULT_MARGIN)` scaled to the crop size.
@@ -186,8 +186,8 @@ def _init_worker(
     crop_size: int, mesh: bool, reference_mesh: bool, yunet: bool, mirror: bool
 ) -> None:
     cv2.setNumThreads(1)
-    if not mirror:  # find_faces' YuNet, without its mirror view
-        detector = landmarks.YuNet(min_score=faces.YUNET_SCORE, mirror=False)
+    if mirror:  # find_faces' YuNet, with its mirror view
+        detector = landmarks.YuNet(min_score=faces.YUNET_SCORE, mirror=True)
         faces._yunet = lambda: detector
     _STATE["mesh"] = mesh
     _STATE["yunet"] = yunet
@@ -345,8 +345,8 @@ def parse_args():
     parser.add_argument(
         "--yunet-mirror",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="YuNet also looks at the mirror image (--no-yunet-mirror: the photo alone)",
+        default=False,
+        help="YuNet also looks at the mirror image (off in find_faces)",
     )
     parser.add_argument("--json", default=str(RESULTS / "face_alignment.json"))
     args = parser.parse_args()

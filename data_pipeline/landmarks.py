@@ -12,7 +12,7 @@ for BlazeFace, and MediaPipe's face mesh (`FaceMesh`) refines the keypoints of b
 on the whole photo, on overlapping tiles for smaller faces, and around each Haar box (both
 cascades) for the ones the tiles split, its boxes merged across passes by weighted non-maximum
 suppression as MediaPipe does (`weighted_nms`); then YuNet's faces that BlazeFace missed, found
-on the photo scaled to YuNet's 640 px and on its mirror image.
+on the photo scaled to YuNet's 640 px.
 """
 
 from __future__ import annotations
@@ -227,10 +227,11 @@ class YuNet:
     test pipeline does (libfacedetection.train `configs/yunet_n.py`: training crops resized to
     640x640, test photos' longer side to 640). A face that fills a 320 px photo is then found far
     more often behind an occluder: on `bench/face_alignment.py`'s occluded canvases YuNet alone
-    finds 2186 of 2280 faces at 640, 2101 at 320. With `mirror` (the default) it also runs on the
-    mirror image and the two views' faces are merged by weighted NMS, as BlazeFace's passes are:
-    the mirror view sees a half-hidden face that the first misses about as often as the other
-    way round. About 170 ms a photo on one CPU core for both views, 75 ms without the mirror.
+    finds 2186 of 2280 faces at 640, 2101 at 320. About 75 ms a photo on one CPU core. With
+    `mirror` it also runs on the mirror image and the two views' faces are merged by weighted NMS,
+    as BlazeFace's passes are (about 170 ms): on the bench it finds 18 faces more, but on a clean
+    sample photo of the demo's test split (face015) it adds a false face beside the real one,
+    larger than it, so it is off by default.
     """
 
     def __init__(
@@ -238,7 +239,7 @@ class YuNet:
         model_path: str = YUNET_PATH,
         min_score: float = 0.2,
         iou: float = 0.3,
-        mirror: bool = True,
+        mirror: bool = False,
     ):
         if not 0.0 < min_score < 1.0:
             raise ValueError(f"min_score must be in (0, 1), got {min_score}")

@@ -113,7 +113,7 @@ def test_yunet_sees_more_at_the_side_it_was_trained_at_and_in_the_mirror(face_be
     assert not _boxed(one_view(photo, max_side=320), eyes)
     photo, eyes = _bench_canvas(face_bench, 25, "glove", -20.0)
     assert not _boxed(one_view(photo), eyes)
-    assert _boxed(landmarks.YuNet()(photo), eyes)
+    assert _boxed(landmarks.YuNet(mirror=True)(photo), eyes)
 
 
 def test_find_faces_keeps_no_second_box_that_shares_a_faces_eyes(face_bench):
