@@ -213,6 +213,19 @@ def eyes_hidden(mask: np.ndarray, keypoints: np.ndarray) -> int:
     return hidden
 
 
+def occlude(face, index: int, category: str, library) -> dict | None:
+    """Face `index` behind one occluder of `category` (`compose.composite`'s parts), with a
+    generator seeded by (face index, category index) trying the variants in a seeded order;
+    None when no variant could be placed."""
+    rng = np.random.default_rng([index, CATEGORIES.index(category)])
+    variants = library.items[category]
+    for v in rng.permutation(len(variants)):
+        parts = compose.composite(face, variants[v], rng)
+        if parts is not None:
+            return parts
+    return None
+
+
 def _face_job(job: tuple[int, tuple[str, ...], tuple[float, ...]]) -> dict:
     """All canvases of one face: its clean copy and one occluder per category, each rotated."""
     index, categories, angles = job
@@ -226,13 +239,8 @@ def _face_job(job: tuple[int, tuple[str, ...], tuple[float, ...]]) -> dict:
         if category == CLEAN:
             image, hidden = face.image, 0
         else:
-            rng = np.random.default_rng([index, CATEGORIES.index(category)])
-            variants = library.items[category]
-            for v in rng.permutation(len(variants)):
-                parts = compose.composite(face, variants[v], rng)
-                if parts is not None:
-                    break
-            else:
+            parts = occlude(face, index, category, library)
+            if parts is None:
                 records.append({"face": index, "category": category, "placed": False})
                 continue
             image = parts["occluded"]

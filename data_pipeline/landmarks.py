@@ -113,7 +113,8 @@ _BOX_SIDE, _BOX_CENTRE = 2.2, 0.44
 def keypoint_box(keypoints: np.ndarray) -> tuple[float, float, float, float]:
     """The square box [x, y, w, h] BlazeFace draws around a face with these keypoints: what
     `FaceMesh` windows are cut from, whichever detector found the face."""
-    eyes, mouth = np.asarray(keypoints, np.float64)[:2].mean(0), np.asarray(keypoints)[3]
+    keypoints = np.asarray(keypoints, np.float64)
+    eyes, mouth = keypoints[:2].mean(0), keypoints[3]
     side = _BOX_SIDE * float(np.linalg.norm(mouth - eyes))
     cx, cy = eyes + _BOX_CENTRE * (mouth - eyes)
     return (cx - side / 2, cy - side / 2, side, side)

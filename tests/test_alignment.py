@@ -69,19 +69,12 @@ def test_find_faces_keeps_a_face_only_yunet_sees_with_refined_keypoints(monkeypa
 def _bench_canvas(bench, index: int, category: str | None, angle: float):
     """One of bench/face_alignment.py's canvases: sample face `index` behind its `category`
     occluder (None: the clean control) turned by `angle`; and where its eyes are."""
-    from data_pipeline import compose, occluders
-    from data_pipeline.categories import CATEGORIES
+    from data_pipeline import occluders
 
     face = sample_faces.load(size=bench.FACE_SIZE, align=False)[index]
     image = face.image
     if category is not None:
-        rng = np.random.default_rng([index, CATEGORIES.index(category)])
-        variants = occluders.OccluderLibrary.load().items[category]
-        image = next(
-            p
-            for v in rng.permutation(len(variants))
-            if (p := compose.composite(face, variants[v], rng))
-        )["occluded"]
+        image = bench.occlude(face, index, category, occluders.OccluderLibrary.load())["occluded"]
     canvas, offset = bench.embed(image)
     turn = bench.rotation(angle)
     photo = cv2.warpAffine(canvas, turn, canvas.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
