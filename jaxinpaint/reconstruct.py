@@ -29,7 +29,7 @@ import numpy as np
 from data_pipeline import categories
 from data_pipeline.align import ON_FACE, Alignment, on_face
 from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
-from jaxinpaint.evaluation.baselines import SMOOTH_FILLS, smooth_fill, smooth_fill_around_hole
+from jaxinpaint.fills import SMOOTH_FILLS, smooth_fill, smooth_fill_around_hole
 
 _BASES = (*SMOOTH_FILLS, "none")
 # Pixels of the detector's own input a detector's hole grows by in `launch/reconstruct.py` (and in
@@ -116,7 +116,7 @@ class Reconstructor:
         blends into the photo; the grown hole itself is replaced whole. No pixel farther than
         `dilate + feather` (and a pixel of rounding) from the mask changes.
       base: "harmonic", "biharmonic" or "pushpull": the fill is the model's correction of that
-        smooth fill (`evaluation.baselines.smooth_fill`), added to the same fill made at the
+        smooth fill (`jaxinpaint.fills.smooth_fill`), added to the same fill made at the
         photo's resolution (sharp seams at any face size); "none": the model's fill, upsampled;
         "auto": the fill the generator starts from (`inpaint.coarse_fill`, as `Inpainter` and
         the exported one give it), "harmonic" for an inpainter that paints the hole itself.

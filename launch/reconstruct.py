@@ -231,7 +231,7 @@ def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) 
     `dst` cannot be written.
     """
     from data_pipeline.images import load_photo, photo_metadata
-    from jaxinpaint.evaluation.baselines import classical_inpaint
+    from jaxinpaint.fills import classical_inpaint
     from jaxinpaint.samples import write_image
 
     photo_mask = None if mask is None else read_mask(mask)
@@ -250,7 +250,13 @@ def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) 
         panels.append(classical_inpaint(photo, result.hole, "telea"))
     write_image(dst, np.concatenate(panels, axis=1), photo_metadata(src))
     if FLAGS.details:
-        write_details(src, dst, photo, result, mask)
+        from jaxinpaint.records import photo_record, write_details
+
+        source = (
+            mask or f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}"
+        )
+        record = photo_record(result, mask=source, input=src, output=dst)
+        write_details(dst + ".details", photo, result, record)
     if not result.faces:
         return "skipped", f"{src}: no face found; written unchanged to {dst}"
     if not result.changed:
@@ -259,53 +265,6 @@ def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) 
         )
     done = sum(f.inpainted for f in result.faces)
     return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
-
-
-def write_details(src: str, dst: str, photo: np.ndarray, result, mask: str | None) -> str:
-    """`dst`.details/: the replaced pixels, the overlay, each face before and after, and a JSON
-    record."""
-    import json
-
-    from data_pipeline import atomic
-    from data_pipeline.faces import face_bounds
-    from jaxinpaint.reconstruct import draw_overlay
-    from jaxinpaint.samples import write_image
-
-    folder = dst + ".details"
-    write_image(os.path.join(folder, "mask.png"), result.hole.astype(np.uint8) * 255)
-    write_image(os.path.join(folder, "overlay.png"), draw_overlay(photo, result))
-    h, w = photo.shape[:2]
-    faces = []
-    for i, face in enumerate(result.faces):
-        x0, y0, x1, y1 = face_bounds(face.box, photo.shape)
-        if x1 > x0 and y1 > y0:
-            for name, image in (("before", photo), ("after", result.image)):
-                path = os.path.join(folder, "faces", f"{i}_{name}.png")
-                write_image(path, np.ascontiguousarray(image[y0:y1, x0:x1]))
-        faces.append(
-            {
-                "box_xywh": list(face.box),
-                "aligned": face.aligned,
-                "hole_fraction": round(face.hole_fraction, 4),
-                "inpainted": face.inpainted,
-                "detections": [
-                    {"category": d.category, "score": round(d.score, 4), "box_xyxy": list(d.box)}
-                    for d in face.detections
-                ],
-            }
-        )
-    record = {
-        "input": src,
-        "output": dst,
-        "mask": mask
-        or f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}",
-        "size_wh": [w, h],
-        "replaced_pixels": int(result.hole.sum()),
-        "faces": faces,
-        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
-    }
-    atomic.write_text(os.path.join(folder, "record.json"), json.dumps(record, indent=2))
-    return folder
 
 
 MASK_SUFFIX = "_mask.png"  # LaMa's convention: photos/a.jpg is reconstructed with photos/a_mask.png

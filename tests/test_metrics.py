@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from jaxinpaint.evaluation.baselines import classical_inpaint
 from jaxinpaint.evaluation.metrics import psnr, ssim
+from jaxinpaint.fills import classical_inpaint
 
 
 def random_images(seed, shape=(3, 40, 48, 3)):
@@ -152,7 +152,7 @@ def test_report_buckets_and_files(tmp_path):
 
 
 def test_the_fill_around_the_hole_is_the_whole_images_fill_for_a_fraction_of_the_work():
-    from jaxinpaint.evaluation.baselines import smooth_fill, smooth_fill_around_hole
+    from jaxinpaint.fills import smooth_fill, smooth_fill_around_hole
 
     yy, xx = np.mgrid[0:300, 0:400].astype(np.float32)
     image = np.stack([xx / 3, yy / 2, 100 + 50 * np.sin(xx / 40)], -1)

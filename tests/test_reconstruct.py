@@ -105,7 +105,7 @@ def test_no_face_returns_the_photo_unchanged():
 
 @pytest.mark.parametrize("coarse_fill", ["harmonic", "biharmonic", None])
 def test_the_fill_is_the_models_correction_of_a_full_resolution_smooth_fill(coarse_fill):
-    from jaxinpaint.evaluation.baselines import smooth_fill
+    from jaxinpaint.fills import smooth_fill
 
     photo = data.astronaut()
     photo_mask = np.zeros(photo.shape[:2], np.uint8)

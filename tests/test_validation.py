@@ -127,7 +127,7 @@ def test_a_coarse_fill_generator_starts_at_the_fill():
 
 
 def test_relaxed_fills_are_harmonic_and_biharmonic_and_the_numpy_twin_agrees():
-    from jaxinpaint.evaluation.baselines import pushpull_fill as twin
+    from jaxinpaint.fills import pushpull_fill as twin
 
     rng = np.random.default_rng(1)
     image = cv2.GaussianBlur(rng.uniform(0, 1, (64, 64, 3)).astype(np.float32), (0, 0), 3)

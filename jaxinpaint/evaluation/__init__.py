@@ -1,1 +1,2 @@
-"""Evaluation: image-quality metrics, classical baselines, and reports by bucket."""
+"""Evaluation: image-quality metrics and reports by bucket; the classical fills it compares with
+are `jaxinpaint.fills`."""

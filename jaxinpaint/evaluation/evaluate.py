@@ -17,9 +17,9 @@ import numpy as np
 from data_pipeline.categories import ID_TO_CATEGORY
 from data_pipeline.images import to_uint8
 from jaxinpaint.evaluation import metrics
-from jaxinpaint.evaluation.baselines import METHODS, classical_inpaint
 from jaxinpaint.evaluation.fid import InceptionFeatures, fid
 from jaxinpaint.evaluation.lpips import LPIPS
+from jaxinpaint.fills import METHODS, classical_inpaint
 
 GENDERS = {0: "male", 1: "female"}
 # (occluded uint8 BxHxWx3, hole uint8 BxHxWx1) -> composite float32 BxHxWx3 in [0, 1]

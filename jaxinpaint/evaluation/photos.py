@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from jaxinpaint.evaluation import metrics
-from jaxinpaint.evaluation.baselines import (
+from jaxinpaint.evaluation.evaluate import GENDERS
+from jaxinpaint.evaluation.lpips import LPIPS
+from jaxinpaint.fills import (
     METHODS,
     SMOOTH_FILLS,
     classical_inpaint,
     smooth_fill_around_hole,
 )
-from jaxinpaint.evaluation.evaluate import GENDERS
-from jaxinpaint.evaluation.lpips import LPIPS
 
 
 def _source_photo(row: dict, sample: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -9,7 +9,7 @@ every scale: a multigrid-like harmonic fill); with `order=2`, damped Jacobi step
 biharmonic equation Δ²u = 0, which continues the border's gradients as well as its values (the
 fill of `skimage.restoration.inpaint_biharmonic`, to which 40 steps per level come within
 0.1 dB at 64²). On 247 held-out examples of the sample faces at 64² (NumPy twin,
-`jaxinpaint.evaluation.baselines.pushpull_fill`), hole PSNR: push-pull 22.31 dB, harmonic (20
+`jaxinpaint.fills.pushpull_fill`), hole PSNR: push-pull 22.31 dB, harmonic (20
 steps per level) 23.17 dB; OpenCV's Telea 22.08 dB and Navier-Stokes 22.28 dB. On 192 examples of
 the validation and test faces, harmonic 23.18 dB and biharmonic (40 steps) 23.81 dB. The
 generator starts from one of them (`config.gen.coarse_fill`) and learns only the correction.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxinpaint.evaluation.baselines import BIHARMONIC_OMEGA
+from jaxinpaint.fills import BIHARMONIC_OMEGA
 
 
 def _halve(x: jax.Array) -> jax.Array:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinpaint.backends import XLA_OPS, LayerOps
-from jaxinpaint.evaluation.baselines import SMOOTH_FILLS
+from jaxinpaint.fills import SMOOTH_FILLS
 from jaxinpaint.layers import PartialConv2d
 from jaxinpaint.layers.fill import pushpull_fill
 

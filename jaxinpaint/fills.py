@@ -1,6 +1,9 @@
-"""Classical inpainting baselines: OpenCV's Telea (fast marching) and Navier-Stokes methods, and
-the smooth fills a generator can start from (`config.gen.coarse_fill`; its network's share is the
-gap to its fill): harmonic and biharmonic, both push-pull relaxed level by level."""
+"""The fills every part of the project shares, NumPy/OpenCV only: OpenCV's Telea (fast
+marching) and Navier-Stokes inpainting, and the smooth fills a generator starts from
+(`config.gen.coarse_fill`; its network's share is the gap to its fill): harmonic and biharmonic,
+both push-pull relaxed level by level. The model (`layers/fill.py`, `models/generator.py`),
+`Reconstructor`, `serve/` and the evaluation all import this module; it imports none of them.
+"""
 
 from __future__ import annotations
 
