@@ -90,6 +90,14 @@ class _Plan:
     detections: tuple[Detection, ...]
     seconds: dict[str, float]
 
+    def result(self, face: FoundFace) -> FaceResult:
+        """What is reported of `face` (its `seconds` are this plan's, filled in as it goes on)."""
+        box = tuple(round(v) for v in face.box)
+        hole_fraction = float(self.hole_r.mean())
+        return FaceResult(
+            box, self.alignment.matrix, self.aligned, hole_fraction, self.detections, self.seconds
+        )
+
     def photo_hole(self, shape) -> np.ndarray | None:
         """`hard` in a photo of `shape` (HxW bool), or None when nothing is replaced."""
         if self.hard is None:
@@ -274,14 +282,7 @@ class Reconstructor:
         alignment, face_r, hole_r, hard = plan.alignment, plan.crop, plan.hole_r, plan.hard
         x0, y0, x1, y1 = bounds = plan.bounds
         seconds = plan.seconds
-        result = FaceResult(
-            tuple(round(v) for v in face.box),
-            alignment.matrix,
-            plan.aligned,
-            float(hole_r.mean()),
-            plan.detections,
-            seconds,
-        )
+        result = plan.result(face)
         if not result.inpainted:
             return photo, result, None
         start = time.perf_counter()
@@ -350,17 +351,31 @@ class Reconstructor:
         photo_hole = None if photo_mask is None else self._grow(photo_mask > 0.5)
         return photo, found, photo_hole, time.perf_counter() - start
 
-    def hole(self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None) -> np.ndarray:
-        """The pixels a call on this photo would replace (HxW bool), found without inpainting:
-        what evaluations and benches score a mask source by. Each face's hole is found on the
+    def survey(
+        self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
+    ) -> Reconstruction:
+        """What a call on this photo would find and replace, without inpainting: the faces (box,
+        framing, hole fraction, detections), the hole (HxW bool) and the seconds spent; `image`
+        is the photo itself. What a page shows before it runs. Each face's hole is found on the
         photo as given (a call finds a later face's on the photo with the earlier ones filled)."""
-        photo, found, photo_hole, _ = self._search(photo_HxWx3, photo_mask)
-        hole = np.zeros(photo.shape[:2], bool)
+        start = time.perf_counter()
+        photo, found, photo_hole, searched = self._search(photo_HxWx3, photo_mask)
+        seconds = {"find_faces": searched, "mask": 0.0}
+        faces, hole = [], np.zeros(photo.shape[:2], bool)
         for face in found:
-            replaced = self._plan(photo, face, photo_hole).photo_hole(photo.shape)
+            plan = self._plan(photo, face, photo_hole)
+            faces.append(plan.result(face))
+            seconds["mask"] += plan.seconds.get("mask", 0.0)
+            replaced = plan.photo_hole(photo.shape)
             if replaced is not None:
                 hole |= replaced
-        return hole
+        seconds["total"] = time.perf_counter() - start
+        return Reconstruction(photo, tuple(faces), hole, seconds)
+
+    def hole(self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None) -> np.ndarray:
+        """The pixels a call on this photo would replace (HxW bool), found without inpainting
+        (`survey`): what evaluations and benches score a mask source by."""
+        return self.survey(photo_HxWx3, photo_mask).hole
 
     def __call__(
         self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
