@@ -195,11 +195,13 @@ async function detect(img) {
     }
     setupEditor(img, w, h);
   }
+  const first = !state.detection;
   state.detection = answer;
   showNotice(answer.message);
   await setBase(answer.mask);
   drawOutlines();
-  describe();
+  if (first) buildToggles();
+  summarize();
   $("run").disabled = false;
   setState("ready");
 }
@@ -329,18 +331,22 @@ function drawOutlines() {
   }
 }
 
-// The toggles: one per class found, with its best score.
-function describe() {
+function summarize() {
   const faces = state.detection.faces;
-  const best = new Map();
-  for (const face of faces) {
-    for (const d of face.detections) best.set(d.category, Math.max(best.get(d.category) || 0, d.score));
-  }
   const all = faces.flatMap((f) => f.detections);
-  const chosen = all.filter(isChosen).length;
   $("faces-summary").textContent = faces.length
-    ? `${faces.length} face(s); ${chosen} of ${all.length} occluder outline(s) chosen`
+    ? `${faces.length} face(s); ${all.filter(isChosen).length} of ${all.length} outlines chosen`
     : "no face found";
+}
+
+// The toggles, made once per photo: one per class found, with its best score.
+function buildToggles() {
+  const best = new Map();
+  for (const face of state.detection.faces) {
+    for (const d of face.detections) {
+      best.set(d.category, Math.max(best.get(d.category) || 0, d.score));
+    }
+  }
   const box = $("classes");
   box.replaceChildren();
   for (const [name, score] of [...best.entries()].sort((a, b) => b[1] - a[1])) {
@@ -370,7 +376,7 @@ let rechooseTimer = null;
 function rechoose() {
   if (!state.detection) return;
   drawOutlines();
-  describe();
+  summarize();
   $("run").disabled = true;
   clearTimeout(rechooseTimer);
   rechooseTimer = setTimeout(() => detect(null).catch(() => {}), 300);
