@@ -36,6 +36,7 @@ import threading
 from collections.abc import Sequence
 from typing import Annotated
 
+import cv2
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
@@ -60,7 +61,7 @@ log = logging.getLogger("jaxinpaint.web")
 
 # OpenCV's cascades and DNN networks behind `data_pipeline.faces.find_faces` (cached, one each
 # per process) keep per-call state: two threads in one of them crash or mix their faces. Face
-# finding takes ~0.1 s of a request; the detector and the generator (onnxruntime sessions,
+# finding is a small part of a request; the detector and the generator (onnxruntime sessions,
 # whose `run` is thread-safe) and the fills run concurrently.
 _FIND_FACES = threading.Lock()
 
@@ -105,16 +106,12 @@ class Service:
     `Reconstructor` (cheap: it holds settings, not models)."""
 
     def __init__(self, folder: str, *, max_bytes: int, max_pixels: int, max_jobs: int):
-        floor = None
-        manifest = read_manifest(folder)
-        if manifest.get("detector"):
-            floor = manifest["detector"].get("score_floor", 0.0)
-        # The detector keeps everything down to the export's floor; requests choose above it.
-        self.models = serve.load(folder, score_thresh=floor)
-        detector = manifest.get("detector") or {}
+        detector = read_manifest(folder).get("detector") or {}
         self.classes = tuple(detector.get("classes", ()))
         self.threshold = float(detector.get("score_thresh", 0.0))
-        self.floor = float(floor or 0.0)
+        self.floor = float(detector.get("score_floor", 0.0))
+        # The detector keeps everything down to the export's floor; requests choose above it.
+        self.models = serve.load(folder, score_thresh=self.floor if detector else None)
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self._jobs = threading.BoundedSemaphore(max_jobs)  # photos in the models at once
 
@@ -407,7 +404,7 @@ def create_app(
                 found = service.survey(image, choice)
                 write_image(os.path.join(tmp, "mask.png"), found["hole"].astype(np.uint8) * 255)
                 mask = _b64(os.path.join(tmp, "mask.png"))
-            except (ValueError, RuntimeError, MemoryError, OSError) as e:
+            except (ValueError, RuntimeError, MemoryError, OSError, cv2.error) as e:
                 _fail("detection", e)
         h, w = image.shape[:2]
         message = "" if found["faces"] else f"{name}: no face found; paint what to remove"
@@ -460,7 +457,7 @@ def create_app(
                     )
             try:
                 result = service.reconstruct(image, user_mask, choice)
-            except (ValueError, RuntimeError, MemoryError) as e:
+            except (ValueError, RuntimeError, MemoryError, cv2.error) as e:
                 _fail("reconstruction", e)
             if not result.faces and user_mask is None:
                 raise HTTPException(
@@ -487,7 +484,7 @@ def create_app(
                 for key, picture in extras.items():
                     write_image(os.path.join(tmp, key + ".png"), picture)
                     answer[key] = _b64(os.path.join(tmp, key + ".png"))
-            except (ValueError, OSError, MemoryError) as e:
+            except (ValueError, OSError, MemoryError, cv2.error) as e:
                 _fail("writing the result", e)
         return {**answer, "images": images, "record": record}
 
