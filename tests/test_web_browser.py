@@ -1,7 +1,7 @@
 """The page in a real browser (Debian's headless chromium, driven by selenium): upload the demo
-photo, see the detector's outlines, keep one class, paint a stroke, run, and read back the
-downloadable result: it differs from the photo only in the mask the page showed and the stroke
-(and the seam around them), and the stroke itself was reconstructed.
+photo, see the detector's outlines, keep one class, paint a stroke (undo it, paint it again),
+run, and read back the downloadable result: it differs from the photo only in the mask the page
+showed and the stroke (and the seam around them), and the stroke itself was reconstructed.
 
 On the tiny export (conftest.py) by default. With JAXINPAINT_WEB_EXPORTED=FOLDER it serves that
 export instead, and JAXINPAINT_WEB_SCREENSHOT=PATH saves the page with its result (the README's
@@ -160,20 +160,38 @@ def test_the_page_reconstructs_a_photo_with_a_painted_stroke(browser, export, tm
             hole = shown_hole(browser, url, path)
             assert not hole.any()
 
-        # A brush stroke, in the page's pixels: the canvas may be shown scaled.
+        # A brush stroke, in the page's pixels: the canvas may be shown scaled. Undo takes it
+        # back; painted again, it stays.
         canvas = browser.find_element(By.ID, "mask-canvas")
         rect = browser.execute_script("return arguments[0].getBoundingClientRect()", canvas)
         scale = rect["width"] / photo.shape[1]
         (x0, y0), (x1, y1) = ((x * scale, y * scale) for x, y in STROKE)
         left, top = -rect["width"] / 2, -rect["height"] / 2  # offsets are from the centre
-        actions = ActionChains(browser)
-        actions.move_to_element_with_offset(canvas, round(left + x0), round(top + y0))
-        actions.click_and_hold()
-        for t in np.linspace(0.1, 1.0, 10):
-            x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
-            actions.move_to_element_with_offset(canvas, round(left + x), round(top + y))
-        actions.release().perform()
-        assert browser.find_element(By.ID, "undo").is_enabled()
+        middle = [(a + b) // 2 for a, b in zip(*STROKE, strict=True)]
+
+        def paint():
+            actions = ActionChains(browser)
+            actions.move_to_element_with_offset(canvas, round(left + x0), round(top + y0))
+            actions.click_and_hold()
+            for t in np.linspace(0.1, 1.0, 10):
+                x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+                actions.move_to_element_with_offset(canvas, round(left + x), round(top + y))
+            actions.release().perform()
+            return browser.execute_script(
+                "return arguments[0].getContext('2d').getImageData(...arguments[1], 1, 1).data[3]",
+                canvas,
+                middle,
+            )
+
+        assert paint() == 255
+        browser.find_element(By.ID, "undo").click()
+        alpha = browser.execute_script(
+            "return arguments[0].getContext('2d').getImageData(...arguments[1], 1, 1).data[3]",
+            canvas,
+            middle,
+        )
+        assert alpha == 0 and not browser.find_element(By.ID, "undo").is_enabled()
+        assert paint() == 255
 
         browser.find_element(By.ID, "run").click()
         wait_for(browser, {"done"})
