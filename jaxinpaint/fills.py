@@ -25,6 +25,12 @@ METHODS = (*_CV2_METHODS, "harmonic", "biharmonic")
 # Damping of the biharmonic Jacobi step: x -= OMEGA / 20 * Δ²x (20 is the 13-point stencil's
 # centre). Δ² of the 5-point Laplacian has eigenvalues up to 64, so OMEGA < 40/64 keeps it stable.
 BIHARMONIC_OMEGA = 0.6
+# Tension of the solved full-resolution biharmonic base, τ² in (Δ² - τ²Δ)u = 0 (per pixel²): the
+# exact biharmonic fill carries the border's slopes across the whole hole and overshoots on a
+# photo's wide holes (a cheek's highlight becomes a bright blob); tension bends it back towards
+# the harmonic fill beyond ~1/τ = 3 px of the border. Chosen on the demo's validation photos and
+# its sample photo (docs/inpainter.md, "The full-resolution base").
+BASE_TENSION = 0.1
 
 
 def classical_inpaint(
@@ -75,10 +81,10 @@ def smooth_fill_around_hole(
     only: a large photo's fill costs what its hole needs.
 
     `relax=None`: the exact solution of the fill's equation (`solve_smooth_fill`: Laplace's for
-    "harmonic" and "pushpull", the biharmonic one for "biharmonic"), the limit that more
-    relaxation steps approach; only the hole and the ring of pixels its equation reads are
-    touched. A number: `smooth_fill(image, hole, name, relax)` on the hole's bounding box grown by
-    half its size on every side (the relaxed fill; its push-pull pyramid sees that far)."""
+    "harmonic" and "pushpull", the biharmonic one with `BASE_TENSION` for "biharmonic"); only
+    the hole and the ring of pixels its equation reads are touched. A number:
+    `smooth_fill(image, hole, name, relax)` on the hole's bounding box grown by half its size on
+    every side (the relaxed fill; its push-pull pyramid sees that far)."""
     if name not in SMOOTH_FILLS:
         raise ValueError(f"unknown smooth fill {name!r}; expected one of {list(SMOOTH_FILLS)}")
     out = image.astype(np.float32)
@@ -95,25 +101,32 @@ def smooth_fill_around_hole(
     x0, x1 = max(xs.min() - grow_x, 0), min(xs.max() + 1 + grow_x, hole.shape[1])
     box_image, box_hole = image[y0:y1, x0:x1], hole[y0:y1, x0:x1]
     if relax is None:
-        out[y0:y1, x0:x1] = solve_smooth_fill(box_image, box_hole, order)
+        tension = BASE_TENSION if order == 2 else 0.0
+        out[y0:y1, x0:x1] = solve_smooth_fill(box_image, box_hole, order, tension)
     else:
         out[y0:y1, x0:x1] = smooth_fill(box_image, box_hole, name, relax)
     return out
 
 
-def solve_smooth_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray, order: int) -> np.ndarray:
+def solve_smooth_fill(
+    image_HxWxC: np.ndarray, hole_HxW: np.ndarray, order: int, tension: float = 0.0
+) -> np.ndarray:
     """The hole filled with the exact solution of Laplace's equation (`order=1`: harmonic) or of
-    the biharmonic one (`order=2`) on the hole's pixels, the known pixels around it as boundary
-    values (the ring 1 pixel deep for Laplace, 2 for the biharmonic 13-point stencil), in float32.
+    the biharmonic one (`order=2`; with `tension` τ² > 0, (Δ² - τ²Δ)u = 0, a spline in tension)
+    on the hole's pixels, the known pixels around it as boundary values (the ring 1 pixel deep
+    for Laplace, 2 for the biharmonic 13-point stencil), in float32.
 
-    It is the fixed point `pushpull_fill(image, hole, relax, order)` tends to as `relax` grows (the
-    same 5-point Laplacian, applied twice for Δ², with the image's edge replicated), reached in
-    one sparse LU factorisation (SuperLU, shared by the channels) instead of thousands of Jacobi
-    steps: the biharmonic relaxation converges slowly (1000 steps per level leave a few grey
-    levels on a 70-pixel-wide hole). The system is symmetric positive definite whenever a pixel
-    is known; a hole without any known pixel is filled by push-pull alone."""
+    Without tension it is the fixed point `pushpull_fill(image, hole, relax, order)` tends to as
+    `relax` grows (the same 5-point Laplacian, applied twice for Δ², with the image's edge
+    replicated), reached in one sparse LU factorisation (SuperLU, shared by the channels)
+    instead of thousands of Jacobi steps: the biharmonic relaxation converges slowly (1000 steps
+    per level leave tens of grey levels on a 100×40 px hole). The system is symmetric positive
+    definite whenever a pixel is known; a hole without any known pixel is filled by push-pull
+    alone."""
     if order not in (1, 2):
         raise ValueError(f"order must be 1 (harmonic) or 2 (biharmonic), got {order}")
+    if tension < 0:
+        raise ValueError(f"tension must be >= 0, got {tension}")
     image = np.asarray(image_HxWxC, np.float32)
     h, w = image.shape[:2]
     inside = np.asarray(hole_HxW).reshape(h, w).ravel() != 0
@@ -124,7 +137,9 @@ def solve_smooth_fill(image_HxWxC: np.ndarray, hole_HxW: np.ndarray, order: int)
     laplacian = _laplacian(h, w)
     rows = laplacian[inside]
     if order == 2:
-        rows = rows @ laplacian
+        rows = rows @ laplacian - tension * rows
+    elif tension:
+        raise ValueError(f"tension applies to the biharmonic fill (order 2), got order {order}")
     values = image.reshape(h * w, -1).astype(np.float64)
     known = -(rows[:, ~inside] @ values[~inside])
     # No pivoting is needed on a definite system, and symmetric mode keeps the fill-reducing

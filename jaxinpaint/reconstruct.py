@@ -120,12 +120,12 @@ class Reconstructor:
         photo's resolution (sharp seams at any face size); "none": the model's fill, upsampled;
         "auto": the fill the generator starts from (`inpaint.coarse_fill`, as `Inpainter` and
         the exported one give it), "harmonic" for an inpainter that paints the hole itself.
-      base_steps: None (the default): the full-resolution base is solved exactly on the hole's
-        pixels (`jaxinpaint.fills.solve_smooth_fill`: one sparse factorisation, 2-60 ms for a
-        face's hole on 2 cores); a number: relaxed instead, that many Jacobi steps per level on
-        the hole's surroundings (the way it was made before; 1000 took 0.1-0.7 s and left a few
-        grey levels on large holes). On the demo's test photos the solve and 1000 steps give
-        the same hole PSNR (docs/inpainter.md, "The full-resolution base").
+      base_steps: None (the default): the full-resolution base is solved on the hole's pixels
+        (`jaxinpaint.fills.smooth_fill_around_hole`: one sparse factorisation, 1-100 ms for a
+        face's hole on 2 cores; the biharmonic one with a little tension); a number: relaxed
+        instead, that many Jacobi steps per level around the hole, as before (1000 took
+        0.1-1.5 s). Measured against 1000 steps in docs/inpainter.md ("The full-resolution
+        base, solved").
       align: frame faces by their keypoints, as `launch/build_dataset.py` does by default; False
         for a model trained on square crops around the face box (`--noalign` builds).
       margin: face box growth on every side for square crops (unaligned, or no keypoints).
