@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import scipy.sparse
-import scipy.sparse.linalg
 
 _CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 # The smooth fills by name: (relaxation steps per level, order: 1 Laplace, 2 biharmonic). The
@@ -134,6 +132,10 @@ def solve_smooth_fill(
         return image.copy()
     if inside.all():
         return pushpull_fill(image, inside.reshape(h, w), 0, order)
+    # Imported here: SciPy's sparse modules take 0.3-2 s to import, which every user of this
+    # module (training, the crop fills) would pay without solving anything.
+    import scipy.sparse.linalg
+
     laplacian = _laplacian(h, w)
     rows = laplacian[inside]
     if order == 2:
@@ -155,9 +157,12 @@ def solve_smooth_fill(
     return out.reshape(image.shape)
 
 
-def _laplacian(h: int, w: int) -> scipy.sparse.csr_matrix:
+def _laplacian(h: int, w: int):
     """The 5-point Laplacian of an HxW image (pixels row-major) with its edge replicated, as
-    `_filter(x, _LAPLACIAN)` applies it: a neighbour beyond the edge is the edge pixel itself."""
+    `_filter(x, _LAPLACIAN)` applies it: a neighbour beyond the edge is the edge pixel itself;
+    a `scipy.sparse.csr_matrix`."""
+    import scipy.sparse
+
     index = np.arange(h * w).reshape(h, w)
     ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
     neighbours = [
