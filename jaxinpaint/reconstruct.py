@@ -129,12 +129,12 @@ class Reconstructor:
         photo's resolution (sharp seams at any face size); "none": the model's fill, upsampled;
         "auto": the fill the generator starts from (`inpaint.coarse_fill`, as `Inpainter` and
         the exported one give it), "harmonic" for an inpainter that paints the hole itself.
-      base_steps: relaxation steps per level of the full-resolution base, made on the hole's
-        surroundings only. A photo's hole spans more pixels than the model's, and relaxes
-        further with more steps: on the demo's 160 px test photos, 40 steps (the model's own)
-        give the biharmonic base 22.0 dB hole PSNR, 300 give 22.5, 1000 give 22.8 (Telea:
-        21.3). The cost grows with the hole: 1000 steps take 0.2 s for a 60×18 px band over
-        the eyes, 1.9 s for a 240×72 px one (2 cores).
+      base_steps: None (the default): the full-resolution base is solved on the hole's pixels
+        (`jaxinpaint.fills.smooth_fill_around_hole`: one sparse factorisation, 1-100 ms for a
+        face's hole on 2 cores; the biharmonic one with a little tension); a number: relaxed
+        instead, that many Jacobi steps per level around the hole, as before (1000 took
+        0.1-1.5 s). Measured against 1000 steps in docs/inpainter.md ("The full-resolution
+        base, solved").
       align: frame faces by their keypoints, as `launch/build_dataset.py` does by default; False
         for a model trained on square crops around the face box (`--noalign` builds).
       margin: face box growth on every side for square crops (unaligned, or no keypoints).
@@ -169,7 +169,7 @@ class Reconstructor:
         feather: int = 3,
         align: bool = True,
         base: str = "auto",
-        base_steps: int = 1000,
+        base_steps: int | None = None,
         margin: float = DEFAULT_MARGIN,
         mask_size: int | None = None,
         grow: int = 0,
@@ -181,7 +181,7 @@ class Reconstructor:
         guide_gain: float = GUIDE_GAIN,
     ):
         mask_size = size if mask_size is None else mask_size
-        if min(size, mask_size) < 8 or min(dilate, grow, feather, margin, base_steps) < 0:
+        if min(size, mask_size) < 8 or min(dilate, grow, feather, margin, base_steps or 0) < 0:
             raise ValueError(
                 f"need size, mask_size >= 8 and dilate, grow, feather, margin, base_steps >= 0; "
                 f"got size={size}, mask_size={mask_size}, dilate={dilate}, grow={grow}, "
