@@ -8,12 +8,14 @@ of the example's category pasted on it (`jaxinpaint.evaluation.photos.photo_exam
 evaluation's own examples). Its references are the person's other sample faces: never the scored
 photo. Persons are split whole, so on the test split no training stage saw any of them. Rows:
 the smooth start alone (the full-resolution biharmonic base), the smooth start plus each gain of
-the reference's detail (`data_pipeline.guide`; no model), and with --inpainter the model without
-and with the reference (`Reconstructor(references=...)`); Telea for scale. Scores: hole PSNR and
-LPIPS over the hole's box (grown by 8 px), split by what the occluder hides (eyes: it covers an
-eye contour point of the original's mesh; mouth: a lip point and no eye; other), each
-method's LPIPS also as a ratio to the smooth start's. Table to stdout, JSON to
-bench/results/reference_guide_<split>.json, a picture per eye-hiding example with --pictures.
+the reference's detail (`data_pipeline.guide`; no model), the same with the exemplar posed
+most like the face from a gallery of --exemplars train faces (other persons), and with
+--inpainter the model without and with the reference (`Reconstructor(references=...)`); Telea
+for scale. Scores: hole PSNR and LPIPS over the hole's box (grown by 8 px), split by what the
+occluder hides (eyes: it covers an eye contour point of the original's mesh; mouth: a lip point
+and no eye; other), each method's LPIPS also as a ratio to the smooth start's. Table to stdout,
+JSON to bench/results/reference_guide_<split>.json, a picture per eye-hiding example with
+--pictures.
 """
 
 import argparse
@@ -65,8 +67,17 @@ def main():
     parser.add_argument("--split", default="test")
     parser.add_argument("--inpainter", default="", help="a training workdir (launch/train.py)")
     parser.add_argument("--gains", default="0.5,1.0")
-    parser.add_argument("--base_steps", type=int, default=1000)
+    parser.add_argument("--max_photos", type=int, default=60, help="score at most this many")
+    parser.add_argument(
+        "--base_steps",
+        type=int,
+        default=None,
+        help="relax the base this many steps (default: solve)",
+    )
     parser.add_argument("--pictures", default="", help="folder for eye-hiding examples' strips")
+    parser.add_argument(
+        "--exemplars", type=int, default=30, help="train faces in the exemplar gallery (0: none)"
+    )
     args = parser.parse_args()
     gains = [float(g) for g in args.gains.split(",")]
 
@@ -74,7 +85,9 @@ def main():
         persons = json.load(f)["persons"]
     crops = {f.id: f.image for f in sample_faces.load(sample_faces.CROP_SIZE, align=False)}
     with open(os.path.join(args.dataset, "pairs", "index.jsonl"), encoding="utf-8") as f:
-        face_of = {r["id"]: r["face_id"] for r in map(json.loads, f)}
+        index = [json.loads(line) for line in f]
+    face_of = {r["id"]: r["face_id"] for r in index}
+    train_faces = sorted({r["face_id"] for r in index if r["split"] == "train"})
     refs: dict[str, guide.Reference | None] = {}
 
     def reference(face_id):
@@ -85,6 +98,9 @@ def main():
                 refs[face_id] = None
         return refs[face_id]
 
+    gallery = [r for r in map(reference, train_faces[: args.exemplars]) if r is not None]
+    if args.split == "train":
+        gallery = []  # exemplars of other persons are scored where no person is a train one
     smooth = Reconstructor(smooth_only, None, size=64, base_steps=args.base_steps)
     model = None
     if args.inpainter:
@@ -98,6 +114,8 @@ def main():
     lpips = LPIPS()
     rows = []
     for ex in photo_examples(args.dataset, args.split):
+        if len(rows) >= args.max_photos:
+            break
         face_id = face_of[ex["id"]]
         others = [f for f, p in persons.items() if p == persons[face_id] and f != face_id]
         references = [r for r in map(reference, others) if r is not None]
@@ -116,6 +134,9 @@ def main():
             result = smooth(occluded, mask, references=references)
             outputs[f"smooth+ref x{gain:g}"] = result.image
             used = {f.reference: f.reference_cover for f in result.faces if f.reference}
+            if gallery:
+                result = smooth(occluded, mask, references=gallery)
+                outputs[f"smooth+exemplar x{gain:g}"] = result.image
         if model is not None:
             outputs["model"] = model(occluded, mask).image
             for gain in gains:
