@@ -350,15 +350,29 @@ class FaceMesh:
         score = float(_probability(logit.reshape(-1)[0]))
         return score, align.apply(cv2.invertAffineTransform(matrix), points)
 
-    def refine(self, rgb: np.ndarray, face: FaceDetection) -> np.ndarray:
-        """`face.keypoints` with the eyes (contour centres), nose tip and mouth (inner lips)
-        taken from the mesh; the ears stay BlazeFace's. Each pass after the first looks again
-        through the window the last mesh spans, as MediaPipe tracks a face."""
-        keypoints = np.array(face.keypoints, np.float64)
-        box = face.box
+    def track(
+        self, rgb: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float]
+    ) -> tuple[float, np.ndarray]:
+        """(face presence, mesh [468, 2] in photo pixels) after `passes` looks: each pass after
+        the first looks again through the window the last mesh spans, as MediaPipe tracks a
+        face, upright by the eyes of the last mesh."""
+        keypoints = np.array(keypoints, np.float64)
         for _ in range(self.passes):
-            _, mesh = self(rgb, keypoints, box)
-            keypoints[: len(_MESH_KEYPOINTS)] = [mesh[list(g)].mean(0) for g in _MESH_KEYPOINTS]
+            score, mesh = self(rgb, keypoints, box)
+            keypoints[: len(_MESH_KEYPOINTS)] = mesh_keypoints(mesh)
             lo, hi = mesh.min(0), mesh.max(0)
             box = (*lo, *(hi - lo))
+        return score, mesh
+
+    def refine(self, rgb: np.ndarray, face: FaceDetection) -> np.ndarray:
+        """`face.keypoints` with the eyes (contour centres), nose tip and mouth (inner lips)
+        taken from the mesh (`track`); the ears stay BlazeFace's."""
+        keypoints = np.array(face.keypoints, np.float64)
+        _, mesh = self.track(rgb, keypoints, face.box)
+        keypoints[: len(_MESH_KEYPOINTS)] = mesh_keypoints(mesh)
         return keypoints
+
+
+def mesh_keypoints(mesh: np.ndarray) -> np.ndarray:
+    """The eyes (contour centres), nose tip and mouth (inner lips) of a [468, 2] mesh, [4, 2]."""
+    return np.array([mesh[list(g)].mean(0) for g in _MESH_KEYPOINTS])

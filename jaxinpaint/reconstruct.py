@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from data_pipeline import categories
+from data_pipeline import categories, guide
 from data_pipeline.align import ON_FACE, Alignment, on_face
 from data_pipeline.faces import DEFAULT_MARGIN, FoundFace, face_window, find_faces
 from jaxinpaint.fills import SMOOTH_FILLS, smooth_fill, smooth_fill_around_hole
@@ -37,6 +37,12 @@ _BASES = (*SMOOTH_FILLS, "none")
 # pixel or two short of the occluder's. Measured on held-out photos, 2 beat 3 and 4, and 2 photo
 # pixels instead (docs/detector.md, "How far to grow the detector's hole").
 DETECTOR_GROW = 2
+# How much of a reference's detail (`data_pipeline.guide`: the warped reference minus its own
+# smooth fill of the hole) is added to the photo's smooth base where the reference covers the
+# hole. Its features are never quite where the photo's were: the full detail doubles the error
+# where it is off. Chosen on the demo build's train persons (docs/inpainter.md, "A reference
+# photo").
+GUIDE_GAIN = 0.5
 MaskSource = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, Sequence]]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -59,6 +65,9 @@ class FaceResult:
     hole_fraction: float  # of the crop, after dilation; 0 when nothing was found to remove
     detections: tuple[Detection, ...] = ()  # what the mask source found (none for a user mask)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # "mask", "inpaint"
+    # The reference that guided the fill (its name), and the fraction of the hole it covered.
+    reference: str | None = None
+    reference_cover: float = 0.0
 
     @property
     def inpainted(self) -> bool:
@@ -128,12 +137,12 @@ class Reconstructor:
         photo's resolution (sharp seams at any face size); "none": the model's fill, upsampled;
         "auto": the fill the generator starts from (`inpaint.coarse_fill`, as `Inpainter` and
         the exported one give it), "harmonic" for an inpainter that paints the hole itself.
-      base_steps: relaxation steps per level of the full-resolution base, made on the hole's
-        surroundings only. A photo's hole spans more pixels than the model's, and relaxes
-        further with more steps: on the demo's 160 px test photos, 40 steps (the model's own)
-        give the biharmonic base 22.0 dB hole PSNR, 300 give 22.5, 1000 give 22.8 (Telea:
-        21.3). The cost grows with the hole: 1000 steps take 0.2 s for a 60×18 px band over
-        the eyes, 1.9 s for a 240×72 px one (2 cores).
+      base_steps: None (the default): the full-resolution base is solved on the hole's pixels
+        (`jaxinpaint.fills.smooth_fill_around_hole`: one sparse factorisation, 1-100 ms for a
+        face's hole on 2 cores; the biharmonic one with a little tension); a number: relaxed
+        instead, that many Jacobi steps per level around the hole, as before (1000 took
+        0.1-1.5 s). Measured against 1000 steps in docs/inpainter.md ("The full-resolution
+        base, solved").
       align: frame faces by their keypoints, as `launch/build_dataset.py` does by default; False
         for a model trained on square crops around the face box (`--noalign` builds).
       margin: face box growth on every side for square crops (unaligned, or no keypoints).
@@ -151,6 +160,11 @@ class Reconstructor:
       max_faces: reconstruct at most this many faces per photo, largest first (None = all).
       min_face: smallest face side (photo pixels) reported.
       detect_side: the Haar fallback runs on a copy of the photo no larger than this.
+      references: photos of the same person (`data_pipeline.guide.reference`): where the one
+        posed most like a face covers its hole, the fill is the smooth base plus `guide_gain` of
+        that reference's detail, warped onto the face's mesh (`data_pipeline.guide`), instead of
+        the model's correction; each call may pass its own.
+      guide_gain: the share of a reference's detail added (`GUIDE_GAIN`).
     """
 
     def __init__(
@@ -163,7 +177,7 @@ class Reconstructor:
         feather: int = 3,
         align: bool = True,
         base: str = "auto",
-        base_steps: int = 1000,
+        base_steps: int | None = None,
         margin: float = DEFAULT_MARGIN,
         mask_size: int | None = None,
         grow: int = 0,
@@ -171,9 +185,11 @@ class Reconstructor:
         max_faces: int | None = None,
         min_face: int = 48,
         detect_side: int = 1024,
+        references: Sequence[guide.Reference] = (),
+        guide_gain: float = GUIDE_GAIN,
     ):
         mask_size = size if mask_size is None else mask_size
-        if min(size, mask_size) < 8 or min(dilate, grow, feather, margin, base_steps) < 0:
+        if min(size, mask_size) < 8 or min(dilate, grow, feather, margin, base_steps or 0) < 0:
             raise ValueError(
                 f"need size, mask_size >= 8 and dilate, grow, feather, margin, base_steps >= 0; "
                 f"got size={size}, mask_size={mask_size}, dilate={dilate}, grow={grow}, "
@@ -201,6 +217,16 @@ class Reconstructor:
         self.max_faces = max_faces
         self.min_face = min_face
         self.detect_side = detect_side
+        if references and base == "none":
+            raise ValueError(
+                "a reference guides the smooth base's correction: base 'none' has none"
+            )
+        if not 0.0 <= guide_gain <= 1.0:
+            raise ValueError(
+                f"guide_gain is the share of a reference's detail, in [0, 1]; got {guide_gain}"
+            )
+        self.references = tuple(references)
+        self.guide_gain = guide_gain
 
     def _grow(self, hole_HxW: np.ndarray) -> np.ndarray:
         """The boolean hole grown by `dilate` photo pixels."""
@@ -273,11 +299,16 @@ class Reconstructor:
         return _Plan(alignment, face_r, bounds, hard, hole_r, aligned, detections, seconds)
 
     def reconstruct_face(
-        self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None = None
+        self,
+        photo: np.ndarray,
+        face: FoundFace,
+        photo_hole: np.ndarray | None = None,
+        references: Sequence[guide.Reference] = (),
     ) -> tuple[np.ndarray, FaceResult, np.ndarray | None]:
         """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it, the result and
         the hole it replaced (HxW bool; None when nothing). With `photo_hole` (HxW bool, already
-        grown by `dilate`) the hole comes from it, not the mask source."""
+        grown by `dilate`) the hole comes from it, not the mask source. With `references`, the
+        one posed most like the face guides the fill (`_guided`)."""
         plan = self._plan(photo, face, photo_hole)
         alignment, face_r, hole_r, hard = plan.alignment, plan.crop, plan.hole_r, plan.hard
         x0, y0, x1, y1 = bounds = plan.bounds
@@ -305,7 +336,10 @@ class Reconstructor:
             # resolution: the seam matches the photo's own pixels at full resolution.
             correction = filled_r.astype(np.float32) - smooth_fill(face_r, hole_r, self.base)
             base = smooth_fill_around_hole(region, hard, self.base, self.base_steps)
-            filled = base + alignment.to_photo(correction, bounds)
+            correction = alignment.to_photo(correction, bounds)
+            if references and face.keypoints is not None:
+                correction, result = self._guided(photo, face, plan, correction, references, result)
+            filled = base + correction
         else:
             filled = alignment.to_photo(filled_r, bounds)
         out = photo.copy()
@@ -313,6 +347,25 @@ class Reconstructor:
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         seconds["inpaint"] = time.perf_counter() - start  # the model, the fill and the paste
         return out, result, plan.photo_hole(photo.shape)
+
+    def _guided(self, photo, face, plan: _Plan, correction, references, result: FaceResult):
+        """The model's `correction` of the smooth base (inside `plan.bounds`) with the detail of
+        the reference posed most like `face` in its place where that reference covers the hole
+        (`data_pipeline.guide`), and `result` naming that reference. A face whose mesh is unsure
+        of it keeps the model's correction."""
+        mesh = guide.find_mesh(photo, face)
+        if mesh.presence < guide.MIN_PRESENCE:
+            return correction, result
+        ref = guide.closest(list(references), mesh)
+        x0, y0, x1, y1 = plan.bounds
+        hole = plan.photo_hole(photo.shape)
+        guided = guide.guide_face(photo, mesh, hole, ref.photo, ref.mesh)
+        image = guided.image[y0:y1, x0:x1]
+        detail = image - smooth_fill_around_hole(image, plan.hard, self.base, self.base_steps)
+        weight = guided.valid[y0:y1, x0:x1, None]
+        cover = float(guided.valid[hole].mean())
+        correction = weight * self.guide_gain * detail + (1 - weight) * correction
+        return correction, dataclasses.replace(result, reference=ref.name, reference_cover=cover)
 
     def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
         """Faces, largest first (`data_pipeline.faces.find_faces`: BlazeFace and YuNet with
@@ -378,10 +431,14 @@ class Reconstructor:
         return self.survey(photo_HxWx3, photo_mask).hole
 
     def __call__(
-        self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
+        self,
+        photo_HxWx3: np.ndarray,
+        photo_mask: np.ndarray | None = None,
+        references: Sequence[guide.Reference] | None = None,
     ) -> Reconstruction:
         """Reconstructs every face found in the photo; `photo_mask` (HxW, > 0.5 = remove), when
-        given, replaces the mask source."""
+        given, replaces the mask source; `references` (`data_pipeline.guide.reference`: photos
+        of the same person), when given, replace the reconstructor's own."""
         if self.inpaint is None:
             raise ValueError("this Reconstructor has no inpainter: it only finds holes (.hole)")
         start = time.perf_counter()
@@ -390,7 +447,9 @@ class Reconstructor:
         results = []
         hole = np.zeros(photo.shape[:2], bool)
         for face in found:
-            photo, result, replaced = self.reconstruct_face(photo, face, photo_hole)
+            photo, result, replaced = self.reconstruct_face(
+                photo, face, photo_hole, self.references if references is None else references
+            )
             results.append(result)
             for stage, spent in result.seconds.items():
                 seconds[stage] += spent

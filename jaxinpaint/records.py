@@ -30,6 +30,11 @@ def photo_record(result: Reconstruction, *, mask: str, **fields) -> dict:
                 {"category": d.category, "score": round(d.score, 4), "box_xyxy": list(d.box)}
                 for d in face.detections
             ],
+            **(
+                {"reference": face.reference, "reference_cover": round(face.reference_cover, 4)}
+                if face.reference is not None
+                else {}
+            ),
         }
         for face in result.faces
     ]

@@ -64,6 +64,13 @@ flags.DEFINE_string(
     "any mode (gray, RGB, palette, 16-bit; transparent pixels = keep).",
 )
 flags.DEFINE_list("remove", [], "Occluder classes to remove (default: all 19).")
+flags.DEFINE_string(
+    "reference",
+    None,
+    "A photo of the same person (or a folder of them: the one posed most like each face is "
+    "used, and the record names it) whose eyes, brows and mouth are warped onto the face's "
+    "mesh to guide the fill where the hole hides them.",
+)
 flags.DEFINE_float("score_thresh", None, "Detector score threshold (default: the checkpoint's).")
 flags.DEFINE_enum(
     "score",
@@ -193,6 +200,7 @@ def build_reconstructor(jobs: list | None):
 
     if not FLAGS.exported:
         check_masks(bool(FLAGS.detector))  # before the models load
+    references = load_references(FLAGS.reference) if FLAGS.reference else ()
     inpaint, detector, size, align = load_models()
     check_masks(detector is not None)
     return Reconstructor(
@@ -205,7 +213,31 @@ def build_reconstructor(jobs: list | None):
         dilate=FLAGS.dilate,
         feather=FLAGS.feather,
         align=align if FLAGS.align is None else FLAGS.align,
+        references=references,
     )
+
+
+def load_references(path: str) -> list:
+    """The references of `--reference`: the photo at `path`, or every photo in the folder at
+    `path` with a face (the others are named on stderr); UserError when none has one."""
+    from data_pipeline import guide
+    from data_pipeline.images import SkipImage, list_images, load_photo
+
+    if not os.path.exists(path):
+        raise UserError(f"--reference {path} does not exist")
+    paths = list_images(path) if os.path.isdir(path) else [path]
+    references, unusable = [], []
+    for p in paths:
+        try:
+            references.append(guide.reference(load_photo(p), p))
+        except (SkipImage, ValueError) as e:  # unreadable, or no face the mesh is sure of
+            unusable.append(str(e))
+    if not references:
+        reasons = "; ".join(unusable) or "the folder holds no photo"
+        raise UserError(f"--reference {path}: no usable reference ({reasons})")
+    for reason in unusable:
+        print(f"warning: {reason}; not used", file=sys.stderr)
+    return references
 
 
 def read_mask(path: str) -> np.ndarray:

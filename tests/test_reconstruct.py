@@ -105,7 +105,7 @@ def test_no_face_returns_the_photo_unchanged():
 
 @pytest.mark.parametrize("coarse_fill", ["harmonic", "biharmonic", None])
 def test_the_fill_is_the_models_correction_of_a_full_resolution_smooth_fill(coarse_fill):
-    from jaxinpaint.fills import smooth_fill
+    from jaxinpaint.fills import smooth_fill, smooth_fill_around_hole
 
     photo = data.astronaut()
     photo_mask = np.zeros(photo.shape[:2], np.uint8)
@@ -123,8 +123,8 @@ def test_the_fill_is_the_models_correction_of_a_full_resolution_smooth_fill(coar
     reconstructor = Reconstructor(inpaint, None, size=64, dilate=0, feather=0)
     assert reconstructor.base == fill  # "auto": the inpainter's own fill
     rec = reconstructor(photo, photo_mask)
-    # The base is relaxed further at the photo's resolution (`base_steps`), around the hole.
-    want = smooth_fill(photo, hole, fill, relax=reconstructor.base_steps) + 20
+    # The base is made again at the photo's resolution (solved: `base_steps=None`).
+    want = smooth_fill_around_hole(photo, hole, fill, relax=reconstructor.base_steps) + 20
     got = rec.image.astype(np.float32)
     inner = cv2.erode(photo_mask, np.ones((5, 5), np.uint8)) > 0
     # The full-resolution fill plus the model's +20 (the fill's pyramid sits on another grid

@@ -94,13 +94,14 @@ def score_photos(
     examples: Iterator[dict],
     baselines: tuple[str, ...] = METHODS,
     lpips: LPIPS | None = None,
-    smooth_steps: int | None = None,
+    smooth_steps: int | str | None = "classical",
 ) -> list[dict]:
     """Records in the form of `evaluate.evaluate`'s, for `report.aggregate`: each method's PSNR,
     SSIM (over the face square and over the hole in it) and LPIPS of the face square, at the
     photo's resolution. `reconstruct(occluded, mask) -> photo` is the model's path. With
-    `smooth_steps` the smooth fills are made as `Reconstructor(base_steps=smooth_steps)` makes
-    its base, so that their rows are the model's starting point.
+    `smooth_steps` None (solved) or a number (relaxed), the smooth fills are made as
+    `Reconstructor(base_steps=smooth_steps)` makes its base, so that their rows are the model's
+    starting point; "classical" (the default): as `classical_inpaint` makes them.
 
     Every method fills the example's `fill` (HxW bool) when it has one, such as the hole a
     detector found, else its exact `mask`; the hole scores are always over the exact mask, the
@@ -113,7 +114,7 @@ def score_photos(
         hole = ex.get("fill", ex["mask"])
         outputs = {"model": reconstruct(ex["occluded"], hole)}
         for name in baselines:
-            if smooth_steps is not None and name in SMOOTH_FILLS:
+            if smooth_steps != "classical" and name in SMOOTH_FILLS:
                 fill = smooth_fill_around_hole(ex["occluded"], hole, name, smooth_steps)
                 outputs[name] = np.clip(np.rint(fill), 0, 255).astype(np.uint8)
             else:
