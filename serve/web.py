@@ -11,10 +11,11 @@ reconstruction out, from an export folder (`serve.load`) with onnxruntime, OpenC
     POST /detect        multipart photo [+ classes, threshold, dilate] -> the faces, every
                         detection down to the export's score floor (class, score, outline) and
                         the mask the chosen ones make: what a run would replace
-    POST /reconstruct   multipart photo [+ mask | classes, threshold, dilate] [+ formats,
-                        compare, overlay] -> the result (base64 PNG/JPEG/WebP keeping the photo's
-                        EXIF and ICC profile), the replaced pixels, Telea on them, and the record
-                        `jaxinpaint.records.photo_record` writes for the CLI
+    POST /reconstruct   multipart photo [+ mask | classes, threshold, dilate] [+ reference]
+                        [+ formats, compare, overlay] -> the result (base64 PNG/JPEG/WebP
+                        keeping the photo's EXIF and ICC profile), the replaced pixels, Telea
+                        on them, and the record `jaxinpaint.records.photo_record` writes for
+                        the CLI
     GET  /openapi.json  the API's OpenAPI schema; GET /docs renders it offline
 
 Each request works in a temporary folder of its own that is removed when it ends, failed or not;
@@ -44,6 +45,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 import serve
+from data_pipeline import guide
 from data_pipeline.categories import category_id, colour, union_mask
 from data_pipeline.images import TOO_LARGE, SkipImage, load_photo, photo_metadata
 from jaxinpaint.fills import classical_inpaint
@@ -59,19 +61,26 @@ NO_CLASSES = "none"  # the `classes` field that chooses none (an empty field is 
 FORMATS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 log = logging.getLogger("jaxinpaint.web")
 
-# OpenCV's cascades and DNN networks behind `data_pipeline.faces.find_faces` (cached, one each
-# per process) keep per-call state: two threads in one of them crash or mix their faces. Face
-# finding is a small part of a request; the detector and the generator (onnxruntime sessions,
-# whose `run` is thread-safe) and the fills run concurrently.
-_FIND_FACES = threading.Lock()
+# OpenCV's cascades and DNN networks behind `data_pipeline.faces.find_faces` and the face mesh
+# of `data_pipeline.guide` (cached, one each per process) keep per-call state: two threads in
+# one of them crash or mix their faces. Face finding is a small part of a request; the detector
+# and the generator (onnxruntime sessions, whose `run` is thread-safe) and the fills run
+# concurrently, except for a face guided by a reference photo (its mesh is found as it is filled).
+_OPENCV_FACES = threading.RLock()
 
 
 class _Reconstructor(Reconstructor):
-    """`Reconstructor`, finding faces under the process-wide lock."""
+    """`Reconstructor`, using OpenCV's face networks under the process-wide lock."""
 
     def find_faces(self, photo, photo_mask=None):
-        with _FIND_FACES:
+        with _OPENCV_FACES:
             return super().find_faces(photo, photo_mask)
+
+    def reconstruct_face(self, photo, face, photo_hole=None, references=()):
+        if not references:
+            return super().reconstruct_face(photo, face, photo_hole)
+        with _OPENCV_FACES:
+            return super().reconstruct_face(photo, face, photo_hole, references)
 
 
 class _Choice:
@@ -202,12 +211,21 @@ class Service:
         }
 
     def reconstruct(
-        self, photo: np.ndarray, mask: np.ndarray | None, choice: Request
+        self, photo: np.ndarray, mask: np.ndarray | None, choice: Request, references=()
     ) -> Reconstruction:
         if mask is None and self.models.detector is None:
             raise HTTPException(422, "this export has no detector: send a mask (white = remove)")
         with self._jobs:
-            return self.reconstructor(choice, {})(photo, mask)
+            return self.reconstructor(choice, {})(photo, mask, references)
+
+    @staticmethod
+    def reference(image: np.ndarray, name: str):
+        """`data_pipeline.guide.reference` of an uploaded photo; 422 when it shows no face."""
+        try:
+            with _OPENCV_FACES:
+                return guide.reference(image, name)
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
 
 
 class _TooLarge(Exception):
@@ -322,6 +340,10 @@ def _fail(what: str, e: Exception):
 
 # The form fields of /detect and /reconstruct, as the OpenAPI schema (/docs) shows them.
 Photo = Annotated[UploadFile, File(description="The photo: JPEG, PNG, WebP, BMP, TIFF...")]
+Reference = Annotated[
+    UploadFile | None,
+    File(description="A photo of the same person: its face guides the fill where it shows."),
+]
 MaskFile = Annotated[
     UploadFile | None,
     File(description="Instead of the detector: the photo's size, bright (> 127) = remove."),
@@ -424,6 +446,7 @@ def create_app(
     def reconstruct(
         photo: Photo,
         mask: MaskFile = None,
+        reference: Reference = None,
         classes: Classes = None,
         threshold: Threshold = None,
         dilate: Dilate = 0,
@@ -434,8 +457,10 @@ def create_app(
         """The photo with every occluded face reconstructed: `images` (base64, per format, each
         keeping the photo's EXIF and ICC profile as the CLI's outputs do), `mask` (base64 PNG of
         the pixels replaced), `telea` and `overlay` when asked, `record` (the CLI's record.json:
-        faces, detections, hole fractions, seconds) and a one-line `message`. With `mask` the
-        detector is not asked. No face and no mask: 422."""
+        faces, detections, hole fractions, the reference that guided each, seconds) and a
+        one-line `message`. With `mask` the detector is not asked. With `reference` (a photo of
+        the same person), its face guides the fill where it covers the hole (the CLI's
+        `--reference`). No face and no mask: 422."""
         choice = service.request(classes, threshold, dilate)
         kinds = _formats(formats)
         name = _display_name(photo, "photo")
@@ -455,8 +480,15 @@ def create_app(
                     raise HTTPException(
                         422, f"mask {mask_name} is {mw}x{mh} px but {name} is {pw}x{ph} px"
                     )
+            references = ()
+            if reference is not None:
+                ref_name = _display_name(reference, "reference")
+                ref_path = _save_upload(reference, tmp, "reference")
+                references = [
+                    service.reference(_read(ref_path, ref_name, service.max_pixels), ref_name)
+                ]
             try:
-                result = service.reconstruct(image, user_mask, choice)
+                result = service.reconstruct(image, user_mask, choice, references)
             except (ValueError, RuntimeError, MemoryError, cv2.error) as e:
                 _fail("reconstruction", e)
             if not result.faces and user_mask is None:

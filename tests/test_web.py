@@ -179,6 +179,27 @@ def test_reconstruct_answers_what_the_cli_computes(client, export, photo, tmp, t
     assert np.array_equal(telea[far], photo_jpeg[far]) and not np.array_equal(telea, result)
 
 
+def test_a_reference_photo_guides_the_fill(client, photo, tmp):
+    """The astronaut without her sunglasses as the reference of the photo with them (the CLI's
+    --reference): its face guides the fill, and the record says so."""
+    from skimage import data
+
+    mask = png(demo_photo()[1].astype(np.uint8) * 255)
+    files = {"photo": ("a.png", png(photo)), "mask": ("m.png", mask)}
+    plain = client.post("/reconstruct", files=files).json()
+    files["reference"] = ("her.png", png(data.astronaut()))
+    guided = client.post("/reconstruct", files=files).json()
+    (face,) = guided["record"]["faces"]
+    assert face["reference"] == "her.png" and face["reference_cover"] > 0.5
+    assert "reference" not in plain["record"]["faces"][0]
+    assert guided["images"]["png"] != plain["images"]["png"]
+
+    files["reference"] = ("noise.png", png(noise((200, 200, 3))))
+    response = client.post("/reconstruct", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("reference noise.png: no face")
+
+
 def noise(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
 
@@ -272,8 +293,11 @@ def test_a_failure_leaves_the_next_request_untouched(client, app, photo, tmp, mo
 
 
 def test_eight_concurrent_requests_each_get_their_own_answer(app, photo, tmp):
-    """Four different requests (the detector's mask, and three photos with masks), each twice,
-    at once over HTTP; each answer is the one the same request gets alone."""
+    """Four different requests (the detector's mask, and three photos with masks, one with a
+    reference photo), each twice, at once over HTTP; each answer is the one the same request
+    gets alone."""
+    from skimage import data
+
     masks = []
     for i in range(3):
         mask = np.zeros(photo.shape[:2], np.uint8)
@@ -282,7 +306,14 @@ def test_eight_concurrent_requests_each_get_their_own_answer(app, photo, tmp):
     requests = [
         ("/reconstruct", {"photo": ("a.png", png(photo))}),  # the detector's mask
         ("/reconstruct", {"photo": ("b.png", png(photo[:, ::-1].copy())), "mask": ("m", masks[0])}),
-        ("/reconstruct", {"photo": ("c.png", png(photo)), "mask": ("m", masks[1])}),
+        (
+            "/reconstruct",
+            {
+                "photo": ("c.png", png(photo)),
+                "mask": ("m", masks[1]),
+                "reference": ("r.png", png(data.astronaut())),  # its face mesh is found too
+            },
+        ),
         ("/reconstruct", {"photo": ("d.png", png(photo[40:, 20:])), "mask": ("m", masks[2])}),
     ]
 

@@ -434,6 +434,8 @@ async function run() {
     if (k === "mask") data.append("mask", v, "mask.png");
     else data.append(k, v);
   }
+  const reference = $("reference").files[0];
+  if (reference) data.append("reference", reference, reference.name);
   const start = performance.now();
   let answer;
   try {
@@ -465,7 +467,10 @@ function showResult(answer, seconds) {
     $(id).href = url;
     $(id).download = `${stem}_reconstructed${suffix}`;
   }
-  $("result-message").textContent = answer.message;
+  const guided = answer.record.faces
+    .filter((f) => f.reference)
+    .map((f) => `; guided by ${f.reference} (${Math.round(100 * f.reference_cover)} % of the hole)`);
+  $("result-message").textContent = answer.message + guided.join("");
   $("result-time").textContent = `(${seconds.toFixed(1)} s)`;
   $("result-time").dataset.seconds = seconds.toFixed(3);
   $("result").hidden = false;
