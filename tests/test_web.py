@@ -7,7 +7,9 @@ tests/test_web_browser.py."""
 import base64
 import concurrent.futures
 import io
+import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -249,6 +251,26 @@ def test_detect_without_a_face_says_so_and_the_mask_decides(client, tmp):
     files = {"photo": ("noise.png", png(noise((96, 128, 3)))), "mask": ("m.png", png(mask))}
     answer = client.post("/reconstruct", files=files).json()
     assert answer["changed"] and decode(answer["mask"])[45, 60] == 255
+
+
+def test_an_export_without_a_detector_takes_masks(export, photo, tmp, tmp_path):
+    folder = tmp_path / "generator_only"
+    folder.mkdir()
+    manifest = json.loads(pathlib.Path(export, "manifest.json").read_text())
+    manifest["detector"] = None
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    os.symlink(os.path.join(export, "generator.onnx"), folder / "generator.onnx")
+    client = TestClient(create_app(str(folder)))
+    assert client.get("/health").json()["detector"] is False
+    files = {"photo": ("a.png", png(photo))}
+    answer = client.post("/detect", files=files).json()  # the faces, for the user to paint on
+    assert len(answer["faces"]) == 1 and answer["replaced_pixels"] == 0
+    response = client.post("/reconstruct", files=files)
+    assert response.status_code == 422 and "no detector: send a mask" in response.json()["detail"]
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[135:150, 200:250] = 255
+    files["mask"] = ("m.png", png(mask))
+    assert client.post("/reconstruct", files=files).json()["changed"]
 
 
 def test_limits_give_413_before_the_photo_is_decoded(export, photo, tmp):
