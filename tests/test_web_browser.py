@@ -136,8 +136,7 @@ def test_the_page_reconstructs_a_photo_with_a_painted_stroke(browser, export, tm
         # Keep one class: the others' outlines turn dashed and the mask is asked for again.
         for toggle in toggles[1:]:
             toggle.click()
-        time.sleep(0.5)  # past the page's debounce
-        wait_for(browser, {"ready"})
+        wait_for(browser, {"ready"})  # the page asks for the new mask
         shown = [
             e.get_attribute("data-category")
             for e in browser.find_elements(By.CSS_SELECTOR, "#outlines g.detection:not(.off)")
@@ -154,7 +153,6 @@ def test_the_page_reconstructs_a_photo_with_a_painted_stroke(browser, export, tm
                 slider.value = slider.max;
                 slider.dispatchEvent(new Event("input"));"""
             )
-            time.sleep(0.5)
             wait_for(browser, {"ready"})
             assert not browser.find_elements(By.CSS_SELECTOR, "#outlines g.detection:not(.off)")
             hole = shown_hole(browser, url, path)

@@ -378,6 +378,7 @@ function rechoose() {
   drawOutlines();
   summarize();
   $("run").disabled = true;
+  setState("detecting"); // until the new mask is in
   clearTimeout(rechooseTimer);
   rechooseTimer = setTimeout(() => detect(null).catch(() => {}), 300);
 }
