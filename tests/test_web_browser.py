@@ -6,7 +6,7 @@ showed and the stroke (and the seam around them), and the stroke itself was reco
 On the tiny export (conftest.py) by default. With JAXINPAINT_WEB_EXPORTED=FOLDER it serves that
 export instead, and JAXINPAINT_WEB_SCREENSHOT=PATH saves the page with its result (the README's
 picture: `JAXINPAINT_WEB_EXPORTED=runs/demo/exported JAXINPAINT_WEB_SCREENSHOT=docs/images/
-web_page.png pytest tests/test_web_browser.py -s`). It prints the page's time to a result.
+web_page.jpg pytest tests/test_web_browser.py -s`). It prints the page's time to a result.
 Without chromium and chromedriver it is skipped, unless JAXINPAINT_BROWSER_TEST=required (as
 `make test` sets it, after installing them).
 """
@@ -210,7 +210,8 @@ def test_the_page_reconstructs_a_photo_with_a_painted_stroke(browser, export, tm
         if os.environ.get("JAXINPAINT_WEB_SCREENSHOT"):  # the whole page, the result too
             height = browser.execute_script("return document.body.scrollHeight")
             browser.set_window_size(1400, height + 140)  # + the window's own frame
-            browser.save_screenshot(os.environ["JAXINPAINT_WEB_SCREENSHOT"])
+            shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+            shot.save(os.environ["JAXINPAINT_WEB_SCREENSHOT"], quality=88)  # PNG or JPEG
 
     assert result.shape == photo.shape
     changed = np.any(result != photo, axis=-1)
