@@ -41,9 +41,7 @@ input is not a readable photo (folder mode: any photo failed).
 import os
 import sys
 
-import numpy as np
 from absl import flags, logging
-from PIL import Image
 
 import launch
 
@@ -185,9 +183,9 @@ def build_reconstructor(jobs: list | None):
             return
         if jobs is None and not FLAGS.mask:
             raise UserError("give --detector=CHECKPOINT or --mask=FILE")
-        if jobs is not None and all(m is None for _, m, _ in jobs):
+        if jobs is not None and all(job.mask is None for job in jobs):
             raise UserError(
-                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a{MASK_SUFFIX}); "
+                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a_mask.png); "
                 "give --detector=CHECKPOINT"
             )
 
@@ -208,120 +206,39 @@ def build_reconstructor(jobs: list | None):
     )
 
 
-def read_mask(path: str) -> np.ndarray:
-    """The mask file at `path` as an HxW bool array, True = remove; raises UserError if it is
-    unreadable."""
-    from data_pipeline.images import SkipImage, load_photo
-
-    try:
-        # Over black, transparent pixels read as keep: a mask painted on a transparent layer.
-        rgb = load_photo(path, background=(0, 0, 0))
-    except SkipImage as e:
-        detail = f": {e.detail}" if e.detail else ""
-        raise UserError(f"mask {path} is not a readable image ({e.reason}{detail})") from None
-    return np.asarray(Image.fromarray(rgb).convert("L")) > 127  # as Pillow's L, then halfway
-
-
 def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) -> tuple[str, str]:
-    """Writes the result for one photo (with the mask file `mask`, or the detector's masks);
-    returns ("done" or "skipped", a one-line message).
+    """`photo_files.reconstruct_file` with the flags' panels and details; returns ("done" or
+    "skipped", a one-line message)."""
+    from jaxinpaint.photo_files import reconstruct_file
 
-    "skipped" means written unchanged (no face, or no occluder). Raises SkipImage for an
-    unreadable photo, UserError for an unreadable mask or one of another size, OSError when
-    `dst` cannot be written.
-    """
-    from data_pipeline.images import load_photo, photo_metadata
-    from jaxinpaint.fills import classical_inpaint
-    from jaxinpaint.samples import write_image
-
-    photo_mask = None if mask is None else read_mask(mask)
-    photo = load_photo(src)
-    if photo_mask is not None and photo_mask.shape != photo.shape[:2]:
-        (mh, mw), (ph, pw) = photo_mask.shape, photo.shape[:2]
-        raise UserError(
-            f"mask {mask} is {mw}x{mh} px but the photo {src} is {pw}x{ph} px; expected a mask "
-            "of the photo's size"
-        )
-    if photo_mask is None and reconstructor.mask_source is None:
-        raise UserError(f"no mask beside it ({mask_path(src)}) and no --detector")
-    result = reconstructor(photo, photo_mask)
-    panels = [photo, result.image] if FLAGS.side_by_side or FLAGS.compare else [result.image]
-    if FLAGS.compare:  # OpenCV's Telea on the pixels we replaced, at the photo's resolution
-        panels.append(classical_inpaint(photo, result.hole, "telea"))
-    write_image(dst, np.concatenate(panels, axis=1), photo_metadata(src))
+    details = None
     if FLAGS.details:
-        from jaxinpaint.records import photo_record, write_details
-
-        source = (
-            mask or f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}"
+        details = mask or (
+            f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}"
         )
-        record = photo_record(result, mask=source, input=src, output=dst)
-        write_details(dst + ".details", photo, result, record)
-    if not result.faces:
-        return "skipped", f"{src}: no face found; written unchanged to {dst}"
-    if not result.changed:
-        return "skipped", (
-            f"{src}: no occluder found on {len(result.faces)} face(s); written unchanged to {dst}"
-        )
-    done = sum(f.inpainted for f in result.faces)
-    return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
+    panels = "compare" if FLAGS.compare else "side_by_side" if FLAGS.side_by_side else "result"
+    outcome, message, _ = reconstruct_file(
+        reconstructor, src, dst, mask, panels=panels, details=details
+    )
+    return outcome, message
 
 
-MASK_SUFFIX = "_mask.png"  # LaMa's convention: photos/a.jpg is reconstructed with photos/a_mask.png
-
-
-def mask_path(photo: str) -> str:
-    """Where folder mode looks for a photo's own mask."""
-    return os.path.splitext(photo)[0] + MASK_SUFFIX
-
-
-def folder_outputs(src_dir: str, dst_dir: str) -> list[tuple[str, str | None, str]]:
-    """(photo, its mask or None, output) for each photo under `src_dir`: the output is
-    `dst_dir`/<its relative path>, in its own format (a.jpg stays JPEG, a.png PNG: the two never
-    collide); the mask is `a_mask.png` beside `a.jpg` when there is one (a mask file is not a
-    photo). `dst_dir` must not be `src_dir` (the photos would be overwritten); photos already
-    inside `dst_dir` (an output folder within the input folder) are earlier outputs and are
-    left out."""
-    from data_pipeline.images import list_images
-
-    inner = os.path.relpath(os.path.realpath(dst_dir), os.path.realpath(src_dir))
-    if inner == os.curdir:
-        raise UserError(
-            f"--output {dst_dir} is the --input folder: its photos would be overwritten; "
-            "expected another folder"
-        )
-    outside = inner == os.pardir or inner.startswith(os.pardir + os.sep)
-    files = [
-        f
-        for f in list_images(src_dir)
-        if outside or not os.path.relpath(f, src_dir).startswith(inner + os.sep)
-    ]
-    masks = {mask_path(f) for f in files} & set(files)
-    return [
-        (
-            f,
-            mask_path(f) if mask_path(f) in masks else None,
-            os.path.join(dst_dir, os.path.relpath(f, src_dir)),
-        )
-        for f in files
-        if f not in masks
-    ]
-
-
-def reconstruct_folder(reconstructor, jobs: list[tuple[str, str | None, str]], src_dir, dst_dir):
-    """Reconstructs every (photo, mask, output) of `folder_outputs`, going on past failures;
+def reconstruct_folder(reconstructor, jobs: list, src_dir, dst_dir):
+    """Reconstructs every `photo_files.Job` of a folder, going on past failures;
     prints a summary and returns the exit status: 0, or 2 when any photo failed."""
     from tqdm import tqdm
 
     from data_pipeline.images import SkipImage
+    from jaxinpaint.photo_files import PhotoError
 
     done, skipped, failed = [], [], []
-    for src, mask, dst in tqdm(jobs, desc="reconstruct", unit="photo"):
+    for job in tqdm(jobs, desc="reconstruct", unit="photo"):
+        src, dst = job.photo, job.output
         try:
-            outcome, message = reconstruct_one(reconstructor, src, dst, mask)
+            outcome, message = reconstruct_one(reconstructor, src, dst, job.mask)
         except SkipImage as e:
             failed.append(str(e))
-        except UserError as e:  # its mask is unreadable or of another size, or it has none
+        except PhotoError as e:  # its mask is unreadable or of another size, or it has none
             failed.append(f"{src}: {e}")
         except OSError as e:  # dst not writable, disk full, a folder in its place
             failed.append(f"{src}: not written to {dst} ({e})")
@@ -334,7 +251,7 @@ def reconstruct_folder(reconstructor, jobs: list[tuple[str, str | None, str]], s
             tqdm.write(message)
             continue
         tqdm.write(f"failed {failed[-1]}")
-    with_masks = sum(mask is not None for _, mask, _ in jobs)
+    with_masks = sum(job.mask is not None for job in jobs)
     masks = f" ({with_masks} with their own mask)" if with_masks else ""
     print(
         f"{len(jobs)} photos in {src_dir}{masks}: {len(done)} done, {len(skipped)} skipped "
@@ -356,19 +273,15 @@ def main(argv):
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 1
     from data_pipeline.images import SkipImage
+    from jaxinpaint import photo_files
 
     try:
         if not os.path.exists(FLAGS.input):
             raise UserError(f"--input {FLAGS.input} does not exist")
         single = not os.path.isdir(FLAGS.input)
         if single:
-            from jaxinpaint.samples import image_format
-
-            try:
-                image_format(FLAGS.output)
-            except ValueError as e:
-                raise UserError(str(e)) from None
-        jobs = None if single else folder_outputs(FLAGS.input, FLAGS.output)
+            photo_files.check_output(FLAGS.output)
+        jobs = None if single else photo_files.folder_jobs(FLAGS.input, FLAGS.output)
         reconstructor = build_reconstructor(jobs)
         if not single:
             return reconstruct_folder(reconstructor, jobs, FLAGS.input, FLAGS.output)
@@ -380,7 +293,7 @@ def main(argv):
     except SkipImage as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except UserError as e:
+    except (UserError, photo_files.PhotoError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
