@@ -104,7 +104,9 @@ def detect_faces(
     scale = min(1.0, max_side / max(h, w))
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        # at least 1 px a side: a 1x2048 strip shrinks to 0 px otherwise, which OpenCV refuses
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     gray = cv2.equalizeHist(gray)
     min_px = max(24, round(min_size * scale))
     boxes = _haar(cascade).detectMultiScale(

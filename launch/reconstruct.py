@@ -226,6 +226,7 @@ def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) 
 def reconstruct_folder(reconstructor, jobs: list, src_dir, dst_dir):
     """Reconstructs every `photo_files.Job` of a folder, going on past failures;
     prints a summary and returns the exit status: 0, or 2 when any photo failed."""
+    import cv2
     from tqdm import tqdm
 
     from data_pipeline.images import SkipImage
@@ -242,9 +243,9 @@ def reconstruct_folder(reconstructor, jobs: list, src_dir, dst_dir):
             failed.append(f"{src}: {e}")
         except OSError as e:  # dst not writable, disk full, a folder in its place
             failed.append(f"{src}: not written to {dst} ({e})")
-        # The detector and the inpainter on one odd photo (CUDA out of memory, a shape they do
-        # not take) must not cost the rest of the batch; they raise these.
-        except (ValueError, RuntimeError, MemoryError) as e:
+        # The detector, the face finders and the inpainter on one odd photo (CUDA out of memory,
+        # a shape they do not take) must not cost the rest of the batch; they raise these.
+        except (ValueError, RuntimeError, MemoryError, cv2.error) as e:
             failed.append(f"{src}: {type(e).__name__}: {e}")
         else:
             (done if outcome == "done" else skipped).append(message)
