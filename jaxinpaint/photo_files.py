@@ -106,8 +106,10 @@ def reconstruct_file(
     (`jaxinpaint.records.write_details`). Returns ("done" or "skipped", a one-line message, the
     reconstruction); "skipped" means written unchanged (no face, or no occluder).
 
-    Raises SkipImage for an unreadable photo, PhotoError for an unreadable mask or one of
-    another size, or none at all, OSError when `dst` cannot be written.
+    Metadata the output's format cannot hold is left out, and the message says so. Raises
+    SkipImage for an unreadable photo, PhotoError for an unreadable mask or one of another size,
+    or none at all, or a result the output's format cannot hold, OSError when `dst` cannot be
+    written.
     """
     photo_mask = None if mask is None else read_mask(mask)
     photo = load_photo(src)
@@ -123,19 +125,25 @@ def reconstruct_file(
     images = [result.image] if panels == "result" else [photo, result.image]
     if panels == "compare":  # OpenCV's Telea on the pixels we replaced, at the photo's resolution
         images.append(classical_inpaint(photo, result.hole, "telea"))
-    write_image(dst, np.concatenate(images, axis=1), photo_metadata(src))
+    try:
+        note = write_image(dst, np.concatenate(images, axis=1), photo_metadata(src))
+    except ValueError as e:  # the format cannot hold it (WebP's 16383 px a side)
+        raise PhotoError(str(e)) from None
+    note = f" ({note})" if note else ""
     if details is not None:
         from jaxinpaint.records import photo_record, write_details
 
         record = photo_record(result, mask=details, input=src, output=dst)
         write_details(dst + ".details", photo, result, record)
     if not result.faces:
-        return "skipped", f"{src}: no face found; written unchanged to {dst}", result
+        return "skipped", f"{src}: no face found; written unchanged to {dst}{note}", result
     if not result.changed:
         return (
             "skipped",
-            f"{src}: no occluder found on {len(result.faces)} face(s); written unchanged to {dst}",
+            f"{src}: no occluder found on {len(result.faces)} face(s); written unchanged to "
+            f"{dst}{note}",
             result,
         )
     done = sum(f.inpainted for f in result.faces)
-    return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}", result
+    message = f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}{note}"
+    return "done", message, result

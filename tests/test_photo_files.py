@@ -1,0 +1,66 @@
+"""A user's photo files through `jaxinpaint.photo_files` with a NumPy stand-in for the inpainter:
+what is read as a photo or a mask, what is refused with one sentence, and what is written how."""
+
+import numpy as np
+import pytest
+from PIL import ExifTags, Image
+from skimage import data
+
+from jaxinpaint import photo_files
+from jaxinpaint.reconstruct import Reconstructor
+from jaxinpaint.samples import write_image
+
+GREEN = np.array([0, 255, 0], np.uint8)
+
+
+def paint_green(face, hole):
+    out = face.copy()
+    out[hole] = GREEN
+    return out
+
+
+@pytest.fixture(scope="module")
+def reconstructor():
+    """Finds faces for real; 'inpaints' green at 64 px: seconds, no model."""
+    return Reconstructor(paint_green, None, size=64, base="none")
+
+
+def mouth_mask(shape=(512, 512)):
+    """The astronaut's mouth."""
+    mask = np.zeros(shape, np.uint8)
+    mask[135:148, 212:238] = 255
+    return mask
+
+
+def test_metadata_the_format_cannot_hold_is_left_out_and_said(reconstructor, tmp_path):
+    """70 KB of EXIF do not fit a JPEG's 64 KB segment: Pillow raised ValueError ("EXIF data is
+    too long"), a traceback in single-photo mode."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.ImageDescription] = "x" * 70_000
+    Image.fromarray(data.astronaut()).save(tmp_path / "a.png", exif=exif.tobytes())
+    Image.fromarray(mouth_mask()).save(tmp_path / "m.png")
+    outcome, message, _ = photo_files.reconstruct_file(
+        reconstructor, str(tmp_path / "a.png"), str(tmp_path / "a.jpg"), str(tmp_path / "m.png")
+    )
+    assert outcome == "done" and "written without its EXIF (EXIF data is too long)" in message
+    with Image.open(tmp_path / "a.jpg") as im:
+        assert im.format == "JPEG" and im.size == (512, 512) and not im.getexif()
+
+
+def test_a_result_larger_than_its_format_holds_is_one_error(tmp_path):
+    """WebP holds at most 16383 px a side: Pillow raised ValueError ("encoding error 5")."""
+    with pytest.raises(ValueError, match=r"WEBP holds at most 16383 px a side.*18000x100"):
+        write_image(tmp_path / "wide.webp", np.zeros((100, 18000, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    strip = np.random.default_rng(0).integers(0, 255, (100, 6000, 3), dtype=np.uint8)
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    Image.fromarray(np.zeros((100, 6000), np.uint8)).save(tmp_path / "strip_mask.png")
+    with pytest.raises(photo_files.PhotoError, match=r"strip.webp cannot be written: WEBP"):
+        photo_files.reconstruct_file(
+            Reconstructor(paint_green, None, size=64),
+            str(tmp_path / "strip.png"),
+            str(tmp_path / "strip.webp"),
+            str(tmp_path / "strip_mask.png"),
+            panels="compare",  # 18000 px wide
+        )
+    assert not (tmp_path / "strip.webp").exists()
