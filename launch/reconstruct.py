@@ -62,7 +62,13 @@ flags.DEFINE_string(
     "any mode (gray, RGB, palette, 16-bit; transparent pixels = keep).",
 )
 flags.DEFINE_list("remove", [], "Occluder classes to remove (default: all 19).")
-flags.DEFINE_float("score_thresh", None, "Detector score threshold (default: the checkpoint's).")
+flags.DEFINE_float(
+    "score_thresh",
+    None,
+    "Detector score threshold, in [0, 1] (default: the checkpoint's).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 flags.DEFINE_enum(
     "score",
     None,
@@ -76,6 +82,7 @@ flags.DEFINE_integer(
     None,
     "Pixels of the detector's input size its hole grows by before it is taken to the photo, to "
     "cover an occluder's edge with a margin that follows the face's size (default: 2).",
+    lower_bound=0,
 )
 flags.DEFINE_float(
     "on_face",
@@ -90,8 +97,9 @@ flags.DEFINE_integer(
     "dilate",
     0,
     "Photo pixels the hole grows by (after --grow): a --mask is taken as exact unless this is set.",
+    lower_bound=0,
 )
-flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.")
+flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.", lower_bound=0)
 flags.DEFINE_bool(
     "align", None, "Align faces by keypoints (default: as the inpainter trained, data.align)."
 )

@@ -269,3 +269,31 @@ def test_folder_of_photos_with_their_masks_lama_convention(inpainter_workdir, tm
     (src / "astro_mask.png").unlink()
     rc, log = run(f"--input={src}", f"--output={out}", f"--inpainter={inpainter_workdir}")
     assert rc == 1 and "no photo in" in log and "give --detector" in log, log
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--dilate=-1", "-1 is not a non-negative integer"),
+        ("--feather=-2", "-2 is not a non-negative integer"),
+        ("--grow=-3", "-3 is not a non-negative integer"),
+        ("--score_thresh=1.5", "1.5 is not a number in the range [0.0, 1.0]"),
+        ("--score_thresh=-1", "-1.0 is not a number in the range [0.0, 1.0]"),
+    ],
+)
+@pytest.mark.parametrize("model", ["--inpainter", "--exported"])
+def test_flags_out_of_range_are_refused_before_any_model_loads(tmp_path, flag, message, model):
+    """Negative --dilate/--feather/--grow loaded the models, then raised the Reconstructor's
+    ValueError as a traceback; --score_thresh=1.5 found nothing and -1 kept every detection on
+    the JAX path (the export refused it only once loaded)."""
+    Image.fromarray(noise((32, 32, 3))).save(tmp_path / "photo.png")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    rc, log = run(
+        f"--input={tmp_path / 'photo.png'}",
+        f"--output={tmp_path / 'out.png'}",
+        f"{model}={tmp_path / 'no_model'}",  # never read: the flags are refused first
+        flag,
+        env=env,
+    )
+    assert rc == 1 and f"flag {flag}: {message}" in log and "Traceback" not in log, log
+    assert not (tmp_path / "out.png").exists()
