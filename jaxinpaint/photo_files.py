@@ -11,15 +11,24 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import cv2
 import numpy as np
 from PIL import Image
 
-from data_pipeline.images import SkipImage, list_images, load_photo, photo_metadata
+from data_pipeline.images import (
+    IMAGE_EXTENSIONS,
+    SkipImage,
+    list_images,
+    load_photo,
+    photo_metadata,
+)
 from jaxinpaint.fills import classical_inpaint
 from jaxinpaint.reconstruct import Reconstruction
 from jaxinpaint.samples import image_format, write_image
 
-MASK_SUFFIX = "_mask.png"  # LaMa's convention: photos/a.jpg is reconstructed with photos/a_mask.png
+# LaMa's convention: photos/a.jpg is reconstructed with the mask photos/a_mask.png beside it;
+# here the mask's stem matches case-insensitively, in any format a photo may have.
+MASK_SUFFIX = "_mask"
 
 
 class PhotoError(ValueError):
@@ -28,24 +37,51 @@ class PhotoError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One photo of a folder: its mask file (None: the detector's) and where its result goes."""
+    """One photo of a folder: its mask file (None: the detector's), where its result goes, and
+    why it cannot be done (None: it can)."""
 
     photo: str
     mask: str | None
     output: str
+    problem: str | None = None
 
 
-def mask_path(photo: str) -> str:
-    """Where folder mode looks for a photo's own mask."""
-    return os.path.splitext(photo)[0] + MASK_SUFFIX
+@dataclasses.dataclass(frozen=True)
+class Folder:
+    """What `plan_folder` found: a job per photo, and the files named as masks that belong to no
+    photo (never taken for photos)."""
+
+    jobs: tuple[Job, ...]
+    lone_masks: tuple[str, ...]
 
 
-def folder_jobs(src_dir: str, dst_dir: str) -> list[Job]:
-    """A `Job` for each photo under `src_dir`: the output is `dst_dir`/<its relative path>, in its
-    own format (a.jpg stays JPEG, a.png PNG: the two never collide); the mask is `a_mask.png`
-    beside `a.jpg` when there is one (a mask file is not a photo). `dst_dir` must not be
-    `src_dir` (the photos would be overwritten); photos already inside `dst_dir` (an output
-    folder within the input folder) are earlier outputs and are left out."""
+def check_photo_name(path: str, what: str = "photo") -> None:
+    """PhotoError unless `path` ends in an extension of the formats read (`IMAGE_EXTENSIONS`,
+    the list folder mode goes by too)."""
+    if not path.lower().endswith(IMAGE_EXTENSIONS):
+        raise PhotoError(
+            f"{what} {path} is not named as an image; expected a file ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}"
+        )
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0].lower()
+
+
+def is_mask_name(path: str) -> bool:
+    """Whether `path` is named as a mask (NAME_mask.EXT, any case): never a photo."""
+    return _stem(path).endswith(MASK_SUFFIX)
+
+
+def plan_folder(src_dir: str, dst_dir: str) -> Folder:
+    """A `Job` for each photo under `src_dir` (every file of `IMAGE_EXTENSIONS`, any case, that is
+    not named as a mask): the output is `dst_dir`/<its relative path>, in its own format (a.jpg
+    stays JPEG, a.png PNG: the two never collide); the mask is the file beside it named
+    `<its stem>_mask` in any of those formats and any case (a.JPG and A_Mask.png), and two
+    such files are the job's problem. `dst_dir` must not be `src_dir` (the photos would be
+    overwritten); photos already inside `dst_dir` (an output folder within the input folder)
+    are earlier outputs and are left out. PhotoError when the folder holds no photo."""
     inner = os.path.relpath(os.path.realpath(dst_dir), os.path.realpath(src_dir))
     if inner == os.curdir:
         raise PhotoError(
@@ -58,16 +94,30 @@ def folder_jobs(src_dir: str, dst_dir: str) -> list[Job]:
         for f in list_images(src_dir)
         if outside or not os.path.relpath(f, src_dir).startswith(inner + os.sep)
     ]
-    masks = {mask_path(f) for f in files} & set(files)
-    return [
-        Job(
-            f,
-            mask_path(f) if mask_path(f) in masks else None,
-            os.path.join(dst_dir, os.path.relpath(f, src_dir)),
+    masks: dict[tuple[str, str], list[str]] = {}
+    for f in files:
+        if is_mask_name(f):
+            masks.setdefault((os.path.dirname(f), _stem(f)), []).append(f)
+    jobs, used = [], set()
+    for f in files:
+        if is_mask_name(f):
+            continue
+        mine = masks.get((os.path.dirname(f), _stem(f) + MASK_SUFFIX), [])
+        used.update(mine)
+        problem = None
+        if len(mine) > 1:
+            names = ", ".join(os.path.basename(m) for m in mine)
+            problem = f"{len(mine)} masks beside it ({names}); expected one"
+        out = os.path.join(dst_dir, os.path.relpath(f, src_dir))
+        jobs.append(Job(f, mine[0] if len(mine) == 1 else None, out, problem))
+    lone = tuple(f for f in files if is_mask_name(f) and f not in used)
+    if not jobs:
+        masks_only = f" (only {len(lone)} file(s) named as masks)" if lone else ""
+        raise PhotoError(
+            f"no photo in {src_dir}{masks_only}; expected files ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)} (any case)"
         )
-        for f in files
-        if f not in masks
-    ]
+    return Folder(tuple(jobs), lone)
 
 
 def read_mask(path: str) -> np.ndarray:
@@ -120,7 +170,10 @@ def reconstruct_file(
             "of the photo's size"
         )
     if photo_mask is None and reconstructor.mask_source is None:
-        raise PhotoError(f"no mask beside it ({mask_path(src)}) and no --detector")
+        stem = os.path.splitext(os.path.basename(src))[0]
+        raise PhotoError(
+            f"no mask beside it ({stem}{MASK_SUFFIX}.png or another format) and no --detector"
+        )
     result = reconstructor(photo, photo_mask)
     images = [result.image] if panels == "result" else [photo, result.image]
     if panels == "compare":  # OpenCV's Telea on the pixels we replaced, at the photo's resolution
@@ -147,3 +200,73 @@ def reconstruct_file(
     done = sum(f.inpainted for f in result.faces)
     message = f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}{note}"
     return "done", message, result
+
+
+@dataclasses.dataclass
+class FolderRun:
+    """What a folder run did: one message per photo done, skipped (written unchanged) or failed,
+    and the files named as masks that no photo used."""
+
+    done: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: list[str] = dataclasses.field(default_factory=list)
+    lone_masks: tuple[str, ...] = ()
+
+    def summary(self, src_dir: str, dst_dir: str, with_masks: int) -> str:
+        """The closing lines: the counts, then each skipped and failed photo (one line each) and
+        each mask no photo used."""
+        total = len(self.done) + len(self.skipped) + len(self.failed)
+        masks = f" ({with_masks} with their own mask)" if with_masks else ""
+        lines = [
+            f"{total} photos in {src_dir}{masks}: {len(self.done)} done, {len(self.skipped)} "
+            f"skipped (written unchanged), {len(self.failed)} failed; outputs in {dst_dir}"
+        ]
+        lines += [f"  skipped {m}" for m in self.skipped]
+        lines += [f"  failed {m}" for m in self.failed]
+        lines += [
+            f"  not used {m}: named as a mask, but no photo of its name (without {MASK_SUFFIX}) "
+            "is beside it"
+            for m in self.lone_masks
+        ]
+        return "\n".join(lines)
+
+
+def reconstruct_folder(
+    reconstructor,
+    folder: Folder,
+    *,
+    panels: str = "result",
+    details: str | None = None,
+    progress=iter,
+    log=print,
+) -> FolderRun:
+    """`reconstruct_file` on every job of `folder`, going on past any photo that fails (the
+    failure is its message); `details` is the mask source the records name for photos without a
+    mask of their own (None: no details). `progress` wraps the jobs (a progress bar), `log`
+    gets each photo's message as it is done."""
+    run = FolderRun(lone_masks=folder.lone_masks)
+    for job in progress(folder.jobs):
+        src, dst = job.photo, job.output
+        try:
+            if job.problem:
+                raise PhotoError(job.problem)
+            source = None if details is None else job.mask or details
+            outcome, message, _ = reconstruct_file(
+                reconstructor, src, dst, job.mask, panels=panels, details=source
+            )
+        except SkipImage as e:
+            run.failed.append(str(e))
+        except PhotoError as e:  # its mask is unreadable, of another size or refused; or none
+            run.failed.append(f"{src}: {e}")
+        except OSError as e:  # dst not writable, disk full, a folder in its place
+            run.failed.append(f"{src}: not written to {dst} ({e})")
+        # The detector, the face finders and the inpainter on one odd photo (CUDA out of memory,
+        # a shape they do not take) must not cost the rest of the batch; they raise these.
+        except (ValueError, RuntimeError, MemoryError, cv2.error) as e:
+            run.failed.append(f"{src}: {type(e).__name__}: {e}")
+        else:
+            (run.done if outcome == "done" else run.skipped).append(message)
+            log(message)
+            continue
+        log(f"failed {run.failed[-1]}")
+    return run

@@ -50,8 +50,12 @@ IMAGE_FORMATS = {
     ".jpeg": "JPEG",
     ".webp": "WEBP",
     ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
 }
-DEFAULT_OPTIONS = {"JPEG": {"quality": 95}}  # how each format is written unless told otherwise
+# How each format is written unless the caller says otherwise: TIFF deflated (lossless, smaller
+# than raw).
+DEFAULT_OPTIONS = {"JPEG": {"quality": 95}, "TIFF": {"compression": "tiff_adobe_deflate"}}
 MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # the formats' own limits, in pixels a side
 
 

@@ -193,8 +193,8 @@ def build_reconstructor(jobs: list | None):
             raise UserError("give --detector=CHECKPOINT or --mask=FILE")
         if jobs is not None and all(job.mask is None for job in jobs):
             raise UserError(
-                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a_mask.png); "
-                "give --detector=CHECKPOINT"
+                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a_mask.png, in any "
+                "image format); give --detector=CHECKPOINT"
             )
 
     if not FLAGS.exported:
@@ -214,63 +214,35 @@ def build_reconstructor(jobs: list | None):
     )
 
 
-def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) -> tuple[str, str]:
-    """`photo_files.reconstruct_file` with the flags' panels and details; returns ("done" or
-    "skipped", a one-line message)."""
-    from jaxinpaint.photo_files import reconstruct_file
-
-    details = None
-    if FLAGS.details:
-        details = mask or (
-            f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}"
-        )
-    panels = "compare" if FLAGS.compare else "side_by_side" if FLAGS.side_by_side else "result"
-    outcome, message, _ = reconstruct_file(
-        reconstructor, src, dst, mask, panels=panels, details=details
-    )
-    return outcome, message
+def details_source(mask: str | None) -> str | None:
+    """What the record names as the mask's source (None without --details)."""
+    if not FLAGS.details:
+        return None
+    return mask or f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}"
 
 
-def reconstruct_folder(reconstructor, jobs: list, src_dir, dst_dir):
-    """Reconstructs every `photo_files.Job` of a folder, going on past failures;
-    prints a summary and returns the exit status: 0, or 2 when any photo failed."""
-    import cv2
+def panels() -> str:
+    return "compare" if FLAGS.compare else "side_by_side" if FLAGS.side_by_side else "result"
+
+
+def reconstruct_folder(reconstructor, folder) -> int:
+    """`photo_files.reconstruct_folder` with a progress bar; prints the summary and returns the
+    exit status: 0, or 2 when any photo failed."""
     from tqdm import tqdm
 
-    from data_pipeline.images import SkipImage
-    from jaxinpaint.photo_files import PhotoError
+    from jaxinpaint.photo_files import reconstruct_folder as run_folder
 
-    done, skipped, failed = [], [], []
-    for job in tqdm(jobs, desc="reconstruct", unit="photo"):
-        src, dst = job.photo, job.output
-        try:
-            outcome, message = reconstruct_one(reconstructor, src, dst, job.mask)
-        except SkipImage as e:
-            failed.append(str(e))
-        except PhotoError as e:  # its mask is unreadable or of another size, or it has none
-            failed.append(f"{src}: {e}")
-        except OSError as e:  # dst not writable, disk full, a folder in its place
-            failed.append(f"{src}: not written to {dst} ({e})")
-        # The detector, the face finders and the inpainter on one odd photo (CUDA out of memory,
-        # a shape they do not take) must not cost the rest of the batch; they raise these.
-        except (ValueError, RuntimeError, MemoryError, cv2.error) as e:
-            failed.append(f"{src}: {type(e).__name__}: {e}")
-        else:
-            (done if outcome == "done" else skipped).append(message)
-            tqdm.write(message)
-            continue
-        tqdm.write(f"failed {failed[-1]}")
-    with_masks = sum(job.mask is not None for job in jobs)
-    masks = f" ({with_masks} with their own mask)" if with_masks else ""
-    print(
-        f"{len(jobs)} photos in {src_dir}{masks}: {len(done)} done, {len(skipped)} skipped "
-        f"(written unchanged), {len(failed)} failed; outputs in {dst_dir}"
+    run = run_folder(
+        reconstructor,
+        folder,
+        panels=panels(),
+        details=details_source(None),
+        progress=lambda jobs: tqdm(jobs, desc="reconstruct", unit="photo"),
+        log=tqdm.write,
     )
-    for message in skipped:
-        print(f"  skipped {message}")
-    for message in failed:
-        print(f"  failed {message}")
-    return 2 if failed else 0
+    with_masks = sum(job.mask is not None for job in folder.jobs)
+    print(run.summary(FLAGS.input, FLAGS.output, with_masks))
+    return 2 if run.failed else 0
 
 
 def main(argv):
@@ -289,13 +261,25 @@ def main(argv):
             raise UserError(f"--input {FLAGS.input} does not exist")
         single = not os.path.isdir(FLAGS.input)
         if single:
+            photo_files.check_photo_name(FLAGS.input)
+            if FLAGS.mask:
+                photo_files.check_photo_name(FLAGS.mask, "mask")
             photo_files.check_output(FLAGS.output)
-        jobs = None if single else photo_files.folder_jobs(FLAGS.input, FLAGS.output)
-        reconstructor = build_reconstructor(jobs)
+        else:
+            folder = photo_files.plan_folder(FLAGS.input, FLAGS.output)
+        reconstructor = build_reconstructor(None if single else folder.jobs)
         if not single:
-            return reconstruct_folder(reconstructor, jobs, FLAGS.input, FLAGS.output)
+            return reconstruct_folder(reconstructor, folder)
         try:
-            print(reconstruct_one(reconstructor, FLAGS.input, FLAGS.output, FLAGS.mask)[1])
+            _, message, _ = photo_files.reconstruct_file(
+                reconstructor,
+                FLAGS.input,
+                FLAGS.output,
+                FLAGS.mask,
+                panels=panels(),
+                details=details_source(FLAGS.mask),
+            )
+            print(message)
         except OSError as e:
             raise UserError(f"--output {FLAGS.output} could not be written ({e})") from None
         return 0

@@ -1,6 +1,8 @@
 """A user's photo files through `jaxinpaint.photo_files` with a NumPy stand-in for the inpainter:
 what is read as a photo or a mask, what is refused with one sentence, and what is written how."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import ExifTags, Image
@@ -64,3 +66,55 @@ def test_a_result_larger_than_its_format_holds_is_one_error(tmp_path):
             panels="compare",  # 18000 px wide
         )
     assert not (tmp_path / "strip.webp").exists()
+
+
+def _touch_images(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (8, 8)).save(folder / name)
+
+
+def test_masks_match_their_photo_by_stem_in_any_case_and_format(tmp_path):
+    """Only `NAME_mask.png` was found: B_mask.PNG and c_mask.jpg were processed as photos and
+    their photos went through the detector."""
+    src = tmp_path / "in"
+    names = "a.jpg a_mask.png B.png B_mask.PNG c.webp c_mask.jpg d.png D_MASK.bmp e.jpg"
+    _touch_images(src, [*names.split(), "lone_mask.png", "f.png", "f_mask.png", "f_mask.tif"])
+    folder = photo_files.plan_folder(str(src), str(tmp_path / "out"))
+    masks = {os.path.basename(j.photo): j.mask and os.path.basename(j.mask) for j in folder.jobs}
+    assert masks == {
+        "a.jpg": "a_mask.png",
+        "B.png": "B_mask.PNG",
+        "c.webp": "c_mask.jpg",
+        "d.png": "D_MASK.bmp",
+        "e.jpg": None,
+        "f.png": None,
+    }
+    (f,) = [j for j in folder.jobs if j.photo.endswith("f.png")]
+    assert f.problem == "2 masks beside it (f_mask.png, f_mask.tif); expected one"
+    assert [os.path.basename(m) for m in folder.lone_masks] == ["lone_mask.png"]
+
+
+def test_tiff_is_a_photo_in_both_modes_and_an_empty_folder_is_an_error(reconstructor, tmp_path):
+    """Folder mode listed no TIFF (0 photos, exit 0) while single-photo mode read one."""
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = data.astronaut()
+    Image.fromarray(photo).save(src / "astro.TIFF")
+    Image.fromarray(mouth_mask()).save(src / "astro_mask.tif")
+    folder = photo_files.plan_folder(str(src), str(tmp_path / "out"))
+    run = photo_files.reconstruct_folder(reconstructor, folder, log=lambda m: None)
+    assert len(run.done) == 1 and not run.failed, run
+    with Image.open(tmp_path / "out" / "astro.TIFF") as im:
+        assert im.format == "TIFF"
+        result = np.asarray(im)
+    assert np.all(result[140, 220] == GREEN) and np.array_equal(result[:100], photo[:100])
+    photo_files.check_photo_name(str(src / "astro.TIFF"))  # single-photo mode: the same list
+    with pytest.raises(photo_files.PhotoError, match=r"not named as an image; .*\.tif, \.tiff"):
+        photo_files.check_photo_name(str(tmp_path / "a.gif"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(photo_files.PhotoError, match=r"no photo in .*empty; expected files"):
+        photo_files.plan_folder(str(tmp_path / "empty"), str(tmp_path / "out2"))
+    _touch_images(tmp_path / "masks_only", ["a_mask.png"])
+    with pytest.raises(photo_files.PhotoError, match=r"only 1 file\(s\) named as masks"):
+        photo_files.plan_folder(str(tmp_path / "masks_only"), str(tmp_path / "out2"))

@@ -258,7 +258,7 @@ def test_folder_of_photos_with_their_masks_lama_convention(inpainter_workdir, tm
     assert any(p.name.startswith("jit_generate") for p in (tmp_path / "xdg").rglob("*")), log
     summary = log[log.index(f"2 photos in {src} (1 with their own mask)") :]
     assert "1 done, 0 skipped (written unchanged), 1 failed" in summary, log
-    assert f"failed {src / 'alone.png'}: no mask beside it ({src / 'alone_mask.png'})" in log
+    assert f"failed {src / 'alone.png'}: no mask beside it (alone_mask.png or another" in log
     assert sorted(p.name for p in out.iterdir()) == ["astro.jpg"]
     assert Image.open(out / "astro.jpg").format == "JPEG"
     assert_kept_metadata(out / "astro.jpg", metadata)
