@@ -120,16 +120,49 @@ def plan_folder(src_dir: str, dst_dir: str) -> Folder:
     return Folder(tuple(jobs), lone)
 
 
+# Sanity checks on a mask: a photo saved as a mask, a mask drawn in colour, an inverted mask.
+COLOUR_SPREAD = 48  # levels between a pixel's channels that make it coloured (JPEG noise: fewer)
+MAX_COLOURED = 0.01  # fraction of its non-black pixels a black-and-white mask may have coloured
+MAX_MARKED = 0.75  # a mask marking more of the photo is taken for an inverted one
+
+
+def mask_from_rgb(rgb: np.ndarray, name: str = "the mask") -> np.ndarray:
+    """The HxW bool mask (True = remove) of a mask image's RGB pixels (as `load_photo` reads
+    them over black, so that transparent pixels keep): bright (> 127 of 255 in Pillow's L) is
+    remove. PhotoError, naming it, for an image in colour (a photo saved as a mask, or strokes
+    in red, which read as keep) and for one that marks more than MAX_MARKED of the photo (an
+    inverted mask). An empty mask is no error: the photo is written unchanged."""
+    rgb = np.asarray(rgb)
+    brightest = rgb.max(axis=-1)
+    spread = brightest.astype(np.int16) - rgb.min(axis=-1)
+    # Of the pixels that are not black: red strokes on black are all of those, and few pixels.
+    coloured = np.count_nonzero(spread > COLOUR_SPREAD) / max(
+        np.count_nonzero(brightest > COLOUR_SPREAD), 1
+    )
+    if coloured > MAX_COLOURED:
+        raise PhotoError(
+            f"{name} is in colour ({coloured:.0%} of its pixels that are not black); expected "
+            "black (keep) and white (remove), e.g. a grayscale PNG"
+        )
+    mask = np.asarray(Image.fromarray(rgb).convert("L")) > 127  # as Pillow's L, then halfway
+    if mask.mean() > MAX_MARKED:
+        raise PhotoError(
+            f"{name} marks {mask.mean():.0%} of the photo for removal; expected white only over "
+            "what covers the faces (is it inverted? white = remove)"
+        )
+    return mask
+
+
 def read_mask(path: str) -> np.ndarray:
-    """The mask file at `path` as an HxW bool array, True = remove; PhotoError if it is
-    unreadable."""
+    """The mask file at `path` as an HxW bool array, True = remove (`mask_from_rgb`);
+    PhotoError if it is unreadable or refused."""
     try:
         # Over black, transparent pixels read as keep: a mask painted on a transparent layer.
         rgb = load_photo(path, background=(0, 0, 0))
     except SkipImage as e:
         detail = f": {e.detail}" if e.detail else ""
         raise PhotoError(f"mask {path} is not a readable image ({e.reason}{detail})") from None
-    return np.asarray(Image.fromarray(rgb).convert("L")) > 127  # as Pillow's L, then halfway
+    return mask_from_rgb(rgb, f"mask {path}")
 
 
 def check_output(path: str) -> None:
@@ -188,6 +221,9 @@ def reconstruct_file(
 
         record = photo_record(result, mask=details, input=src, output=dst)
         write_details(dst + ".details", photo, result, record)
+    if photo_mask is not None and not photo_mask.any():
+        message = f"{src}: the mask {mask} marks nothing (no pixel brighter than 127 of 255)"
+        return "skipped", f"{message}; written unchanged to {dst}{note}", result
     if not result.faces:
         return "skipped", f"{src}: no face found; written unchanged to {dst}{note}", result
     if not result.changed:

@@ -446,7 +446,7 @@ def _mask_cases(dirs) -> list[Case]:
         ("mask_one_bit", save(Image.fromarray(good).convert("1")), True),
         ("mask_rgba_transparent_keep", save(Image.fromarray(rgba)), True),
         ("mask_all_black", save(Image.new("L", (160, 160), 0)), True),
-        ("mask_all_white", save(Image.new("L", (160, 160), 255)), True),
+        ("mask_all_white", save(Image.new("L", (160, 160), 255)), False),  # inverted?
         ("mask_exif_rotated", lambda p: rotated.save(p, format="JPEG", exif=_exif(6)), True),
         ("mask_zero_byte", lambda p: open(p, "wb").close(), False),
         ("mask_html", lambda p: pathlib.Path(p).write_text("<html></html>"), False),

@@ -118,3 +118,31 @@ def test_tiff_is_a_photo_in_both_modes_and_an_empty_folder_is_an_error(reconstru
     _touch_images(tmp_path / "masks_only", ["a_mask.png"])
     with pytest.raises(photo_files.PhotoError, match=r"only 1 file\(s\) named as masks"):
         photo_files.plan_folder(str(tmp_path / "masks_only"), str(tmp_path / "out2"))
+
+
+def test_colour_inverted_and_empty_masks_are_named(reconstructor, tmp_path):
+    """A colour photo saved as a mask replaced 76 % of the face, an inverted mask (99 % white)
+    was taken as it was, and a red-on-black mask (read as keep) said "no occluder found"."""
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astro.png")
+    red = np.zeros_like(photo)
+    red[135:148, 212:238, 0] = 255
+    colour = r"is in colour \((\d+)% of its pixels that are not black\); expected black"
+    masks = {
+        "photo_mask.png": (photo, colour.replace("(\\d+)", "\\d+")),
+        "inverted.png": (255 - mouth_mask(), r"marks 100% of the photo for removal; .*inverted"),
+        "red.png": (red, colour.replace("(\\d+)", "100")),
+    }
+    for name, (pixels, message) in masks.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+        with pytest.raises(photo_files.PhotoError, match=rf"mask .*{name} {message}"):
+            photo_files.read_mask(str(tmp_path / name))
+    Image.fromarray(mouth_mask() // 4).save(tmp_path / "dark.png")  # gray, below halfway
+    outcome, message, _ = photo_files.reconstruct_file(
+        reconstructor,
+        str(tmp_path / "astro.png"),
+        str(tmp_path / "out.png"),
+        str(tmp_path / "dark.png"),
+    )
+    assert outcome == "skipped" and "dark.png marks nothing (no pixel brighter than 127" in message
+    assert not photo_files.read_mask(str(tmp_path / "dark.png")).any()
