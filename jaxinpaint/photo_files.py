@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
+from data_pipeline import atomic
 from data_pipeline.images import (
     IMAGE_EXTENSIONS,
     SkipImage,
@@ -24,7 +26,7 @@ from data_pipeline.images import (
 )
 from jaxinpaint.fills import classical_inpaint
 from jaxinpaint.reconstruct import Reconstruction
-from jaxinpaint.samples import image_format, write_image
+from jaxinpaint.samples import LOSSLESS, image_format, write_image
 
 # LaMa's convention: photos/a.jpg is reconstructed with the mask photos/a_mask.png beside it;
 # here the mask's stem matches case-insensitively, in any format a photo may have.
@@ -173,6 +175,57 @@ def check_output(path: str) -> None:
         raise PhotoError(str(e)) from None
 
 
+# A JPEG result of a photo that was no JPEG: the highest quality, no chroma subsampling (4:4:4).
+HIGHEST_JPEG = {"quality": 100, "subsampling": 0}
+
+
+def _source(path: str) -> tuple[str | None, dict]:
+    """Pillow's format of the file at `path` (by its content) and the options that write a JPEG
+    as it was encoded: its quantization tables (its quality) and chroma subsampling, and
+    progressive if it was (Pillow's `quality="keep"`, which works only on the Image object the
+    JPEG was opened as); (None, {}) when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            if im.format != "JPEG":
+                return im.format, {}
+            sampling = JpegImagePlugin.get_sampling(im)  # -1: gray or CMYK, one table
+            options = {"qtables": im.quantization, "subsampling": max(sampling, 0)}
+            if im.info.get("progressive"):
+                options["progressive"] = True
+            return "JPEG", options
+    except (OSError, ValueError, SyntaxError):
+        return None, {}
+
+
+def write_result(src: str, dst: str, image: np.ndarray, *, unchanged: bool) -> str:
+    """Writes `image`, the result for the photo file `src`, to `dst` (through a temporary file):
+    when it is the photo `unchanged` and `dst` has the photo's format, a byte-for-byte copy
+    (nothing re-encoded, the metadata as it was); otherwise encoded with the photo's metadata
+    (`photo_metadata`) in `dst`'s format: losslessly (PNG, BMP, TIFF, WebP: every pixel outside
+    the hole and its seam stays), or as a JPEG with the photo's own quantization tables and
+    chroma subsampling when it was a JPEG (its quality, where re-encoding changes pixels least)
+    and `HIGHEST_JPEG` otherwise. Returns a note for the user ("" if none): metadata left out,
+    or that a lossless photo's JPEG changes pixels a .png keeps. PhotoError when the format
+    cannot hold the image, OSError when `dst` cannot be written."""
+    fmt = image_format(dst)
+    src_format, options = _source(src)
+    if unchanged and src_format == fmt:
+        if not (os.path.exists(dst) and os.path.samefile(src, dst)):
+            with open(src, "rb") as f, atomic.open_atomic(dst, "wb") as out:
+                shutil.copyfileobj(f, out)
+        return ""
+    notes = []
+    if fmt == "JPEG" and src_format != "JPEG":
+        options = HIGHEST_JPEG
+        if src_format in LOSSLESS:
+            notes.append("JPEG changes pixels outside the hole; a .png output keeps them")
+    try:
+        notes.append(write_image(dst, image, photo_metadata(src), **options))
+    except ValueError as e:  # the format cannot hold it (WebP's 16383 px a side)
+        raise PhotoError(str(e)) from None
+    return "; ".join(n for n in notes if n)
+
+
 def reconstruct_file(
     reconstructor,
     src: str,
@@ -211,10 +264,8 @@ def reconstruct_file(
     images = [result.image] if panels == "result" else [photo, result.image]
     if panels == "compare":  # OpenCV's Telea on the pixels we replaced, at the photo's resolution
         images.append(classical_inpaint(photo, result.hole, "telea"))
-    try:
-        note = write_image(dst, np.concatenate(images, axis=1), photo_metadata(src))
-    except ValueError as e:  # the format cannot hold it (WebP's 16383 px a side)
-        raise PhotoError(str(e)) from None
+    image = np.concatenate(images, axis=1)
+    note = write_result(src, dst, image, unchanged=np.array_equal(image, photo))
     note = f" ({note})" if note else ""
     if details is not None:
         from jaxinpaint.records import photo_record, write_details

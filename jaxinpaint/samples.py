@@ -53,9 +53,14 @@ IMAGE_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
-# How each format is written unless the caller says otherwise: TIFF deflated (lossless, smaller
-# than raw).
-DEFAULT_OPTIONS = {"JPEG": {"quality": 95}, "TIFF": {"compression": "tiff_adobe_deflate"}}
+LOSSLESS = ("PNG", "BMP", "TIFF", "WEBP")  # as written here: every pixel reads back unchanged
+# How each format is written unless the caller says otherwise: WebP lossless (its lossy mode
+# would change every pixel), TIFF deflated (lossless, smaller than raw).
+DEFAULT_OPTIONS = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"lossless": True},
+    "TIFF": {"compression": "tiff_adobe_deflate"},
+}
 MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # the formats' own limits, in pixels a side
 
 
@@ -70,9 +75,9 @@ def image_format(path: str | os.PathLike) -> str:
 def write_image(
     path: str | os.PathLike, image: np.ndarray, metadata: dict | None = None, **options
 ) -> str:
-    """Writes a uint8 image in the format of `path`'s extension (`DEFAULT_OPTIONS`, or Pillow
-    `save` `options`) through a temporary file in the same folder, so no half-written file is
-    ever left. `metadata` (`data_pipeline.images.photo_metadata`: ICC profile, EXIF) is kept
+    """Writes a uint8 image in the format of `path`'s extension (with Pillow `save` `options`,
+    or else `DEFAULT_OPTIONS`) through a temporary file in the same folder, so no half-written
+    file is ever left. `metadata` (`data_pipeline.images.photo_metadata`: ICC profile, EXIF) is kept
     where the format allows (not BMP) and where it can be written: metadata the encoder refuses
     (Pillow: "EXIF data is too long" for JPEG's 64 KB) is left out, and the returned note says
     which and why ("" when all was kept).
@@ -87,7 +92,7 @@ def write_image(
             f"{path} cannot be written: {fmt} holds at most {MAX_SIDE[fmt]} px a side and the "
             f"image is {w}x{h} px; expected a .png or .tiff output"
         )
-    options = {**DEFAULT_OPTIONS.get(fmt, {}), **options}
+    options = options or DEFAULT_OPTIONS.get(fmt, {})  # not both: quality would scale qtables
     metadata = dict(metadata or {}) if fmt != "BMP" else {}
     im = Image.fromarray(image)
     # All the metadata, then without EXIF (the usual culprit), then none.

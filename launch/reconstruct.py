@@ -12,9 +12,15 @@ inpainter's training faces were (`--align`, default: as in its config); the dete
 chosen classes (default: all 19) above its score threshold, or the pixels of `--mask` (white =
 remove), are inpainted by the generator at its resolution, and the fill is warped back into the
 photo at full resolution (as a correction of a smooth fill made there), replacing the hole whole
-with a feathered seam outside it. Outputs are written whole or not at all (PNG, JPEG at quality 95,
-WebP or BMP, by the output's extension), keeping the photo's EXIF (orientation set upright) and ICC
-profile where the format allows.
+with a feathered seam outside it. Outputs are written whole or not at all, in the format of the
+output's extension (PNG, JPEG, WebP, BMP, TIFF), keeping the photo's EXIF (orientation set
+upright) and ICC profile where the format allows (metadata a format cannot hold is left out, with
+a word). The pixel contract (nothing farther than --dilate + --feather from the mask changes)
+holds for the lossless outputs, PNG, BMP, TIFF and WebP (written lossless); a JPEG output is
+re-encoded, with the photo's own quantization tables and chroma subsampling when it was a JPEG
+(else quality 100, 4:4:4), so JPEG's rounding changes pixels everywhere by a few levels: write
+PNG to keep them. A photo written unchanged (no face, no occluder, an empty mask) in its own
+format is copied byte for byte.
 
 Outputs next to OUTPUT (`--details`): OUTPUT.details/ holds mask.png (the pixels replaced),
 overlay.png (face boxes; each detection's outline, class and score; or the user mask's outline),
@@ -23,11 +29,17 @@ hole fractions, seconds per stage). `--compare` makes OUTPUT itself input | resu
 Telea on the same pixels; `--side_by_side` input | result.
 
 Folder mode: each photo under its own name and in its own format (photos/x/a.jpg ->
-out/x/a.jpg). A photo with a mask beside it (LaMa's convention: photos/x/a.jpg and
-photos/x/a_mask.png) is reconstructed with that mask; the others with the detector (without
---detector, they fail). It goes on past a photo that fails (unreadable, not written, detector or
-inpainter error), shows a progress bar, and ends with a summary: done (reconstructed), skipped
-(no face or no occluder: written unchanged) and failed, each with its reason.
+out/x/a.jpg); photos are the files ending in .jpg, .jpeg, .png, .webp, .bmp, .tif or .tiff (any
+case; the same list a single --input must match), and a folder without any is an error. A photo
+with a mask beside it (LaMa's convention: photos/x/a.jpg and photos/x/a_mask.png; the mask's
+stem in any case, in any of those formats) is reconstructed with that mask; the others with the
+detector (without --detector, they fail). A file named as a mask is never a photo. It goes on
+past a photo that fails (unreadable, its mask refused, not written, detector or inpainter
+error), shows a progress bar, and ends with a summary: done (reconstructed), skipped (no face or
+no occluder: written unchanged) and failed, one line each with its reason.
+
+A mask is refused when it is in colour (a photo saved as a mask; strokes in red) or marks more
+than 3/4 of the photo (inverted?); an empty mask writes the photo unchanged, saying so.
 
 Photos and masks may be grayscale, palette, CMYK, 16-bit or with alpha (converted by
 `data_pipeline.images.load_photo`; transparent photo pixels read as white, transparent mask
@@ -51,7 +63,9 @@ flags.DEFINE_string(
     "output",
     None,
     "Output file (for a photo) or folder (for a folder: each photo under its own name and in its "
-    "own format, photos/x/a.jpg -> OUTPUT/x/a.jpg; not the input folder).",
+    "own format, photos/x/a.jpg -> OUTPUT/x/a.jpg; not the input folder). Nothing outside the "
+    "hole and its seam changes in PNG, BMP, TIFF or WebP (lossless); JPEG re-encodes every "
+    "pixel (with the photo's own quality when it was a JPEG): write .png to keep them.",
 )
 flags.DEFINE_string("inpainter", None, "Training workdir of the inpainter (launch/train.py).")
 flags.DEFINE_string("detector", None, "Detector checkpoint (launch/train_detector.py).")

@@ -3,9 +3,10 @@ what is read as a photo or a mask, what is refused with one sentence, and what i
 
 import os
 
+import cv2
 import numpy as np
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, JpegImagePlugin
 from skimage import data
 
 from jaxinpaint import photo_files
@@ -146,3 +147,47 @@ def test_colour_inverted_and_empty_masks_are_named(reconstructor, tmp_path):
     )
     assert outcome == "skipped" and "dark.png marks nothing (no pixel brighter than 127" in message
     assert not photo_files.read_mask(str(tmp_path / "dark.png")).any()
+
+
+def _outside(mask, pixels):
+    """The photo's pixels farther than `pixels` from the mask."""
+    return cv2.dilate(mask, np.ones((2 * pixels + 1,) * 2, np.uint8)) == 0
+
+
+def test_unchanged_photos_are_copied_and_jpegs_keep_their_encoding(reconstructor, tmp_path):
+    """A JPEG "written unchanged" was re-encoded (a third of its pixels changed, the file grew)
+    and a reconstructed JPEG was written at quality 95 whatever its own was (231,539 of 262,144
+    pixels outside the hole changed)."""
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astro.jpg", quality=80)  # 4:2:0 by default
+    Image.fromarray(mouth_mask()).save(tmp_path / "mask.png")
+    Image.fromarray(np.zeros((512, 512), np.uint8)).save(tmp_path / "empty.png")
+
+    def reconstruct(dst, mask="mask.png", src="astro.jpg"):
+        return photo_files.reconstruct_file(
+            reconstructor, str(tmp_path / src), str(tmp_path / dst), str(tmp_path / mask)
+        )
+
+    assert reconstruct("same.jpg", mask="empty.png")[0] == "skipped"
+    assert (tmp_path / "same.jpg").read_bytes() == (tmp_path / "astro.jpg").read_bytes()
+    outcome, message, result = reconstruct("out.jpg")
+    assert outcome == "done" and "JPEG changes" not in message
+    with Image.open(tmp_path / "astro.jpg") as src, Image.open(tmp_path / "out.jpg") as out:
+        assert out.quantization == src.quantization
+        assert JpegImagePlugin.get_sampling(out) == JpegImagePlugin.get_sampling(src) == 2
+        before, after = np.asarray(src).astype(int), np.asarray(out).astype(int)
+    assert np.all(after[140, 220] - [0, 255, 0] < 60)  # green, near enough
+    far = _outside(result.hole.astype(np.uint8), 3 + 8)  # the seam, then one JPEG block
+    changed = np.any(before != after, axis=-1)[far]
+    assert changed.mean() < 0.25  # JPEG rounding; 44 % at quality 95
+    # A lossless photo: its JPEG at the highest quality, with a word; WebP and TIFF lossless.
+    Image.fromarray(photo).save(tmp_path / "astro.png")
+    outcome, message, result = reconstruct("png.jpg", src="astro.png")
+    assert "JPEG changes pixels outside the hole; a .png output keeps them" in message
+    with Image.open(tmp_path / "png.jpg") as out:
+        assert all(max(t) == 1 for t in out.quantization.values())  # quality 100
+        assert JpegImagePlugin.get_sampling(out) == 0  # 4:4:4
+    far = _outside(result.hole.astype(np.uint8), 3)
+    for name in ("png.webp", "png.tif"):
+        reconstruct(name, src="astro.png")
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name))[far], photo[far])
