@@ -76,19 +76,20 @@ def is_mask_name(path: str) -> bool:
     return _stem(path).endswith(MASK_SUFFIX)
 
 
-def plan_folder(src_dir: str, dst_dir: str) -> Folder:
+def plan_folder(src_dir: str, dst_dir: str, overwrite: bool = False) -> Folder:
     """A `Job` for each photo under `src_dir` (every file of `IMAGE_EXTENSIONS`, any case, that is
     not named as a mask): the output is `dst_dir`/<its relative path>, in its own format (a.jpg
     stays JPEG, a.png PNG: the two never collide); the mask is the file beside it named
     `<its stem>_mask` in any of those formats and any case (a.JPG and A_Mask.png), and two
     such files are the job's problem. `dst_dir` must not be `src_dir` (the photos would be
-    overwritten); photos already inside `dst_dir` (an output folder within the input folder)
-    are earlier outputs and are left out. PhotoError when the folder holds no photo."""
+    overwritten) unless `overwrite`; photos already inside `dst_dir` (an output folder within
+    the input folder) are earlier outputs and are left out. PhotoError when the folder holds no
+    photo."""
     inner = os.path.relpath(os.path.realpath(dst_dir), os.path.realpath(src_dir))
-    if inner == os.curdir:
+    if inner == os.curdir and not overwrite:
         raise PhotoError(
             f"--output {dst_dir} is the --input folder: its photos would be overwritten; "
-            "expected another folder"
+            "expected another folder, or --overwrite"
         )
     outside = inner == os.pardir or inner.startswith(os.pardir + os.sep)
     files = [
@@ -167,12 +168,18 @@ def read_mask(path: str) -> np.ndarray:
     return mask_from_rgb(rgb, f"mask {path}")
 
 
-def check_output(path: str) -> None:
-    """PhotoError unless `path` names a format results are written in."""
+def check_output(src: str, dst: str, overwrite: bool = False) -> None:
+    """PhotoError unless `dst` names a format results are written in and, unless `overwrite`,
+    is another file than the photo `src`."""
     try:
-        image_format(path)
+        image_format(dst)
     except ValueError as e:
         raise PhotoError(str(e)) from None
+    if not overwrite and os.path.exists(dst) and os.path.samefile(src, dst):
+        raise PhotoError(
+            f"--output {dst} is the --input photo: it would be overwritten; expected another "
+            "file, or --overwrite"
+        )
 
 
 # A JPEG result of a photo that was no JPEG: the highest quality, no chroma subsampling (4:4:4).

@@ -63,9 +63,10 @@ flags.DEFINE_string(
     "output",
     None,
     "Output file (for a photo) or folder (for a folder: each photo under its own name and in its "
-    "own format, photos/x/a.jpg -> OUTPUT/x/a.jpg; not the input folder). Nothing outside the "
-    "hole and its seam changes in PNG, BMP, TIFF or WebP (lossless); JPEG re-encodes every "
-    "pixel (with the photo's own quality when it was a JPEG): write .png to keep them.",
+    "own format, photos/x/a.jpg -> OUTPUT/x/a.jpg); not the input, unless --overwrite. Nothing "
+    "outside the hole and its seam changes in PNG, BMP, TIFF or WebP (lossless); JPEG "
+    "re-encodes every pixel (with the photo's own quality when it was a JPEG): write .png to "
+    "keep them.",
 )
 flags.DEFINE_string("inpainter", None, "Training workdir of the inpainter (launch/train.py).")
 flags.DEFINE_string("detector", None, "Detector checkpoint (launch/train_detector.py).")
@@ -116,6 +117,11 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.", lower_bound=0)
 flags.DEFINE_bool(
     "align", None, "Align faces by keypoints (default: as the inpainter trained, data.align)."
+)
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Allow --output to be the --input photo (or folder): its photos are replaced by the results.",
 )
 flags.DEFINE_bool("side_by_side", False, "Write the input and the result side by side.")
 flags.DEFINE_bool(
@@ -278,9 +284,9 @@ def main(argv):
             photo_files.check_photo_name(FLAGS.input)
             if FLAGS.mask:
                 photo_files.check_photo_name(FLAGS.mask, "mask")
-            photo_files.check_output(FLAGS.output)
+            photo_files.check_output(FLAGS.input, FLAGS.output, FLAGS.overwrite)
         else:
-            folder = photo_files.plan_folder(FLAGS.input, FLAGS.output)
+            folder = photo_files.plan_folder(FLAGS.input, FLAGS.output, FLAGS.overwrite)
         reconstructor = build_reconstructor(None if single else folder.jobs)
         if not single:
             return reconstruct_folder(reconstructor, folder)

@@ -191,3 +191,18 @@ def test_unchanged_photos_are_copied_and_jpegs_keep_their_encoding(reconstructor
     for name in ("png.webp", "png.tif"):
         reconstruct(name, src="astro.png")
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name))[far], photo[far])
+
+
+def test_the_input_photo_is_no_output_unless_overwrite(tmp_path):
+    """--input=x.png --output=x.png replaced the original silently (folder mode refused it)."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "x.png")
+    for out in ("x.png", "link.png", "./x.png"):
+        with pytest.raises(photo_files.PhotoError, match=r"is the --input photo: .*--overwrite"):
+            photo_files.check_output(str(tmp_path / "x.png"), str(tmp_path / out))
+    photo_files.check_output(str(tmp_path / "x.png"), str(tmp_path / "x.png"), overwrite=True)
+    photo_files.check_output(str(tmp_path / "x.png"), str(tmp_path / "y.png"))
+    with pytest.raises(photo_files.PhotoError, match=r"is the --input folder: .*--overwrite"):
+        photo_files.plan_folder(str(tmp_path), str(tmp_path))
+    folder = photo_files.plan_folder(str(tmp_path), str(tmp_path), overwrite=True)
+    assert [j.output for j in folder.jobs] == [str(tmp_path / "link.png"), str(tmp_path / "x.png")]
