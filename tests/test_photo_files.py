@@ -206,3 +206,51 @@ def test_the_input_photo_is_no_output_unless_overwrite(tmp_path):
         photo_files.plan_folder(str(tmp_path), str(tmp_path))
     folder = photo_files.plan_folder(str(tmp_path), str(tmp_path), overwrite=True)
     assert [j.output for j in folder.jobs] == [str(tmp_path / "link.png"), str(tmp_path / "x.png")]
+
+
+def test_a_folder_of_odd_inputs_finishes_with_one_line_per_failure(tmp_path):
+    """The issue's inputs in one folder: each photo done, skipped or failed with its reason."""
+    src, rng = tmp_path / "in", np.random.default_rng(0)
+    src.mkdir()
+
+    def pair(name, shape, mask=None, mask_name=None, **save):
+        Image.fromarray(rng.integers(0, 255, (*shape, 3), np.uint8)).save(src / name, **save)
+        if mask is None:
+            mask = np.zeros(shape, np.uint8)
+            mask[shape[0] // 3 : shape[0] // 2 + 1, shape[1] // 3 : shape[1] // 2 + 1] = 255
+        stem = os.path.splitext(name)[0]
+        Image.fromarray(mask).save(src / (mask_name or f"{stem}_mask.png"))
+
+    pair("a.png", (64, 64))
+    pair("B.png", (64, 64), mask_name="B_mask.PNG")
+    pair("c.tif", (64, 64), mask_name="c_mask.jpg")
+    pair("thin.png", (1, 2048))
+    pair("colour.png", (64, 64), mask=rng.integers(0, 255, (64, 64, 3), np.uint8))
+    pair("inverted.png", (64, 64), mask=np.full((64, 64), 255, np.uint8))
+    pair("empty.jpg", (64, 64), mask=np.zeros((64, 64), np.uint8), quality=90)
+    pair("two.png", (64, 64))
+    Image.new("L", (64, 64)).save(src / "two_mask.bmp")
+    pair("broken.jpg", (64, 64))
+    (src / "broken.jpg").write_bytes((src / "broken.jpg").read_bytes()[:300])
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)).save(src / "alone.png")
+    Image.new("L", (64, 64)).save(src / "lone_mask.png")
+    folder = photo_files.plan_folder(str(src), str(tmp_path / "out"))
+    run = photo_files.reconstruct_folder(
+        Reconstructor(paint_green, None, size=64), folder, log=lambda m: None
+    )
+    assert len(run.done) == 4 and len(run.skipped) == 1 and len(run.failed) == 5, run
+    summary = run.summary(str(src), str(tmp_path / "out"), with_masks=8)
+    assert f"10 photos in {src} (8 with their own mask): 4 done, 1 skipped" in summary
+    for line in [
+        f"skipped {src / 'empty.jpg'}: the mask {src / 'empty_mask.png'} marks nothing",
+        f"failed {src / 'colour.png'}: mask {src / 'colour_mask.png'} is in colour",
+        f"failed {src / 'inverted.png'}: mask {src / 'inverted_mask.png'} marks 100% of",
+        f"failed {src / 'two.png'}: 2 masks beside it (two_mask.bmp, two_mask.png)",
+        f"failed {src / 'broken.jpg'}: truncated or corrupt image",
+        f"failed {src / 'alone.png'}: no mask beside it (alone_mask.png or another format)",
+        f"not used {src / 'lone_mask.png'}: named as a mask",
+    ]:
+        assert sum(ln.strip().startswith(line) for ln in summary.splitlines()) == 1, line
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["B.png", "a.png", "c.tif", "empty.jpg", "thin.png"]
+    assert (tmp_path / "out" / "empty.jpg").read_bytes() == (src / "empty.jpg").read_bytes()
