@@ -18,8 +18,8 @@ Counted per command, per case:
     wrong     other outcomes than expected (a broken input accepted, or refused where a folder
               command should skip it and go on)
 The table goes to stdout, every case's row to bench/results/bad_inputs.json; the last line is
-`crashes=N`. Goal: zeros everywhere. 84 subprocesses: about 15 minutes on 2 busy CPU cores
-(--jobs=2); --only=COMMAND for one command.
+`crashes=N`. Goal: zeros everywhere. About 100 subprocesses (84 took about 15 minutes on 2 busy
+CPU cores, --jobs=2); --only=COMMAND for one command.
 """
 
 from __future__ import annotations

@@ -242,6 +242,10 @@ def find_faces(
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
+    if min(h, w) < min_size:
+        # No face fits, and in a strip a few pixels thin the detectors see noise: YuNet gave
+        # boxes with NaN corners or others far outside the photo, differing run to run.
+        return []
     haar = detect_faces(rgb, min_size, max_side)
     cascade, neighbours = OCCLUDED_CASCADE
     for box in detect_faces(rgb, min_size, max_side, cascade=cascade, min_neighbors=neighbours):

@@ -195,6 +195,8 @@ def _source(path: str) -> tuple[str | None, dict]:
         with Image.open(path) as im:
             if im.format != "JPEG":
                 return im.format, {}
+            if im.mode not in ("RGB", "L"):  # CMYK: its tables are not those of a YCbCr JPEG
+                return "JPEG", dict(HIGHEST_JPEG)
             sampling = JpegImagePlugin.get_sampling(im)  # -1: gray or CMYK, one table
             options = {"qtables": im.quantization, "subsampling": max(sampling, 0)}
             if im.info.get("progressive"):

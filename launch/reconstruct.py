@@ -45,9 +45,11 @@ Photos and masks may be grayscale, palette, CMYK, 16-bit or with alpha (converte
 `data_pipeline.images.load_photo`; transparent photo pixels read as white, transparent mask
 pixels as black, i.e. keep); EXIF orientation is applied to both.
 
-Exit status: 0 done (a photo without a face or without an occluder is written unchanged, with a
-message); 1 bad arguments, missing or corrupt checkpoint, unreadable or wrong-size mask; 2 an
-input is not a readable photo (folder mode: any photo failed).
+Exit status: 0 done (a photo without a face or without an occluder, or with an empty mask, is
+written unchanged, with a message); 1 bad arguments (a flag out of range, --output the --input
+without --overwrite, a folder without photos), missing or corrupt checkpoint, unreadable, refused
+or wrong-size mask, a result its output format cannot hold; 2 an input is not a readable photo
+(folder mode: any photo failed).
 """
 
 import os
