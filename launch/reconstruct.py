@@ -240,7 +240,11 @@ def details_source(mask: str | None) -> str | None:
     """What the record names as the mask's source (None without --details)."""
     if not FLAGS.details:
         return None
-    return mask or f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}"
+    if mask:
+        return mask
+    if FLAGS.exported:
+        return f"detector {os.path.join(FLAGS.exported, 'detector.onnx')}"
+    return f"detector {FLAGS.detector}"  # without one, a photo without its mask fails first
 
 
 def panels() -> str:

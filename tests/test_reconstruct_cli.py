@@ -253,13 +253,21 @@ def test_folder_of_photos_with_their_masks_lama_convention(inpainter_workdir, tm
     # user's cache folder (tests otherwise share one session cache, conftest.py).
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-    rc, log = run(f"--input={src}", f"--output={out}", f"--inpainter={inpainter_workdir}", env=env)
+    rc, log = run(
+        f"--input={src}",
+        f"--output={out}",
+        f"--inpainter={inpainter_workdir}",
+        "--details",
+        env=env,
+    )
     assert rc == 2, log
     assert any(p.name.startswith("jit_generate") for p in (tmp_path / "xdg").rglob("*")), log
     summary = log[log.index(f"2 photos in {src} (1 with their own mask)") :]
     assert "1 done, 0 skipped (written unchanged), 1 failed" in summary, log
     assert f"failed {src / 'alone.png'}: no mask beside it (alone_mask.png or another" in log
-    assert sorted(p.name for p in out.iterdir()) == ["astro.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == ["astro.jpg", "astro.jpg.details"]
+    record = json.loads((out / "astro.jpg.details" / "record.json").read_text())
+    assert record["mask"] == str(src / "astro_mask.png")  # its own mask, no detector named
     assert Image.open(out / "astro.jpg").format == "JPEG"
     assert_kept_metadata(out / "astro.jpg", metadata)
     result = np.asarray(Image.open(out / "astro.jpg")).astype(int)
