@@ -104,7 +104,9 @@ def detect_faces(
     scale = min(1.0, max_side / max(h, w))
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        # at least 1 px a side: a 1x2048 strip shrinks to 0 px otherwise, which OpenCV refuses
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     gray = cv2.equalizeHist(gray)
     min_px = max(24, round(min_size * scale))
     boxes = _haar(cascade).detectMultiScale(
@@ -240,6 +242,10 @@ def find_faces(
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
+    if min(h, w) < min_size:
+        # No face fits, and in a strip a few pixels thin the detectors see noise: YuNet gave
+        # boxes with NaN corners or others far outside the photo, differing run to run.
+        return []
     haar = detect_faces(rgb, min_size, max_side)
     cascade, neighbours = OCCLUDED_CASCADE
     for box in detect_faces(rgb, min_size, max_side, cascade=cascade, min_neighbors=neighbours):
