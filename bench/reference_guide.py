@@ -156,7 +156,7 @@ def main():
         if args.pictures and part == "eyes":
             os.makedirs(args.pictures, exist_ok=True)
             strip = [occluded, *outputs.values(), original]
-            Image.fromarray(np.concatenate([s[y0 - 20 : y1 + 20] for s in strip], 1)).save(
+            Image.fromarray(np.concatenate([s[max(y0 - 20, 0) : y1 + 20] for s in strip], 1)).save(
                 os.path.join(args.pictures, f"{ex['id']}.png")
             )
     if not rows:
