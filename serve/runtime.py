@@ -212,6 +212,7 @@ class Exported:
     manifest: dict
     inpainter: ExportedInpainter
     detector: ExportedDetector | None
+    int8: bool = False  # the inpainter is generator.int8.onnx
 
     @property
     def size(self) -> int:
@@ -243,15 +244,25 @@ def read_manifest(folder: str) -> dict:
 
 
 def load(
-    folder: str, *, score_thresh: float | None = None, classes: Sequence[str] | None = None
+    folder: str,
+    *,
+    score_thresh: float | None = None,
+    classes: Sequence[str] | None = None,
+    int8: bool = True,
 ) -> Exported:
     """The models of an export folder; `score_thresh` and `classes` default to the detector's
-    training config, as recorded at export."""
+    training config, as recorded at export. The generator is the int8 one when the folder holds
+    one that met the export's quality bar (the manifest's `generator.int8.default`), unless
+    `int8=False`; `Exported.int8` says which."""
     manifest = read_manifest(folder)
     gen = manifest["generator"]
     try:
+        quantized = gen.get("int8") or {}
+        use_int8 = bool(int8 and quantized.get("default"))
         inpainter = ExportedInpainter(
-            os.path.join(folder, gen["onnx"]), gen["size"], gen.get("coarse_fill", "harmonic")
+            os.path.join(folder, quantized["onnx"] if use_int8 else gen["onnx"]),
+            gen["size"],
+            gen.get("coarse_fill", "harmonic"),
         )
         detector = None
         if manifest.get("detector"):
@@ -265,4 +276,4 @@ def load(
             )
     except KeyError as e:
         raise ValueError(f"{os.path.join(folder, MANIFEST)} lacks the field {e}") from None
-    return Exported(os.path.abspath(folder), manifest, inpainter, detector)
+    return Exported(os.path.abspath(folder), manifest, inpainter, detector, use_int8)
