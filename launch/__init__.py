@@ -42,7 +42,10 @@ def run(main, doc: str, *, config_flag: bool = False) -> None:
     them again (the demo model's generator: 20 s of a 43 s reconstruct on 2 busy cores)."""
     from absl import app
 
+    from launch import console
+
     _use_compile_cache()
+    console.install()  # bars and log lines on lines of their own
     sys.modules["__main__"].__doc__ = doc
     if not config_flag:
         app.run(main)
