@@ -227,6 +227,7 @@ def test_export_writes_checked_files_and_a_manifest(exported):
     assert int8["onnx"] == "generator.int8.onnx" and int8["calibration"]["split"] == "train"
     assert int8["check"]["split"] == "validation" and int8["check"]["examples"] == 32
     assert set(int8["check"]["int8"]) == {"psnr_hole", "lpips"}
+    assert int8["check"]["ms"]["int8"] > 0 and int8["check"]["ms"]["float"] > 0
     # No temporary folder is left beside it.
     assert sorted(os.listdir(exported)) == ["exported", "inpainter", "model_final.pt"]
 
