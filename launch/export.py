@@ -294,7 +294,7 @@ def main(argv):
         print(
             f"int8 generator on {check['examples']} validation examples: hole PSNR "
             f"{check['int8']['psnr_hole']:.2f} dB (float {check['float']['psnr_hole']:.2f}), "
-            f"LPIPS {check['int8']['lpips']:.4f} (float {check['float']['lpips']:.4f}): "
+            f"LPIPS {check['int8']['lpips']:.4f} (float {check['float']['lpips']:.4f})"
             + f"; {check['ms']['int8']:.1f} ms a face (float {check['ms']['float']:.1f}): "
             + ("served by default" if int8["default"] else "kept, not served by default")
         )
