@@ -1,4 +1,4 @@
-"""The launchers' stderr (launch/console.py): tqdm bars and absl log lines never share a line."""
+"""The launchers' stderr (launch.BarsAndLines): tqdm bars and absl log lines never share a line."""
 
 import io
 import logging as std_logging
@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from launch.console import BarsAndLines, install
+from launch import BarsAndLines, install_console
 
 LINE = "I1207 10:00:00.000000 1 train.py:1] step 50\n"
 
@@ -40,7 +40,7 @@ def test_tqdm_and_absl_through_the_installed_console(monkeypatch):
     monkeypatch.setattr(sys, "stderr", BarsAndLines(out, terminal=False))
     handler = logging.get_absl_handler().python_handler
     monkeypatch.setattr(handler, "stream", handler.stream)  # restored after the test
-    console = install()
+    console = install_console()
     assert sys.stderr is console and handler.stream is console
     record = std_logging.LogRecord("x", std_logging.INFO, __file__, 1, "step %d", (50,), None)
     with tqdm(total=4, desc="work", mininterval=0) as bar:
