@@ -150,6 +150,12 @@ flags.DEFINE_string(
     "Instead of --inpainter and --detector: a folder written by launch/export.py, run with "
     "onnxruntime (neither JAX nor PyTorch is imported).",
 )
+flags.DEFINE_bool(
+    "int8",
+    True,
+    "With --exported: the int8 generator when the export holds one that met its quality bar "
+    "(launch/export.py --int8); --noint8 for the float one.",
+)
 flags.mark_flags_as_required(["input", "output"])
 
 UserError = launch.UserError
@@ -176,7 +182,9 @@ def load_models():
                 "detector (launch/export.py --detector)"
             )
         try:
-            models = serve.load(FLAGS.exported, score_thresh=FLAGS.score_thresh, classes=classes)
+            models = serve.load(
+                FLAGS.exported, score_thresh=FLAGS.score_thresh, classes=classes, int8=FLAGS.int8
+            )
         except (FileNotFoundError, ValueError) as e:
             raise UserError(f"--exported {FLAGS.exported}: {e}") from None
         return models.inpainter, models.detector, models.size, models.align
