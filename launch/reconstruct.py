@@ -257,14 +257,21 @@ def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) 
         )
         record = photo_record(result, mask=source, input=src, output=dst)
         write_details(dst + ".details", photo, result, record)
-    if not result.faces:
-        return "skipped", f"{src}: no face found; written unchanged to {dst}"
     if not result.changed:
+        if not result.faces:
+            return "skipped", f"{src}: no face found; written unchanged to {dst}"
         return "skipped", (
             f"{src}: no occluder found on {len(result.faces)} face(s); written unchanged to {dst}"
         )
+    if not result.faces:  # the user's mask, filled by the smooth base alone
+        return "done", (
+            f"{src}: no face found; the mask's {result.base_pixels} px filled smoothly -> {dst}"
+        )
     done = sum(f.inpainted for f in result.faces)
-    return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
+    smooth = ""
+    if result.base_pixels:  # the hole reaches past the faces' windows
+        smooth = f"; {result.base_pixels} px outside the faces' windows filled smoothly"
+    return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s){smooth} -> {dst}"
 
 
 MASK_SUFFIX = "_mask.png"  # LaMa's convention: photos/a.jpg is reconstructed with photos/a_mask.png
