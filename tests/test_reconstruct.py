@@ -410,3 +410,23 @@ def test_a_mask_on_a_photo_with_no_face_is_filled_by_the_smooth_base():
     record = photo_record(rec, mask="m.png")
     assert record["replaced_pixels"] == record["base_pixels"] == mask.sum()
     assert record["model_pixels"] == 0
+
+
+def test_a_mask_sources_grown_hole_past_the_window_is_replaced_whole():
+    photo = data.astronaut()
+    occluded, mask = crossing_occluder(photo)
+
+    def magenta(face):  # a detector of the cup: it sees the crop only, down to the window's edge
+        return np.abs(face.astype(int) - MAGENTA).max(-1) < 60
+
+    dilate = 3
+    kwargs = dict(size=64, dilate=dilate, feather=2, max_faces=1)
+    rec = Reconstructor(paint_green, magenta, **kwargs)(occluded)
+    (face,) = rec.faces
+    window = window_of(face, 64, photo.shape)
+    assert rec.hole[mask & window].mean() > 0.95  # what the source sees of the cup
+    assert (rec.hole & ~window).sum() > 2 * dilate * 20  # the growth crosses the window's edge
+    changed = np.any(rec.image != occluded, axis=-1)
+    assert changed[rec.hole].all()
+    assert rec.base_pixels >= 0.9 * (rec.hole & ~window).sum()
+    np.testing.assert_array_equal(Reconstructor(None, magenta, **kwargs).hole(occluded), rec.hole)
