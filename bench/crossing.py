@@ -15,7 +15,8 @@ checkout without `photo_examples(crossing=)` (before the change) scores the same
 own `Reconstructor`.
 
 Every method fills the exact occluder mask (or, with --detector, the hole the detector finds, as
-`launch/reconstruct.py --detector` finds it). Scores are over the exact mask, at the photo's
+`launch/reconstruct.py --detector` finds it; with `--holes=found+missed` that hole and the occluder
+pixels it missed). Scores are over the exact mask, at the photo's
 resolution, by whether the occluder crosses the face's aligned window: hole PSNR (dB, mean over
 photos), and "left": the mask pixels the method left exactly as the occluded input had them
 (summed over photos). "smooth" is the model's base alone (`smooth_fill_around_hole` with the
@@ -44,6 +45,17 @@ def parse_args():
     parser.add_argument("--save", help="write the photos to this .npz")
     parser.add_argument("--examples", help="read the photos from this .npz instead")
     parser.add_argument("--detector", help="fill the hole this detector checkpoint finds")
+    parser.add_argument(
+        "--holes",
+        choices=("found", "found+missed"),
+        default="found",
+        help="with --detector: its hole, or its hole and the occluder pixels it missed (a hole "
+        "that covers the whole occluder, grown where the detector grew it)",
+    )
+    parser.add_argument(
+        "--base", default="auto", help="Reconstructor(base=): auto (the model's coarse fill), "
+        "harmonic, biharmonic; the smooth row is that fill alone"
+    )  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "crossing.json"))
     return parser.parse_args()
 
@@ -73,7 +85,7 @@ def hole_psnr(out: np.ndarray, original: np.ndarray, mask: np.ndarray) -> float:
 def main():
     args = parse_args()
     inpainter = Inpainter.from_workdir(args.workdir)
-    rec = Reconstructor(inpainter, None, size=inpainter.size)
+    rec = Reconstructor(inpainter, None, size=inpainter.size, base=args.base)
     finder = None
     if args.detector:
         from detector.predict import Detector, default_device
@@ -86,7 +98,10 @@ def main():
     rows = {}
     for ex in load_examples(args):
         occluded, original, mask = ex["occluded"], ex["original"], ex["mask"].astype(bool)
-        hole = mask if finder is None else finder.hole(occluded)
+        hole = mask
+        if finder is not None:
+            found = finder.hole(occluded)
+            hole = found | mask if args.holes == "found+missed" else found
         outputs = {
             "model": rec(occluded, hole).image,
             "smooth": np.clip(
