@@ -143,6 +143,10 @@ class Reconstructor:
       max_faces: reconstruct at most this many faces per photo, largest first (None = all).
       min_face: smallest face side (photo pixels) reported.
       detect_side: the Haar fallback runs on a copy of the photo no larger than this.
+      reach: where the mask source's hole reaches the edge of its crop, ask it again on the same
+        framing zoomed out twice and add what of that hole joins the first outside the crop (an
+        occluder going on below the chin). Off by default: see docs/inpainter.md for how the
+        demo's detector does on such a view.
     """
 
     def __init__(
@@ -163,6 +167,7 @@ class Reconstructor:
         max_faces: int | None = None,
         min_face: int = 48,
         detect_side: int = 1024,
+        reach: bool = False,
     ):
         mask_size = size if mask_size is None else mask_size
         if min(size, mask_size) < 8 or min(dilate, grow, feather, margin, base_steps) < 0:
@@ -193,6 +198,7 @@ class Reconstructor:
         self.max_faces = max_faces
         self.min_face = min_face
         self.detect_side = detect_side
+        self.reach = reach
 
     def _grow(self, hole_HxW: np.ndarray) -> np.ndarray:
         """The boolean hole grown by `dilate` photo pixels."""
@@ -227,9 +233,9 @@ class Reconstructor:
             detection = _detection(instance, mask > 0.5, bounds)
             if detection is not None:
                 detections.append(detection)
-        hole = _dilated(hole > 0.5, self.grow).astype(np.float32)
-        hole = alignment.to_photo(hole, bounds, fill=0.0) > 0.5
-        return hole, tuple(detections)
+        hole_r = _dilated(hole > 0.5, self.grow)
+        hole = alignment.to_photo(hole_r.astype(np.float32), bounds, fill=0.0) > 0.5
+        return hole, tuple(detections), hole_r
 
     def _plan(self, photo: np.ndarray, face: FoundFace, detect: bool) -> _Plan:
         """Where `face`'s crop sits in `photo` and, with `detect`, the hole the mask source
@@ -245,10 +251,30 @@ class Reconstructor:
             if self.mask_size != self.size:  # the same framing at the source's size
                 seen_by = self.alignment(face, self.mask_size)
             seen = seen_by.crop(photo, _interpolation(seen_by))
-            source_hole, detections = self._detect(seen, seen_by, bounds, aligned)
+            source_hole, detections, hole_r = self._detect(seen, seen_by, bounds, aligned)
+            if self.reach and _touches_edge(hole_r):
+                bounds, source_hole = self._reach(photo, seen_by, hole_r, pad)
             seconds["mask"] = time.perf_counter() - start
             hole = self._grow(source_hole)
         return _Plan(face.box, alignment, bounds, hole, aligned, detections, seconds)
+
+    def _reach(self, photo: np.ndarray, seen_by: Alignment, hole_r: np.ndarray, pad: int):
+        """Where the mask source's hole reaches its crop's edge, the occluder may go on past it:
+        the source looks again at the same framing zoomed out twice (the same centre, twice the
+        side), and the parts of that hole outside the first crop joined to the first hole are
+        added. Returns the wider bounds and the hole inside them (photo pixels)."""
+        m = seen_by.size
+        matrix = seen_by.matrix * 0.5
+        matrix[:, 2] += m / 4  # about the crop's centre
+        wide = Alignment(matrix, m)
+        bounds = wide.photo_bounds(photo.shape, pad=pad)
+        first = seen_by.to_photo(hole_r.astype(np.float32), bounds, fill=0.0) > 0.5
+        seen = wide.crop(photo, _interpolation(wide))
+        found, _, _ = self._detect(seen, wide, bounds, aligned=False)
+        # Keep what is joined to the first hole: an occluder going on, not another one.
+        _, labels = cv2.connectedComponents((first | found).astype(np.uint8), connectivity=8)
+        joined = np.isin(labels, np.unique(labels[first]))
+        return bounds, first | (found & joined)
 
     def _whole_hole(self, shape, plans: Sequence[_Plan], photo_hole: np.ndarray | None):
         """The pixels a call replaces (HxW bool): the user's grown hole, or the union of the
@@ -447,6 +473,11 @@ def _window_ramp(size: int) -> np.ndarray:
     edge = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32)
     distance = np.minimum(edge[:, None], edge[None, :])
     return np.clip(distance / max(2.0, size / 16), 0.0, 1.0)
+
+
+def _touches_edge(hole_r: np.ndarray) -> bool:
+    """Whether the crop's hole reaches its outermost pixel ring."""
+    return bool(hole_r[0].any() or hole_r[-1].any() or hole_r[:, 0].any() or hole_r[:, -1].any())
 
 
 def _dilated(hole_HxW: np.ndarray, pixels: int) -> np.ndarray:

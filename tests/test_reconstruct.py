@@ -430,3 +430,21 @@ def test_a_mask_sources_grown_hole_past_the_window_is_replaced_whole():
     assert changed[rec.hole].all()
     assert rec.base_pixels >= 0.9 * (rec.hole & ~window).sum()
     np.testing.assert_array_equal(Reconstructor(None, magenta, **kwargs).hole(occluded), rec.hole)
+
+
+def test_reach_asks_the_mask_source_again_past_the_window():
+    photo = data.astronaut()
+    occluded, mask = crossing_occluder(photo)
+    far = np.zeros_like(mask)
+    far[20:40, 20:40] = True  # another 'cup', joined to nothing the face's crop holds
+    occluded[far] = MAGENTA
+
+    def magenta(face):
+        return np.abs(face.astype(int) - MAGENTA).max(-1) < 60
+
+    kwargs = dict(size=64, dilate=3, max_faces=1)  # the wider view is coarser: its edge blurs
+    cut = Reconstructor(paint_green, magenta, **kwargs)(occluded)
+    assert cut.hole[mask].mean() < 0.7  # the crop ends at the window: the rest stays
+    rec = Reconstructor(paint_green, magenta, reach=True, **kwargs)(occluded)
+    assert rec.hole[mask].all() and not rec.hole[far].any()
+    assert not np.all(rec.image == MAGENTA, axis=-1)[mask].any()
