@@ -53,6 +53,9 @@ def parse_args():
         "that covers the whole occluder, grown where the detector grew it)",
     )
     parser.add_argument(
+        "--reach", action="store_true", help="with --detector: Reconstructor(reach=True)"
+    )
+    parser.add_argument(
         "--base", default="auto", help="Reconstructor(base=): auto (the model's coarse fill), "
         "harmonic, biharmonic; the smooth row is that fill alone"
     )  # fmt: skip
@@ -94,6 +97,7 @@ def main():
         finder = Reconstructor(
             None, detector.detect, size=inpainter.size, base="none",
             mask_size=detector.input_size, grow=DETECTOR_GROW, on_face=ON_FACE,
+            **({"reach": True} if args.reach else {}),
         )  # fmt: skip
     rows = {}
     for ex in load_examples(args):
