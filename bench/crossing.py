@@ -39,7 +39,7 @@ _KEYS = ("occluded", "original", "mask", "crosses")
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True, help="the inpainter's training workdir")
+    parser.add_argument("--workdir", help="the inpainter's training workdir (none: only --save)")
     parser.add_argument("--data", default="runs/demo/data", help="the dataset build's --out")
     parser.add_argument("--split", default="test", help="test | validation | train")
     parser.add_argument("--save", help="write the photos to this .npz")
@@ -87,6 +87,10 @@ def hole_psnr(out: np.ndarray, original: np.ndarray, mask: np.ndarray) -> float:
 
 def main():
     args = parse_args()
+    examples = load_examples(args)
+    if not args.workdir:
+        print(f"{len(examples)} photos" + (f" saved to {args.save}" if args.save else ""))
+        return
     inpainter = Inpainter.from_workdir(args.workdir)
     rec = Reconstructor(inpainter, None, size=inpainter.size, base=args.base)
     finder = None
@@ -100,7 +104,7 @@ def main():
             **({"reach": True} if args.reach else {}),
         )  # fmt: skip
     rows = {}
-    for ex in load_examples(args):
+    for ex in examples:
         occluded, original, mask = ex["occluded"], ex["original"], ex["mask"].astype(bool)
         hole = mask
         if finder is not None:
