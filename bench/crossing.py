@@ -85,24 +85,43 @@ def hole_psnr(out: np.ndarray, original: np.ndarray, mask: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / max(np.mean(err**2), 1e-10)))
 
 
+def hole_stats(finder: Reconstructor, examples: list[dict]) -> None:
+    """The detector's holes alone: occluder pixels they miss, and hole pixels off the occluder."""
+    rows = {}
+    for ex in examples:
+        mask, hole = ex["mask"].astype(bool), finder.hole(ex["occluded"])
+        row = rows.setdefault("yes" if bool(ex["crosses"]) else "no", [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += int(mask.sum())
+        row[2] += int((mask & ~hole).sum())
+        row[3] += int((hole & ~mask).sum())
+    for crosses, (n, occluder, missed, off) in sorted(rows.items()):
+        print(
+            f"crosses {crosses}: {n} photos, {occluder} occluder px, missed {missed} "
+            f"({missed / max(occluder, 1):.1%}), hole px off the occluder {off}"
+        )
+
+
 def main():
     args = parse_args()
     examples = load_examples(args)
-    if not args.workdir:
-        print(f"{len(examples)} photos" + (f" saved to {args.save}" if args.save else ""))
-        return
-    inpainter = Inpainter.from_workdir(args.workdir)
-    rec = Reconstructor(inpainter, None, size=inpainter.size, base=args.base)
     finder = None
     if args.detector:
         from detector.predict import Detector, default_device
 
         detector = Detector.from_checkpoint(args.detector, device=default_device())
         finder = Reconstructor(
-            None, detector.detect, size=inpainter.size, base="none",
+            None, detector.detect, size=64, base="none",  # the size does not change the hole
             mask_size=detector.input_size, grow=DETECTOR_GROW, on_face=ON_FACE,
             **({"reach": True} if args.reach else {}),
         )  # fmt: skip
+    if not args.workdir:
+        print(f"{len(examples)} photos" + (f" saved to {args.save}" if args.save else ""))
+        if finder is not None:
+            hole_stats(finder, examples)
+        return
+    inpainter = Inpainter.from_workdir(args.workdir)
+    rec = Reconstructor(inpainter, None, size=inpainter.size, base=args.base)
     rows = {}
     for ex in examples:
         occluded, original, mask = ex["occluded"], ex["original"], ex["mask"].astype(bool)
