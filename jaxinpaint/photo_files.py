@@ -284,17 +284,23 @@ def reconstruct_file(
     if photo_mask is not None and not photo_mask.any():
         message = f"{src}: the mask {mask} marks nothing (no pixel brighter than 127 of 255)"
         return "skipped", f"{message}; written unchanged to {dst}{note}", result
-    if not result.faces:
-        return "skipped", f"{src}: no face found; written unchanged to {dst}{note}", result
     if not result.changed:
+        if not result.faces:
+            return "skipped", f"{src}: no face found; written unchanged to {dst}{note}", result
         return (
             "skipped",
             f"{src}: no occluder found on {len(result.faces)} face(s); written unchanged to "
             f"{dst}{note}",
             result,
         )
+    if not result.faces:  # the user's mask, filled by the smooth base alone
+        message = f"{src}: no face found; the mask's {result.base_pixels} px filled smoothly"
+        return "done", f"{message} -> {dst}{note}", result
     done = sum(f.inpainted for f in result.faces)
-    message = f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}{note}"
+    smooth = ""
+    if result.base_pixels:  # the hole reaches past the faces' windows
+        smooth = f"; {result.base_pixels} px outside the faces' windows filled smoothly"
+    message = f"{src}: reconstructed {done} of {len(result.faces)} face(s){smooth} -> {dst}{note}"
     return "done", message, result
 
 

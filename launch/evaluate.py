@@ -17,8 +17,10 @@ full-resolution hole touches). `--photos` scores the split's faces again as whol
 `Reconstructor` (`eval_<split>_photos.md`); `--detector=CHECKPOINT` adds the same with the hole
 the detector finds on each photo, filled by the model and by the baselines alike, scored over the
 pixels the occluder hid (`eval_<split>_photos_detector.md`): what a user of
-`launch/reconstruct.py --detector` gets. Both models must have trained on none of the split's
-faces or persons. Exit status 1 on a user error.
+`launch/reconstruct.py --detector` gets. With `--photos_crossing` (the default) each photo comes
+a second time, framed by a blurred border and with its occluder across the face's edge, and the
+photo tables gain a row by whether the occluder crosses the face's window. Both models must have
+trained on none of the split's faces or persons. Exit status 1 on a user error.
 """
 
 import itertools
@@ -55,6 +57,13 @@ flags.DEFINE_string(
     "With --photos: a detector checkpoint (launch/train_detector.py). The photos are scored a "
     "second time with the hole the detector finds, as launch/reconstruct.py finds it, filled by "
     "every method; the scores stay over the pixels the occluder hid.",
+)
+flags.DEFINE_bool(
+    "photos_crossing",
+    True,
+    "With --photos: each example a second time, on the photo framed by a blurred copy of itself, "
+    "its occluder placed across the face's edge (below the chin; a cap above the brow), so that "
+    "the tables' 'By window' rows score occluders that reach past the face's window.",
 )
 flags.DEFINE_integer("max_examples", 0, "Evaluate at most this many examples (0 = all).")
 flags.DEFINE_integer("batch_size", 8, "Examples per generator call.")
@@ -183,7 +192,9 @@ def _evaluate_photos(inpainter, out_dir: str, who: str, detector=None) -> str:
 
     align = inpainter.config.data.get("align", True)
     rec = Reconstructor(inpainter, None, size=inpainter.size, align=align)
-    examples = photos.photo_examples(FLAGS.dataset, FLAGS.split, seed=0)
+    examples = photos.photo_examples(
+        FLAGS.dataset, FLAGS.split, seed=0, crossing=FLAGS.photos_crossing
+    )
     if FLAGS.max_examples:
         examples = itertools.islice(examples, FLAGS.max_examples)
     suffix, holes = "", "the exact occluder masks"
