@@ -307,13 +307,10 @@ _MESH_KEYPOINTS = (
 )
 
 
-def mesh_window(
-    rgb: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(the mesh's MESH_INPUT-square window of `rgb`, uint8 as `rgb`; the 2x3 matrix from photo
-    to window pixels) for the face in `box` [x, y, w, h], seen upright by its eyes
-    (`keypoints`' first two): the square of MESH_SCALE times the box's longer side about its
-    centre."""
+def mesh_matrix(keypoints: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The 2x3 matrix from photo to mesh window pixels for the face in `box` [x, y, w, h], seen
+    upright by its eyes (`keypoints`' first two): the square of MESH_SCALE times the box's longer
+    side about its centre becomes the MESH_INPUT-square window."""
     right_eye, left_eye = np.asarray(keypoints, np.float64)[:2]
     angle = np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
     x, y, w, h = box
@@ -322,6 +319,14 @@ def mesh_window(
     c, s = np.cos(angle) * k, np.sin(angle) * k
     matrix = np.array([[c, s, 0.0], [-s, c, 0.0]])  # turns the eye line level
     matrix[:, 2] = MESH_INPUT / 2 - matrix[:, :2] @ centre
+    return matrix
+
+
+def mesh_window(
+    rgb: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the mesh's window of `rgb`, of its dtype; `mesh_matrix`, photo to window pixels)."""
+    matrix = mesh_matrix(keypoints, box)
     window = cv2.warpAffine(
         np.ascontiguousarray(rgb), matrix, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR
     )

@@ -11,8 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from data_pipeline import landmarks, sample_faces
+from data_pipeline import align, landmarks, sample_faces
 from jaxinpaint.models import face_mesh
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 FACES = ("face000.jpg", "face040.jpg", "face090.jpg")
 POINT_TOL = 1e-3  # pixels of the 192-px input
@@ -106,3 +108,43 @@ def test_a_file_of_another_network_is_refused():
         face_mesh.load_face_mesh_params(other)
     with pytest.raises(FileNotFoundError, match="missing"):
         face_mesh.load_face_mesh_params("/nonexistent/face_landmark.tflite")
+
+
+def test_crop_to_window_is_cv2_warp_affine_of_the_template_framing():
+    crop = np.random.default_rng(1).random((1, 64, 64, 3), dtype=np.float32)
+    want = cv2.warpAffine(
+        crop[0], face_mesh.template_matrix(64), (192, 192), flags=cv2.INTER_LINEAR
+    )
+    got = np.asarray(face_mesh.crop_to_window(jnp.asarray(crop)))[0]
+    # OpenCV rounds each axis' interpolation weights to 1/32 (up to 1/64 off each): the two
+    # differ by up to 1/32 of the pixels' range, and on average by far less.
+    assert np.abs(got - want).max() < 1 / 32
+    assert np.abs(got - want).mean() < 1 / 200
+    points = np.array([[[10.0, 20.0], [150.0, 99.0]]], np.float32)
+    back = np.asarray(face_mesh.window_to_crop(jnp.asarray(points), 64))[0]
+    np.testing.assert_allclose(
+        cv2.transform(back[None], face_mesh.template_matrix(64))[0], points[0], atol=1e-3
+    )
+
+
+def test_the_template_framing_finds_the_mesh_found_through_blazeface(mesh):
+    """On aligned crops the fixed window (no detector) gives the points `landmarks.FaceMesh`
+    gives through BlazeFace's box, within 2 % of the crop's side; the parts lie where the
+    template puts them."""
+    params, apply, _, _ = mesh
+    size = 128
+    faces = sample_faces.load(size, align=True)[:4]
+    crops = np.stack([f.image for f in faces])
+    points, _ = apply(params, face_mesh.crop_to_window(jnp.asarray(crops / 255.0, jnp.float32)))
+    points = np.asarray(face_mesh.window_to_crop(points[..., :2], size))
+    opencv = landmarks.FaceMesh(passes=1)
+    for crop, ours in zip(crops, points, strict=True):
+        (found,) = landmarks.BlazeFace()(crop)[:1]
+        _, theirs = opencv(crop, found.keypoints, found.box)
+        assert np.linalg.norm(ours - theirs, axis=1).mean() < 0.02 * size
+        right, left = (
+            ours[list(idx)].mean(0) / size for idx in (face_mesh.RIGHT_EYE, face_mesh.LEFT_EYE)
+        )
+        lips = ours[list(face_mesh.LIPS)].mean(0) / size
+        np.testing.assert_allclose([right, left], align.TEMPLATE[:2], atol=0.04)
+        assert abs(lips[1] - align.TEMPLATE[3, 1]) < 0.05

@@ -210,3 +210,75 @@ def load_face_mesh_params(path: str | None = None) -> dict:
     """The network's weights (`{"params": {...}}`, float32 numpy) read from the `.tflite` file
     (default: the one `data_pipeline` ships). Cached per path."""
     return _load_cached(os.path.abspath(path or MESH_PATH))
+
+
+# The mesh's points of the face's parts (MediaPipe's canonical numbering, as in its
+# `face_mesh_connections`): each eye's contour, each brow, the lips' outer and inner contours.
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398)
+RIGHT_BROW = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
+LEFT_BROW = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
+LIPS = (
+    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
+    78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415,
+)  # fmt: skip
+PARTS = RIGHT_EYE + LEFT_EYE + RIGHT_BROW + LEFT_BROW + LIPS
+
+
+def template_matrix(size: int) -> np.ndarray:
+    """The 2x3 matrix from the pixels of a `size`-square aligned crop (`data_pipeline.align`'s
+    template) to the mesh's window, framed as `landmarks.FaceMesh` frames a face BlazeFace found:
+    the box `landmarks.keypoint_box` draws around the template's keypoints, times MESH_SCALE. The
+    crop is upright, so this is a scale and a shift; the window reaches a little past the crop's
+    sides and bottom (black there, as `cv2.warpAffine` leaves it)."""
+    from data_pipeline import align
+
+    points = align.TEMPLATE * size
+    keypoints = np.concatenate([points, points[:2]])  # ears: unused by the box and the matrix
+    return landmarks.mesh_matrix(keypoints, landmarks.keypoint_box(keypoints))
+
+
+def _resample_matrix(scale: float, shift: float, n_out: int, n_in: int) -> np.ndarray:
+    """[n_out, n_in]: linear interpolation of output pixel o at input position (o - shift) /
+    scale, zero outside the input (pixel centres at integers, as `cv2.warpAffine`)."""
+    pos = (np.arange(n_out, dtype=np.float64) - shift) / scale
+    lo = np.floor(pos)
+    frac = pos - lo
+    out = np.zeros((n_out, n_in), np.float64)
+    for index, weight in ((lo, 1.0 - frac), (lo + 1, frac)):
+        inside = (index >= 0) & (index < n_in)
+        out[np.nonzero(inside)[0], index[inside].astype(int)] += weight[inside]
+    return out.astype(np.float32)
+
+
+def crop_to_window(crop_BxSxSxC: jax.Array) -> jax.Array:
+    """Aligned crops -> the mesh's [B, 192, 192, C] windows (`template_matrix`), by bilinear
+    interpolation written as two matrix products: differentiable in the crop, cheap, and the same
+    sampling as `cv2.warpAffine(crop, template_matrix(S), ..., INTER_LINEAR)`."""
+    size = crop_BxSxSxC.shape[1]
+    matrix = template_matrix(size)
+    rows = _resample_matrix(matrix[1, 1], matrix[1, 2], INPUT_SIZE, size)
+    cols = _resample_matrix(matrix[0, 0], matrix[0, 2], INPUT_SIZE, size)
+    x = crop_BxSxSxC.astype(jnp.float32)
+    hi = jax.lax.Precision.HIGHEST
+    x = jnp.einsum("ys,bsxc->byxc", rows, x, precision=hi)
+    return jnp.einsum("xt,bytc->byxc", cols, x, precision=hi)
+
+
+def window_to_crop(points_BxNx2: jax.Array, size: int) -> jax.Array:
+    """Window pixels -> the pixels of the `size`-square aligned crop (`template_matrix`'s
+    inverse)."""
+    matrix = template_matrix(size)
+    scale = jnp.asarray([matrix[0, 0], matrix[1, 1]], jnp.float32)
+    shift = jnp.asarray(matrix[:, 2], jnp.float32)
+    return (points_BxNx2 - shift) / scale
+
+
+def sample_at(image_BxHxW: jax.Array, points_BxNx2: jax.Array) -> jax.Array:
+    """[B, N]: each image bilinearly sampled at its (x, y) points, 0 outside."""
+
+    def one(image, points):
+        coords = [points[:, 1], points[:, 0]]
+        return jax.scipy.ndimage.map_coordinates(image, coords, order=1, mode="constant")
+
+    return jax.vmap(one)(image_BxHxW.astype(jnp.float32), points_BxNx2)
