@@ -109,6 +109,10 @@ class InpaintingGAN:
         # The face mesh (frozen) for the structure term, when it has a weight.
         self.face_mesh = face_mesh.FaceMeshNet()
         self.uses_mesh = config.loss.get("structure", 0.0) > 0
+        if config.loss.get("structure", 0.0) < 0:
+            raise ValueError(
+                f"config.loss.structure must be >= 0 (0 = off), got {config.loss.structure}"
+            )
         self.gen_tx = _optimizer(config.gen_optim)
         self.disc_tx = _optimizer(config.disc_optim)
         self.local_size = config.disc.local_size

@@ -65,6 +65,13 @@ def test_structure_loss_sees_the_eyes_filled_flat_and_reaches_the_composite(face
     assert float(off_face) == 0.0
 
 
+def test_a_negative_structure_weight_is_refused():
+    config = tiny_config()
+    config.loss.structure = -1.0
+    with pytest.raises(ValueError, match=r"config\.loss\.structure must be >= 0"):
+        InpaintingGAN(config)
+
+
 def test_structure_metric(faces):
     original, hole, grey = faces
     metric = StructureError()
