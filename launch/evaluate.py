@@ -139,16 +139,23 @@ def _check_unseen(workdir: str, dataset: str, split: str) -> str:
     return f"{who}, none of whom training saw"
 
 
+def _cell(value: float | None) -> str:
+    """A mean that may be missing (no example had a value): "-"."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _print_table(summary: dict, fids: dict | None = None) -> None:
     overall = summary["overall"]
     header = f"{'method':<9}{'PSNR':>8}{'PSNR hole':>11}{'SSIM':>8}{'SSIM hole':>11}{'LPIPS':>8}"
+    header += f"{'structure':>11}"
     print(header + (f"{'FID':>9}" if fids else ""))
     for method, m in overall.items():
         if not isinstance(m, dict):  # "n"
             continue
         print(
             f"{method:<9}{m['psnr']:>8.2f}{m['psnr_hole']:>11.2f}{m['ssim']:>8.3f}"
-            f"{m['ssim_hole']:>11.3f}{m['lpips']:>8.4f}" + (f"{fids[method]:>9.2f}" if fids else "")
+            f"{m['ssim_hole']:>11.3f}{m['lpips']:>8.4f}{_cell(m.get('structure')):>11}"
+            + (f"{fids[method]:>9.2f}" if fids else "")
         )
 
 
@@ -280,6 +287,7 @@ def main(argv):
             fid_features=fid_features,
             batch_size=FLAGS.batch_size,
             progress=bar.update,
+            aligned=inpainter.config.data.get("align", True),
         )
     summary = report.aggregate(result.records, result.fid)
     out_dir = FLAGS.out or os.path.join(FLAGS.workdir, "eval")

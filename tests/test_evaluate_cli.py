@@ -68,6 +68,7 @@ def test_report_with_fid_and_baselines(setup):
         "SSIM",
         "hole",
         "LPIPS",
+        "structure",
         "FID",
     ]
 

@@ -24,6 +24,7 @@ import numpy as np
 from jaxinpaint.evaluation import metrics
 from jaxinpaint.evaluation.evaluate import GENDERS
 from jaxinpaint.evaluation.lpips import LPIPS
+from jaxinpaint.evaluation.structure import StructureError
 from jaxinpaint.fills import (
     METHODS,
     SMOOTH_FILLS,
@@ -153,6 +154,7 @@ def score_photos(
     baselines: tuple[str, ...] = METHODS,
     lpips: LPIPS | None = None,
     smooth_steps: int | str | None = "classical",
+    structure: StructureError | None = None,
 ) -> list[dict]:
     """Records in the form of `evaluate.evaluate`'s, for `report.aggregate`: each method's PSNR,
     SSIM (over the face square and over the hole in it) and LPIPS of the face square, at the
@@ -167,6 +169,7 @@ def score_photos(
     from data_pipeline.categories import ID_TO_CATEGORY
 
     lpips = lpips or LPIPS()
+    structure = structure or StructureError()
     records = []
     for ex in examples:
         hole = ex.get("fill", ex["mask"])
@@ -189,6 +192,7 @@ def score_photos(
                 "ssim": float(metrics.ssim(out_f, target)[0]),
                 "ssim_hole": float(metrics.ssim(out_f, target, hole)[0]),
                 "lpips": float(lpips(out_f, target)[0]),
+                "structure": float(structure(out_f, target, hole, aligned=False)[0]),
             }
         records.append(
             {
