@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench clean-venv
+.PHONY: setup demo test lint format bench browser clean-venv
 
 setup: $(STAMP)
 
@@ -28,9 +28,21 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# pytest-xdist: one test file per worker process, as many workers as cores (at most 4).
-test: lint
-	$(PY) -m pytest -n auto --maxprocesses=4 --dist loadfile $(PYTEST_ARGS)
+# The web page's browser test (tests/test_web_browser.py) drives Debian's chromium with its
+# chromedriver: installed here when missing (apt-get, as root or through sudo; about 80 s).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing chromium and chromium-driver for the browser test"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+# pytest-xdist: one test file per worker process, as many workers as cores (at most 4). The
+# browser test fails, rather than skips, without a browser.
+test: lint browser
+	JAXINPAINT_BROWSER_TEST=required $(PY) -m pytest -n auto --maxprocesses=4 --dist loadfile \
+	  $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/pconv.py

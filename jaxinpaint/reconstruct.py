@@ -478,6 +478,26 @@ class Reconstructor:
         plans = [self._plan(photo, face, photo_hole is None) for face in found]
         return photo, plans, self._whole_hole(photo.shape, plans, photo_hole), searched
 
+    def survey(
+        self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
+    ) -> Reconstruction:
+        """What a call on this photo would find and replace, without inpainting: the faces (box,
+        framing, the share of each face's crop in the hole, detections), the hole (HxW bool) and
+        the seconds spent; `image` is the photo itself. What a page shows before it runs."""
+        start = time.perf_counter()
+        photo, plans, hole, searched = self._search(photo_HxWx3, photo_mask)
+        faces = []
+        for plan in plans:
+            x0, y0, x1, y1 = plan.bounds
+            hole_r = plan.alignment.crop_region(hole[y0:y1, x0:x1].astype(np.float32), (x0, y0))
+            faces.append(self._result(plan, float((hole_r > 1e-3).mean())))
+        seconds = {
+            "find_faces": searched,
+            "mask": sum(plan.seconds.get("mask", 0.0) for plan in plans),
+            "total": time.perf_counter() - start,
+        }
+        return Reconstruction(photo, tuple(faces), hole, seconds)
+
     def hole(self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None) -> np.ndarray:
         """The pixels a call on this photo would replace (HxW bool), found without inpainting:
         what evaluations and benches score a mask source by."""

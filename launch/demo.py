@@ -16,7 +16,8 @@ walk-through:
      library, once with the detector's mask and once with the known mask, each as input | ours
      | cv2.inpaint Telea with its details (mask, detections overlay, faces, record.json);
   7. export both models (ONNX, StableHLO) and reconstruct the photo again from the export, with
-     onnxruntime alone (the serving path).
+     onnxruntime alone (the serving path); the last line is the command that serves the web page
+     on that export.
 Stages whose outputs exist are skipped when the demo is run again (each command resumes).
 """
 
@@ -133,6 +134,8 @@ def main(argv):
         print(f"  {what:<36}{path}")
     with open(os.path.join(data, "summary.json")) as f:
         print(f"  ({json.load(f)['examples']} examples built)")
+    # The page on the export: the command prints the address to open, http://127.0.0.1:8000/.
+    print(f"\nThe web page: python launch/web.py --exported={exported}")
     return 0
 
 

@@ -79,3 +79,55 @@ def tiny_workdir(tmp_path_factory):
             shutil.rmtree(workdir, ignore_errors=True)  # a run that died half-way
             train.train_and_evaluate(config, str(workdir))
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, request):
+    """launch/export.py on the tiny inpainter and an untrained detector (64 px, threshold 0.05,
+    score floor 0.01): FOLDER/exported, with FOLDER/inpainter and FOLDER/model_final.pt, its
+    sources. Made once per session, also when pytest-xdist runs the tests in several processes
+    (tests/test_export.py checks it; the web tests serve it)."""
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    root = base / "tiny_export"
+    with FileLock(str(base / "tiny_export.lock")):
+        if not (root / "exported" / "manifest.json").is_file():
+            import torch
+            from config_files import REPO, load_config
+
+            from detector import checkpoint
+            from detector import model as model_lib
+
+            shutil.rmtree(root, ignore_errors=True)  # a run that died half-way
+            root.mkdir()
+            (root / "inpainter").symlink_to(request.getfixturevalue("tiny_workdir"))
+            config = load_config("detector")
+            config.predict.score_thresh = 0.05
+            torch.manual_seed(0)
+            model = model_lib.build_model(config.model, 64, load_weights=False)
+            checkpoint.save(
+                root / "model_final.pt", model=model, optimizer=None, step=0, config=config,
+                image_size=64,
+            )  # fmt: skip
+            args = [
+                f"--inpainter={root / 'inpainter'}",
+                f"--detector={root / 'model_final.pt'}",
+                f"--output={root / 'exported'}",
+                "--score_floor=0.01",
+                "--onnx_batch=2",
+            ]
+            proc = subprocess.run(
+                [sys.executable, "launch/export.py", *args],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+    return root

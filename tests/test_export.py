@@ -10,15 +10,11 @@ import sys
 import jax
 import numpy as np
 import pytest
-import torch
-from config_files import load_config
 from inpaint_tiny import REPO
 from PIL import Image
 
 from data_pipeline.compose import demo_photo
-from detector import checkpoint
 from detector import export as detector_export
-from detector import model as model_lib
 from detector.predict import Detector
 from jaxinpaint import export as generator_export
 from jaxinpaint.inference import Inpainter
@@ -29,34 +25,9 @@ HEAVY = ("jax", "jaxlib", "flax", "orbax", "optax", "torch", "torchvision", "ten
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_workdir):
-    """launch/export.py on the tiny inpainter and an untrained detector checkpoint."""
-    root = tmp_path_factory.mktemp("export")
-    (root / "inpainter").symlink_to(tiny_workdir)
-    det_config = load_config("detector")
-    det_config.predict.score_thresh = 0.05
-    torch.manual_seed(0)
-    model = model_lib.build_model(det_config.model, 64, load_weights=False)
-    checkpoint.save(
-        root / "model_final.pt", model=model, optimizer=None, step=0, config=det_config,
-        image_size=64,
-    )  # fmt: skip
-    args = [
-        f"--inpainter={root / 'inpainter'}",
-        f"--detector={root / 'model_final.pt'}",
-        f"--output={root / 'exported'}",
-        "--score_floor=0.01",
-        "--onnx_batch=2",
-    ]
-    proc = subprocess.run(
-        [sys.executable, "launch/export.py", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return root
+def exported(tiny_export):
+    """launch/export.py on the tiny inpainter and an untrained detector (conftest.py)."""
+    return tiny_export
 
 
 def test_generator_onnx_and_stablehlo_compute_the_jax_composite(exported, tiny_workdir):
