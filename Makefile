@@ -4,8 +4,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BEAM_TESTS := tests/test_beam_build.py
 
-.PHONY: setup demo test lint format bench clean-venv
+BEAM_VENV ?= .venv-beam
+BEAM_STAMP := $(BEAM_VENV)/.installed
+
+.PHONY: setup demo test test-beam beam-env lint format bench clean-venv
 
 setup: $(STAMP)
 
@@ -31,9 +35,27 @@ format: $(STAMP)
 # pytest-xdist: one test file per worker process, as many workers as cores (at most 4).
 test: lint
 	$(PY) -m pytest -n auto --maxprocesses=4 --dist loadfile $(PYTEST_ARGS)
+	$(MAKE) test-beam
+
+# The Beam environment (docs/data.md, "Beam"): apache-beam 2.77.0 caps protobuf, pyarrow and
+# pillow below the main lock's, so requirements-beam-lock.txt goes into a venv of its own, which
+# then sees .venv's packages behind its own (a .pth file): one install of TensorFlow and torch.
+# pip runs before the .pth is written, so it never touches .venv.
+beam-env: $(BEAM_STAMP)
+
+$(BEAM_STAMP): $(STAMP) requirements-beam-lock.txt
+	rm -rf $(BEAM_VENV)
+	$(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-beam-lock.txt
+	$(BEAM_VENV)/bin/python tools/beam_env.py --behind=$(VENV)
+	touch $@
+
+# The tests that need Beam (the default environment skips them): in the Beam environment.
+test-beam: $(BEAM_STAMP)
+	$(BEAM_VENV)/bin/python -m pytest -p no:cacheprovider $(BEAM_TESTS)
 
 bench: $(STAMP)
 	$(PY) bench/pconv.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BEAM_VENV)
