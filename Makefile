@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-BEAM_TESTS := tests/test_beam_build.py
+BEAM_TESTS := tests/test_beam_build.py tests/test_beam_cache.py
 
 BEAM_VENV ?= .venv-beam
 BEAM_STAMP := $(BEAM_VENV)/.installed
