@@ -16,12 +16,14 @@ renamed into place when both pipelines have finished (`data_pipeline.atomic`). O
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
 import shutil
 import tempfile
 import time
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -133,8 +135,11 @@ def _faces(p, faces_arg, size, align):
         usable = p | "sample faces" >> beam.Create(face_list) | beam.Reshuffle()
         log = p | "no skips" >> beam.Create([_skip_log([], [])])
         return usable, log, len(face_list)
-    root, paths = build.list_photos(faces_arg)
-    labels = build_steps.read_labels(root)
+    root, paths = _list_photos(faces_arg)
+    # CelebA's attribute and identity files are read from local folders only
+    labels = (
+        build_steps.PhotoLabels(root, {}, {}) if _remote(root) else build_steps.read_labels(root)
+    )
     read = (
         p
         | "photos" >> beam.Create(list(enumerate(paths)))
@@ -200,6 +205,64 @@ def _examples_pipeline(options, tmp, faces_arg, size, per_face, seed, library_di
     return n_inputs
 
 
+def _remote(path: str) -> bool:
+    """A path on a filesystem that Beam and TensorFlow reach by URL (gs://, s3://, hdfs://)."""
+    return "://" in path
+
+
+def _list_photos(faces_arg: str) -> tuple[str, list[str]]:
+    """(root, photos in path order) of a local or remote face folder."""
+    if not _remote(faces_arg):
+        return build.list_photos(faces_arg)
+    root = faces_arg.rstrip("/")
+    found = FileSystems.match([f"{root}/**"])[0].metadata_list
+    paths = sorted(m.path for m in found if m.path.lower().endswith(images.IMAGE_EXTENSIONS))
+    if not paths:
+        raise build.BuildError(f"--faces={faces_arg}: no .jpg/.jpeg/.png/.webp/.bmp files found")
+    return root, paths
+
+
+def _read_json(path: str) -> dict:
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def _delete_tree(path: str) -> None:
+    """Removes a folder (a prefix of objects on a bucket) if it is there."""
+    if _remote(path):
+        found = FileSystems.match([f"{path}/**"])[0].metadata_list
+        if found:
+            FileSystems.delete([m.path for m in found])
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _output(out: str, overwrite: bool):
+    """The folder to build into: for a local `out`, a temporary one renamed into place whole
+    (`atomic.folder`); for a bucket, which has no folders to rename, `out.partial-<id>/`, whose
+    files are moved to `out/` one by one at the end, summary.json last: a reader that finds
+    summary.json finds everything."""
+    if not _remote(out):
+        with atomic.folder(build.prepare_out(out, overwrite)) as tmp:
+            yield tmp
+        return
+    out = out.rstrip("/")
+    if FileSystems.match([f"{out}/**"])[0].metadata_list and not overwrite:
+        raise build.BuildError(f"--out={out} is not empty; choose a new folder or pass --overwrite")
+    tmp = f"{out}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        _delete_tree(out)
+        moved = sorted(m.path for m in FileSystems.match([f"{tmp}/**"])[0].metadata_list)
+        summary = [p for p in moved if p.endswith("/summary.json")]
+        rest = [p for p in moved if p not in summary]
+        for group in (rest, summary):
+            FileSystems.rename(group, [out + p[len(tmp) :] for p in group])
+    finally:
+        _delete_tree(tmp)
+
+
 def build_dataset(
     faces_arg: str,
     out: str,
@@ -213,36 +276,36 @@ def build_dataset(
 ) -> dict:
     """`data_pipeline.build.build_dataset` on the Beam runner that `beam_args` name (pipeline
     options as on a command line, e.g. ["--runner=DirectRunner", "--direct_num_workers=2"]).
-    Returns the summary; the examples, COCO set and TFDS records equal the one-machine build's."""
+    `faces_arg` and `out` may be local (a filesystem the driver and every worker share) or
+    URLs (gs://...). Returns the summary; the examples, COCO set and TFDS records equal the
+    one-machine build's."""
     build.check_args(size, per_face)
     start = time.time()
-    out = build.prepare_out(out, overwrite)
+    out = out.rstrip("/") if _remote(out) else os.path.abspath(out)
     library = build.load_library(library_dir)
     options = PipelineOptions(beam_args or ["--runner=DirectRunner"])
-    with atomic.folder(out) as tmp:
+    with _output(out, overwrite) as tmp:
         n_inputs = _examples_pipeline(options, tmp, faces_arg, size, per_face, seed,
                                       library_dir, align)  # fmt: skip
-        with open(os.path.join(tmp, _META, "counts.json"), encoding="utf-8") as f:
-            counts = json.load(f)
-        with open(os.path.join(tmp, _META, "skips.json"), encoding="utf-8") as f:
-            skipped = json.load(f)
+        counts = _read_json(FileSystems.join(tmp, _META, "counts.json"))
+        skipped = _read_json(FileSystems.join(tmp, _META, "skips.json"))
         skips = faces.SkipLog()
         skips.counts.update(skipped["counts"])
         skips.examples.update(skipped["examples"])
         if not counts["faces_usable"]:
             reasons = ", ".join(f"{r}: {n}" for r, n in skips.counts.most_common()) or "none"
             raise build.BuildError(f"no usable face among {n_inputs} photos (skipped: {reasons})")
-        n_faces, n_persons = counts.pop("faces_usable"), counts.pop("persons_usable")
-        del n_faces
+        n_persons = counts.pop("persons_usable")
+        counts.pop("faces_usable")
         build_steps.check_splits(counts["examples_per_split"], counts["faces_used"], n_persons)
         # Pipeline 2: TFDS's Beam writer turns the staged pairs into the TFRecord shards.
         tfds_builder.write(
             posixpath.join(tmp, "pairs"), posixpath.join(tmp, "tfds"), size, beam_options=options
         )
-        shutil.rmtree(os.path.join(tmp, "tfds", "downloads"), ignore_errors=True)
-        shutil.rmtree(os.path.join(tmp, _META))
+        _delete_tree(posixpath.join(tmp, "tfds", "downloads"))
+        _delete_tree(posixpath.join(tmp, _META))
         summary = build.make_summary(counts, skips, library, faces_arg, out, size, per_face, seed,
                                      align, n_inputs, time.time() - start)  # fmt: skip
         summary["runner"] = options.get_all_options()["runner"] or "DirectRunner"
-        build.write_files(tmp, {"summary.json": json.dumps(summary, indent=1)})
+        _write(tmp, {"summary.json": json.dumps(summary, indent=1)})
     return summary
