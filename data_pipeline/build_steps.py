@@ -6,7 +6,7 @@ step is a function of one photo, one face or one example, or of the whole set's 
 (hashes, persons, index rows), so that a runner may spread the first kind over any number of
 workers in any order and the output is the same:
 
-    photo  --read_photo-->  Face or skip reason      (faces.read_face: find, align, crop)
+    photo  --faces.read_face, faces.face_from-->  Face or skip reason (find, align, crop)
     faces' hashes in path order  --kept_faces-->  the faces that are no near-duplicate
     faces' persons and genders   --assign_splits-->  face id -> split (by person)
     face   --examples_of-->  its `per_face` occluded examples, each seeded by its own id
@@ -15,7 +15,8 @@ workers in any order and the output is the same:
 
 Examples are seeded by (seed, example id), never by a running count or worker order: the same
 photo gives the same examples whichever machine, bundle or order it is processed in, and adding
-photos to a folder leaves the examples of the others as they were.
+photos to a folder leaves the examples of the others as they were (their split may change: it is
+drawn over all the faces).
 """
 
 from __future__ import annotations
@@ -65,16 +66,6 @@ def read_labels(root: str) -> PhotoLabels:
         return PhotoLabels(root, faces.read_celeba_gender(root), faces.read_celeba_persons(root))
     except ValueError as e:
         raise BuildError(str(e)) from None
-
-
-def read_photo(
-    labels: PhotoLabels, path: str, size: int, align: bool, margin: float = faces.DEFAULT_MARGIN
-) -> faces.Face | str:
-    """The face of one photo (`faces.face_from`), or the reason the photo is skipped."""
-    got = faces.read_face(path, size, margin, align)
-    if isinstance(got, str):
-        return got
-    return faces.face_from(labels.root, path, got, labels.celeba_genders, labels.celeba_persons)
 
 
 def kept_faces(hashes: Iterable[tuple[str, int]]) -> set[str]:
