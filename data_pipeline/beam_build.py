@@ -100,9 +100,10 @@ class _Examples(beam.DoFn):
     def setup(self):
         self._library = occluders.OccluderLibrary.load(self._library_dir)
 
-    def process(self, face, splits):
-        for ex in build_steps.examples_of(face, self._library, self._seed, self._per_face):
-            yield build_steps.record_of(ex, splits[face.id], face.person_id)
+    def process(self, face, plan):
+        rank = plan.rank[face.id]
+        for ex in build_steps.examples_of(face, rank, self._library, self._seed, self._per_face):
+            yield build_steps.record_of(ex, plan.split[face.id], face.person_id)
 
 
 def _dedup(hashes):
@@ -185,13 +186,13 @@ def _examples_pipeline(options, tmp, faces_arg, size, per_face, seed, library_di
             | "persons" >> beam.Map(lambda f: (f.id, f.person_id, f.gender))
             | "all persons" >> beam.combiners.ToList()
         )
-        splits = meta | "split by person" >> beam.Map(
-            lambda m: build_steps.assign_splits(
+        plan = meta | "split and schedule" >> beam.Map(
+            lambda m: build_steps.plan(
                 {fid: p for fid, p, _ in m}, {fid: g for fid, _, g in m}, seed
             )
         )
         records = usable | "examples" >> beam.ParDo(
-            _Examples(library_dir, seed, per_face), beam.pvalue.AsSingleton(splits)
+            _Examples(library_dir, seed, per_face), beam.pvalue.AsSingleton(plan)
         )
         records | "write examples" >> beam.Map(lambda r: _write(tmp, r[0]))
         (

@@ -33,7 +33,7 @@ coco_split = build_steps.coco_split
 
 def assign_splits(persons: dict[str, str], genders: dict[str, int], seed: int) -> dict[str, str]:
     """face id -> "train" | "validation" | "test" (see `data_pipeline.splits`)."""
-    return build_steps.assign_splits(persons, genders, seed)
+    return build_steps.plan(persons, genders, seed).split
 
 
 def prepare_out(out: str, overwrite: bool) -> str:
@@ -161,14 +161,14 @@ def _build_into(tmp, face_iter, n_inputs, library, size, per_face, seed, skips, 
     if not staged:
         reasons = ", ".join(f"{r}: {n}" for r, n in skips.counts.most_common()) or "none"
         raise BuildError(f"no usable face among {n_inputs} photos (skipped: {reasons})")
-    # Stage 2: the split, by person, over the faces that are there.
+    # Stage 2: the split, by person, and the category schedule, over the faces that are there.
     persons = {face.id: face.person_id for face, _ in staged}
-    splits = assign_splits(persons, {face.id: face.gender for face, _ in staged}, seed)
+    plan = build_steps.plan(persons, {face.id: face.gender for face, _ in staged}, seed)
     # Stage 3: the occluded examples, each seeded by its id.
     rows, entries = [], []
     for face in _unstaged(staged):
-        for ex in build_steps.examples_of(face, library, seed, per_face):
-            files, row, entry = build_steps.record_of(ex, splits[face.id], persons[face.id])
+        for ex in build_steps.examples_of(face, plan.rank[face.id], library, seed, per_face):
+            files, row, entry = build_steps.record_of(ex, plan.split[face.id], persons[face.id])
             write_files(tmp, files)
             rows.append(row)
             entries.append(entry)

@@ -8,15 +8,15 @@ workers in any order and the output is the same:
 
     photo  --faces.read_face, faces.face_from-->  Face or skip reason (find, align, crop)
     faces' hashes in path order  --kept_faces-->  the faces that are no near-duplicate
-    faces' persons and genders   --assign_splits-->  face id -> split (by person)
+    faces' ids, persons, genders  --plan-->  face id -> split (by person), schedule rank
     face   --examples_of-->  its `per_face` occluded examples, each seeded by its own id
     example  --record_of-->  its files (PNG bytes by relative path), index row, COCO entry
     all rows and COCO entries  --finish-->  index.jsonl, the COCO JSON, the summary
 
 Examples are seeded by (seed, example id), never by a running count or worker order: the same
-photo gives the same examples whichever machine, bundle or order it is processed in, and adding
-photos to a folder leaves the examples of the others as they were (their split may change: it is
-drawn over all the faces).
+photo gives the same examples whichever machine, bundle or order it is processed in. What depends
+on the whole set is decided once, in `plan`: the split by person, and the category schedule's
+slot of each face (its rank among the sorted face ids), so that the categories stay balanced.
 """
 
 from __future__ import annotations
@@ -76,12 +76,21 @@ def kept_faces(hashes: Iterable[tuple[str, int]]) -> set[str]:
     return {fid for fid, h in hashes if not dedup.seen(h)}
 
 
-def assign_splits(persons: dict[str, str], genders: dict[str, int], seed: int) -> dict[str, str]:
-    """face id -> "train" | "validation" | "test" (see `data_pipeline.splits`)."""
-    return splits_lib.assign_splits(persons, genders, seed)
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Where each usable face goes, decided once over all of them: its split (by person) and its
+    place in the category schedule (its rank among the face ids in sorted order)."""
+
+    split: dict[str, str]  # face id -> "train" | "validation" | "test"
+    rank: dict[str, int]  # face id -> 0..n-1
 
 
-# -- examples ---------------------------------------------------------------------------------
+def plan(persons: dict[str, str], genders: dict[str, int], seed: int) -> Plan:
+    """The `Plan` of the usable faces: face id -> person and gender (-1 = unknown)."""
+    return Plan(
+        splits_lib.assign_splits(persons, genders, seed),
+        {fid: i for i, fid in enumerate(sorted(persons))},
+    )
 
 
 def _id_seed(seed: int, text: str) -> list[int]:
@@ -89,17 +98,9 @@ def _id_seed(seed: int, text: str) -> list[int]:
     return [seed, int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")]
 
 
-def category_of(face_id: str, k: int, seed: int, categories: Sequence[str] = CATEGORIES) -> str:
-    """The category of a face's k-th example: a seeded permutation of the categories entered at
-    an offset drawn from the face's id, so that one face's examples differ in category and the
-    categories are equally likely over faces."""
-    perm = np.random.default_rng([seed, 0x0CC]).permutation(len(categories))
-    offset = np.random.default_rng(_id_seed(seed, face_id)).integers(len(categories))
-    return categories[perm[(offset + k) % len(categories)]]
-
-
 def examples_of(
     face: faces.Face,
+    rank: int,
     library: occluders.OccluderLibrary,
     seed: int,
     per_face: int,
@@ -107,13 +108,15 @@ def examples_of(
 ) -> list[dict]:
     """The occluded examples of one face (`data_pipeline.compose`'s keys), ids "<face id>-<k>".
 
-    Each draws its occluder variant, placement and colour jitter from a generator seeded by
-    (seed, its id); a face on which no variant of the category can be placed visibly gives no
-    k-th example (as `compose.generate`)."""
+    The categories follow `compose.category_for`'s balanced schedule at the face's `rank` (its
+    `Plan.rank`): every 19 consecutive slots hold each category once. Each example draws its
+    occluder variant, placement and colour jitter from a generator seeded by (seed, its id); a
+    face on which no variant of the category can be placed visibly gives no k-th example (as
+    `compose.generate`)."""
     out = []
     for k in range(per_face):
         example_id = f"{face.id}-{k}"
-        cat = category_of(face.id, k, seed, categories)
+        cat = compose.category_for(rank * per_face + k, seed, categories)
         rng = np.random.default_rng(_id_seed(seed, example_id))
         variants = library.items[cat]
         for v in rng.permutation(len(variants)):
