@@ -561,10 +561,18 @@ def iter_faces(
         if isinstance(got, str):
             skips.add(path, got)
             continue
-        crop, box, kps = got
-        if dedup.seen(dhash(crop)):
+        if dedup.seen(dhash(got[0])):
             skips.add(path, images.DUPLICATE)
             continue
-        labels = labels_from_name(path, celeba)
-        person = persons.get(os.path.basename(path), "")
-        yield Face(face_id(root, path), crop, box, path, keypoints=kps, person=person, **labels)
+        yield face_from(root, path, got, celeba, persons)
+
+
+def face_from(
+    root: str, path: str, got: tuple, celeba: dict[str, int], persons: dict[str, str]
+) -> Face:
+    """The Face of one photo under `root` from `read_face`'s (crop, box, keypoints), labelled by
+    its file name or the folder's CelebA files (`read_celeba_gender`, `read_celeba_persons`)."""
+    crop, box, kps = got
+    labels = labels_from_name(path, celeba)
+    person = persons.get(os.path.basename(path), "")
+    return Face(face_id(root, path), crop, box, path, keypoints=kps, person=person, **labels)
