@@ -6,8 +6,8 @@ Python, after requirements-beam-lock.txt is installed into it.
 Writes a .pth file into this interpreter's site-packages that adds the main venv's site-packages
 (with its own .pth files, such as the editable install of this checkout) after this venv's own:
 TensorFlow, torch and the rest are installed once, and the pins of requirements-beam-lock.txt
-(protobuf, pyarrow, pillow, apache-beam) come first. Then imports what the pipelines need, so a
-broken environment fails here with the module's name rather than in the middle of a test.
+(protobuf, pyarrow, pillow, apache-beam) come first. Then imports Beam and the pins from both
+sides, so a broken environment fails here with the module's name, not in the middle of a test.
 """
 
 import argparse
@@ -33,11 +33,12 @@ def main() -> int:
     ).stdout.strip()
     own_site = pathlib.Path(sysconfig.get_paths()["purelib"])
     own_site.joinpath(PTH).write_text(f"import site; site.addsitedir({main_site!r})\n")
+    # what comes from each side, without TensorFlow's and torch's import time (the tests pay it)
     check = (
-        "import apache_beam, google.protobuf, pyarrow, PIL, tensorflow, tensorflow_datasets, "
-        "torch, torchvision, cv2, pycocotools; "
-        "print('beam', apache_beam.__version__, 'protobuf', google.protobuf.__version__, "
-        "'tensorflow', tensorflow.__version__, 'torch', torch.__version__)"
+        "import apache_beam, google.protobuf, pyarrow, PIL, cv2, pycocotools, importlib.metadata "
+        "as m; print('beam', apache_beam.__version__, 'protobuf', google.protobuf.__version__, "
+        "'pillow', PIL.__version__, 'tensorflow', m.version('tensorflow_cpu'), 'torch', "
+        "m.version('torch'))"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "-c", check], env=env, check=False).returncode
