@@ -4,8 +4,11 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BEAM_VENV ?= .venv-beam
+BEAM_STAMP := $(BEAM_VENV)/.installed
+BEAM_TESTS := tests/test_beam_build.py tests/test_beam_cache.py
 
-.PHONY: setup demo test lint format bench browser clean-venv
+.PHONY: setup demo test test-beam beam-env lint format bench browser clean-venv
 
 setup: $(STAMP)
 
@@ -43,9 +46,27 @@ browser:
 test: lint browser
 	JAXINPAINT_BROWSER_TEST=required $(PY) -m pytest -n auto --maxprocesses=4 --dist loadfile \
 	  $(PYTEST_ARGS)
+	$(MAKE) test-beam
+
+# The Beam environment (docs/data.md, "Beam"): apache-beam 2.77.0 caps protobuf, pyarrow and
+# pillow below the main lock's, so requirements-beam-lock.txt goes into a venv of its own, which
+# then sees .venv's packages behind its own (a .pth file): one install of TensorFlow and torch.
+# pip runs before the .pth is written, so it never touches .venv.
+beam-env: $(BEAM_STAMP)
+
+$(BEAM_STAMP): $(STAMP) requirements-beam-lock.txt
+	rm -rf $(BEAM_VENV)
+	$(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-beam-lock.txt
+	$(BEAM_VENV)/bin/python tools/beam_env.py --behind=$(VENV)
+	touch $@
+
+# The tests that need Beam (the default environment skips them): in the Beam environment.
+test-beam: $(BEAM_STAMP)
+	$(BEAM_VENV)/bin/python -m pytest -p no:cacheprovider $(BEAM_TESTS)
 
 bench: $(STAMP)
 	$(PY) bench/pconv.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BEAM_VENV)

@@ -59,3 +59,18 @@ def timed(fn, repeats: int, warmup: int = 2) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
+
+
+def timed_alternating(fns: dict, repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median milliseconds of each `fn()` of `fns`, their calls alternating (one of each, then
+    again, `repeats` times), so that a busy machine slows them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}

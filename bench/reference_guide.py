@@ -36,10 +36,7 @@ from jaxinpaint.reconstruct import Reconstructor
 
 PERSONS = os.path.join(os.path.dirname(sample_faces.__file__), "assets", "faces", "persons.json")
 EYES = [i for group in landmarks._MESH_KEYPOINTS[:2] for i in group]
-# MediaPipe's lip contours (outer and inner), as its FACEMESH_LIPS lists them.
-LIPS = [0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185,
-        191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409,
-        415]  # fmt: skip
+LIPS = list(guide.LIPS)
 
 
 def smooth_only(face, hole):
@@ -159,7 +156,7 @@ def main():
         if args.pictures and part == "eyes":
             os.makedirs(args.pictures, exist_ok=True)
             strip = [occluded, *outputs.values(), original]
-            Image.fromarray(np.concatenate([s[y0 - 20 : y1 + 20] for s in strip], 1)).save(
+            Image.fromarray(np.concatenate([s[max(y0 - 20, 0) : y1 + 20] for s in strip], 1)).save(
                 os.path.join(args.pictures, f"{ex['id']}.png")
             )
     if not rows:
@@ -175,7 +172,8 @@ def main():
             lp0 = np.mean([r["scores"]["smooth"]["lpips_box"] for r in mine])
             table[group][name] = {"n": len(mine), "psnr_hole": psnr, "lpips_box": lp,
                                   "lpips_vs_smooth": lp / lp0}  # fmt: skip
-    print(f"{args.split} split of {args.dataset}: {len(rows)} photos, persons none trained on")
+    seen = "train persons" if args.split == "train" else "persons no training saw"
+    print(f"{args.split} split of {args.dataset}: {len(rows)} photos ({seen})")
     print(f"{'hides':6} {'method':18} {'n':>3} {'hole PSNR':>9} {'LPIPS box':>9} {'/ smooth':>8}")
     for group, methods in table.items():
         for name, s in methods.items():

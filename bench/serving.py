@@ -11,7 +11,8 @@ with the detector as the mask source:
 
 - whole process of `launch/reconstruct.py`, wall seconds and peak RSS: the JAX path with a cold
   and then a warm compilation cache, and the ONNX path (`--exported`);
-- per-photo latency inside one process (median of --repeats after a warm-up): JAX vs ONNX;
+- per-photo latency inside one process (median of --repeats after a warm-up): JAX vs ONNX (the
+  int8 generator when the export serves it, and then the float one too);
 - peak RSS of loading the generator: the whole training state (as before generator-only
   loading) vs `Inpainter.from_workdir` (the generator's averaged weights alone).
 
@@ -120,6 +121,14 @@ def per_photo_ms(workdir, detector, exported, repeats) -> dict[str, float]:
             mask_size=models.detector.input_size,
         ),
     }
+    if models.int8:  # the export's int8 generator is served: the float one beside it
+        float_ = serve.load(exported, int8=False)
+        paths["onnx, float generator"] = Reconstructor(
+            float_.inpainter,
+            float_.detector.detect,
+            size=float_.size,
+            mask_size=float_.detector.input_size,
+        )
     ms = {}
     for name, reconstructor in paths.items():
         # The warm-up call, checked: nothing found would mean nothing inpainted.
@@ -191,8 +200,9 @@ def main():
     for name, (seconds, rss) in process.items():
         print(f"{name:<24}{seconds:>8.1f}{rss:>14.0f}")
     print(f"{'per photo, in process':<24}{'ms':>8}")
-    for name in ("jax", "onnx"):
-        print(f"{name:<24}{ms[name]:>8.0f}")
+    for name in ("jax", "onnx", "onnx, float generator"):
+        if name in ms:
+            print(f"{name:<24}{ms[name]:>8.0f}")
     print(f"{'loading the generator':<24}{'peak RSS MiB':>14}")
     for name, rss in loading.items():
         print(f"{name:<24}{rss:>14.0f}")

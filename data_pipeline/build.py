@@ -15,7 +15,6 @@ detector never trains on an inpainting test person.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import os
@@ -26,35 +25,19 @@ import cv2
 import numpy as np
 import tqdm
 
-from data_pipeline import (
-    atomic,
-    coco,
-    compose,
-    difference,
-    faces,
-    images,
-    occluders,
-    sample_faces,
-    tfds_builder,
-)
-from data_pipeline import splits as splits_lib
-from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY
+from data_pipeline import atomic, build_steps, faces, images, occluders, sample_faces, tfds_builder
 
-
-class BuildError(Exception):
-    """A user error (bad --faces or --out, no usable face); the CLI prints it, no traceback."""
+BuildError = build_steps.BuildError
+coco_split = build_steps.coco_split
 
 
 def assign_splits(persons: dict[str, str], genders: dict[str, int], seed: int) -> dict[str, str]:
     """face id -> "train" | "validation" | "test" (see `data_pipeline.splits`)."""
-    return splits_lib.assign_splits(persons, genders, seed)
+    return build_steps.plan(persons, genders, seed).split
 
 
-def coco_split(split: str) -> str:
-    return "test" if split == "test" else "train"
-
-
-def _prepare_out(out: str, overwrite: bool) -> str:
+def prepare_out(out: str, overwrite: bool) -> str:
+    """--out as an absolute path whose parent exists; BuildError when it cannot be written."""
     out = os.path.abspath(out)
     if os.path.isfile(out):
         raise BuildError(f"--out={out} is a file; expected a new or empty directory")
@@ -68,45 +51,53 @@ def _prepare_out(out: str, overwrite: bool) -> str:
     return out
 
 
-def _face_stream(faces_arg: str, size: int, skips: faces.SkipLog, workers: int, align: bool):
-    """(face count estimate, face iterator, id -> gender, id -> person) for --faces; the split
-    needs the last two before any pixel is read."""
-    if faces_arg == "sample":
-        face_list = sample_faces.load(size, align=align)
-        genders = {f.id: f.gender for f in face_list}
-        return len(face_list), iter(face_list), genders, {f.id: f.person_id for f in face_list}
+def check_args(size: int, per_face: int) -> None:
+    if size < 32 or per_face < 1:
+        raise BuildError(f"expected --size >= 32 and --per_face >= 1, got {size} and {per_face}")
+
+
+def load_library(library_dir: str) -> occluders.OccluderLibrary:
+    library = occluders.OccluderLibrary.load(library_dir)
+    try:
+        library.check()
+    except ValueError as e:
+        raise BuildError(str(e)) from None
+    return library
+
+
+def list_photos(faces_arg: str) -> tuple[str, list[str]]:
+    """(the face folder, its photos in path order) for --faces; BuildError when there are none."""
     root = os.path.abspath(faces_arg)
     if not os.path.isdir(root):
         raise BuildError(f"--faces={faces_arg}: expected a folder of photos or 'sample'")
     paths = images.list_images(root)
     if not paths:
         raise BuildError(f"--faces={faces_arg}: no .jpg/.jpeg/.png/.webp/.bmp files found")
-    try:
-        celeba = faces.read_celeba_gender(root)
-        celeba_persons = faces.read_celeba_persons(root)
-    except ValueError as e:
-        raise BuildError(str(e)) from None
-    # the labels and persons are in the file names (or CelebA's files beside them)
-    genders, persons = {}, {}
-    for p in paths:
-        fid = faces.face_id(root, p)
-        genders[fid] = faces.labels_from_name(p, celeba).get("gender", -1)
-        persons[fid] = celeba_persons.get(os.path.basename(p), fid)
+    return root, paths
+
+
+def _face_stream(faces_arg: str, size: int, skips: faces.SkipLog, workers: int, align: bool):
+    """(photo count, face iterator) for --faces."""
+    if faces_arg == "sample":
+        face_list = sample_faces.load(size, align=align)
+        return len(face_list), iter(face_list)
+    root, paths = list_photos(faces_arg)
+    build_steps.read_labels(root)  # a garbled CelebA file is a BuildError before any pixel
     face_iter = faces.iter_faces(root, size, skips=skips, paths=paths, workers=workers, align=align)
-    return len(paths), face_iter, genders, persons
+    return len(paths), face_iter
 
 
-def _imwrite(path: str, image: np.ndarray) -> None:
-    """`cv2.imwrite`, but a file it cannot write (full disk, no permission) is an error."""
-    if not cv2.imwrite(path, image):
-        raise OSError(f"could not write {path} (disk full, or no permission?)")
-
-
-def _write_pair(pairs: str, ex: dict) -> None:
-    for kind in ("original", "occluded"):
-        bgr = cv2.cvtColor(ex[kind], cv2.COLOR_RGB2BGR)
-        _imwrite(os.path.join(pairs, kind, f"{ex['id']}.png"), bgr)
-    _imwrite(os.path.join(pairs, "mask", f"{ex['id']}.png"), ex["mask"][..., 0] * 255)
+def write_files(root: str, files: dict[str, bytes | str]) -> None:
+    """Writes {relative path: bytes or text} under `root`; a file that cannot be written (full
+    disk, no permission) is an OSError naming it."""
+    for rel, data in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            with open(path, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        except OSError as e:
+            raise OSError(f"could not write {path} (disk full, or no permission?): {e}") from None
 
 
 def build_dataset(
@@ -126,122 +117,78 @@ def build_dataset(
     `faces_arg` is a folder of photos (searched recursively) or "sample" for the committed set;
     `workers` processes read and crop the photos (the result does not depend on their number);
     with `align` every face is aligned to the template by its keypoints (`data_pipeline.align`).
+    The steps are `data_pipeline.build_steps`', which `data_pipeline.beam_build` runs on Beam.
     """
-    if size < 32 or per_face < 1:
-        raise BuildError(f"expected --size >= 32 and --per_face >= 1, got {size} and {per_face}")
+    check_args(size, per_face)
     start = time.time()
-    out = _prepare_out(out, overwrite)
-    library = occluders.OccluderLibrary.load(library_dir)
-    try:
-        library.check()
-    except ValueError as e:
-        raise BuildError(str(e)) from None
+    out = prepare_out(out, overwrite)
+    library = load_library(library_dir)
     skips = faces.SkipLog()
-    n_inputs, face_iter, genders, persons = _face_stream(faces_arg, size, skips, workers, align)
+    n_inputs, face_iter = _face_stream(faces_arg, size, skips, workers, align)
 
     with atomic.folder(out) as tmp:  # never leave a half-written dataset behind
-        summary = _build_into(
-            tmp, face_iter, n_inputs, genders, persons, library, size, per_face, seed, skips,
-            progress,
-        )  # fmt: skip
-        summary.update(
-            faces=faces_arg,
-            out=out,
-            size=size,
-            per_face=per_face,
-            seed=seed,
-            align=align,
-            inputs=n_inputs,
-            seconds=round(time.time() - start, 1),
-        )
-        with open(os.path.join(tmp, "summary.json"), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
+        counts = _build_into(tmp, face_iter, n_inputs, library, size, per_face, seed, skips,
+                             progress)  # fmt: skip
+        summary = make_summary(counts, skips, library, faces_arg, out, size, per_face, seed, align,
+                               n_inputs, time.time() - start)  # fmt: skip
+        write_files(tmp, {"summary.json": json.dumps(summary, indent=1)})
     return summary
 
 
-def _build_into(
-    tmp, face_iter, n_inputs, genders, persons, library, size, per_face, seed, skips, progress
-) -> dict:
-    pairs = os.path.join(tmp, "pairs")
-    for kind in ("original", "occluded", "mask"):
-        os.makedirs(os.path.join(pairs, kind))
-    # Stage 1: every usable face, cropped (and aligned) once, staged as PNG in faces/.
-    staged = _stage_faces(os.path.join(tmp, "faces"), face_iter, n_inputs, skips, progress)
-    if not staged:
-        reasons = ", ".join(f"{r}: {n}" for r, n in skips.counts.most_common()) or "none"
-        raise BuildError(f"no usable face among {n_inputs} photos (skipped: {reasons})")
-    # Stage 2: the split, by person, over the faces that are there.
-    usable = {face.id for face, _ in staged}
-    splits = assign_splits(
-        {fid: p for fid, p in persons.items() if fid in usable},
-        {fid: g for fid, g in genders.items() if fid in usable},
-        seed,
-    )
-    # Stage 3: the occluded examples.
-    writers = {s: coco.CocoWriter(tmp, s) for s in ("train", "test")}
-    per_cat: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    ious, used_faces = [], set()
-    with open(os.path.join(pairs, "index.jsonl"), "w", encoding="utf-8") as index:
-        for ex in compose.generate(_unstaged(staged), library, seed, per_face):
-            split = splits[ex["face_id"]]
-            _write_pair(pairs, ex)
-            writers[coco_split(split)].add(ex)
-            iou = difference.iou(
-                difference.mask_from_difference(ex["original"], ex["occluded"]), ex["mask"]
-            )
-            ious.append(iou)
-            row = {
-                "id": ex["id"],
-                "face_id": ex["face_id"],
-                "person": persons[ex["face_id"]],
-                "source": ex["source"],
-                "split": split,
-                "category": int(ex["category"]),
-                "bbox": [float(v) for v in ex["bbox"]],
-                "gender": int(ex["gender"]),
-                "age": int(ex["age"]),
-                "race": int(ex["race"]),
-                "occluder": ex["occluder"],
-                "mask_area": int(ex["mask"].sum()),
-                "difference_iou": round(iou, 4),
-            }
-            index.write(json.dumps(row) + "\n")
-            per_cat[ID_TO_CATEGORY[row["category"]]][split] += 1
-            used_faces.add(ex["face_id"])
-    used_splits = {s for c in per_cat.values() for s in c}
-    if missing := [s for s in tfds_builder.SPLITS if s not in used_splits]:
-        raise BuildError(
-            f"no usable face fell in the {' and '.join(missing)} split(s): {len(used_faces)} "
-            f"usable faces of {len({persons[f] for f in usable})} persons are too few; add photos"
-        )
-    for w in writers.values():
-        w.close()
-    tfds_builder.write(pairs, os.path.join(tmp, "tfds"), size)
-    shutil.rmtree(os.path.join(tmp, "tfds", "downloads"), ignore_errors=True)
-    split_counts = collections.Counter()
-    for c in per_cat.values():
-        split_counts.update(c)
+def make_summary(counts, skips, library, faces_arg, out, size, per_face, seed, align, n_inputs,
+                 seconds) -> dict:  # fmt: skip
+    """summary.json: the counts of `build_steps.finish`, the skips and the build's arguments."""
     return {
-        "faces_used": len(used_faces),
+        "faces_used": counts["faces_used"],
         "skipped": dict(skips.counts.most_common()),
         "skipped_examples": dict(skips.examples),
-        "examples": sum(split_counts.values()),
-        "examples_per_split": {s: split_counts[s] for s in tfds_builder.SPLITS},
-        "coco_images": {s: len(w.images) for s, w in writers.items()},
-        "examples_per_category": {c: dict(per_cat[c]) for c in CATEGORIES},
-        "difference_mask_iou_mean": round(float(np.mean(ious)), 4),
+        **{k: v for k, v in counts.items() if k != "faces_used"},
         "occluder_variants": library.counts(),
+        "faces": faces_arg,
+        "out": out,
+        "size": size,
+        "per_face": per_face,
+        "seed": seed,
+        "align": align,
+        "inputs": n_inputs,
+        "seconds": round(seconds, 1),
     }
 
 
-def _stage_faces(folder, face_iter, n_inputs, skips, progress) -> list[tuple[faces.Face, str]]:
-    """Writes each face crop to `folder/<id>.png`; returns (face without pixels, path) pairs."""
-    os.makedirs(folder)
+def _build_into(tmp, face_iter, n_inputs, library, size, per_face, seed, skips, progress) -> dict:
+    # Stage 1: every usable face, cropped (and aligned) once, staged as PNG in faces/.
+    staged = _stage_faces(tmp, face_iter, n_inputs, skips, progress)
+    if not staged:
+        reasons = ", ".join(f"{r}: {n}" for r, n in skips.counts.most_common()) or "none"
+        raise BuildError(f"no usable face among {n_inputs} photos (skipped: {reasons})")
+    # Stage 2: the split, by person, and the category schedule, over the faces that are there.
+    persons = {face.id: face.person_id for face, _ in staged}
+    plan = build_steps.plan(persons, {face.id: face.gender for face, _ in staged}, seed)
+    # Stage 3: the occluded examples, each seeded by its id.
+    rows, entries = [], []
+    for face in _unstaged(staged):
+        for ex in build_steps.examples_of(face, plan.rank[face.id], library, seed, per_face):
+            files, row, entry = build_steps.record_of(ex, plan.split[face.id], persons[face.id])
+            write_files(tmp, files)
+            rows.append(row)
+            entries.append(entry)
+    texts, counts = build_steps.finish(rows, entries)
+    n_persons = len(set(persons.values()))
+    build_steps.check_splits(counts["examples_per_split"], counts["faces_used"], n_persons)
+    write_files(tmp, texts)
+    tfds_builder.write(os.path.join(tmp, "pairs"), os.path.join(tmp, "tfds"), size)
+    shutil.rmtree(os.path.join(tmp, "tfds", "downloads"), ignore_errors=True)
+    return counts
+
+
+def _stage_faces(tmp, face_iter, n_inputs, skips, progress) -> list[tuple[faces.Face, str]]:
+    """Writes each face crop to `faces/<id>.png`; returns (face without pixels, path) pairs."""
+    os.makedirs(os.path.join(tmp, "faces"))
     staged = []
     bar = tqdm.tqdm(total=n_inputs, unit="photo", desc="faces", disable=not progress)
     for face in _ticking(face_iter, bar, skips):
-        path = os.path.join(folder, f"{face.id}.png")
-        _imwrite(path, cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR))
+        write_files(tmp, build_steps.face_files(face))
+        path = os.path.join(tmp, "faces", f"{face.id}.png")
         staged.append((dataclasses.replace(face, image=np.zeros((0, 0, 3), np.uint8)), path))
     bar.close()
     return staged

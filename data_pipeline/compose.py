@@ -70,13 +70,26 @@ def _warp(occ: occluders.Occluder, size: int, matrix: np.ndarray) -> tuple[np.nd
     return rgb, a
 
 
+# Where a placement that crosses the face's edge puts the occluder's centre, in face-box heights
+# (see `occluders.Placement`): below the chin for what is held in front of the lower face, its
+# lower part past the aligned crop's bottom (~1.1 box heights); above the brow for caps, the brim
+# past the crop's top (~-0.05). Sunglasses and masks sit on the face and never cross.
+CROSS_BELOW = (1.0, 1.25)
+CROSS_ABOVE = (-0.25, -0.1)
+_NEVER_CROSS = ("mask", "sunglasses")
+
+
 def place(
     occ: occluders.Occluder,
     face_box: Sequence[float],
     size: int,
     rng: np.random.Generator,
+    cross: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples a placement; returns (rgb float HxWx3, alpha HxW in 0..1, 2x3 affine matrix)."""
+    """Samples a placement; returns (rgb float HxWx3, alpha HxW in 0..1, 2x3 affine matrix).
+    With `cross`, the occluder's centre is drawn past the chin (a cap: above the brow), so that
+    it reaches out of the face's aligned window, as cups, books, mics, hands and scarves do in
+    photos; a crop's mask is then the part inside the crop."""
     prior = occluders.PLACEMENTS[occ.category]
     bx, by, bw, bh = face_box
     oh, ow = occ.rgba.shape[:2]
@@ -85,6 +98,8 @@ def place(
     angle = rng.uniform(-prior.rotate, prior.rotate)
     cx = bx + bw * (prior.anchor[0] + rng.uniform(-prior.jitter[0], prior.jitter[0]))
     cy = by + bh * (prior.anchor[1] + rng.uniform(-prior.jitter[1], prior.jitter[1]))
+    if cross and occ.category not in _NEVER_CROSS:
+        cy = by + bh * rng.uniform(*(CROSS_ABOVE if prior.anchor[1] < 0.3 else CROSS_BELOW))
     flip = prior.flip and rng.random() < 0.5
     # occluder pixel -> centred, mirrored, scaled, rotated, moved to (cx, cy)
     c, s = math.cos(math.radians(angle)) * scale, math.sin(math.radians(angle)) * scale
@@ -100,13 +115,17 @@ def composite(
     face: faces_lib.Face,
     occ: occluders.Occluder,
     rng: np.random.Generator,
+    cross: float = 0.0,
 ) -> dict[str, np.ndarray] | None:
-    """Pastes `occ` onto `face` at a sampled placement; None when no placement is big enough."""
+    """Pastes `occ` onto `face` at a sampled placement; None when no placement is big enough.
+    A fraction `cross` of the placements reaches past the face's edge (`place(cross=True)`);
+    with 0 the generator draws exactly what it drew before the option existed."""
     img = face.image
     size = img.shape[0]
     full_area = float((occ.rgba[..., 3] >= ALPHA_CUT * 255).sum())
+    crossing = cross > 0 and rng.random() < cross
     for _ in range(_TRIES):
-        rgb, alpha, matrix = place(occ, face.face_box, size, rng)
+        rgb, alpha, matrix = place(occ, face.face_box, size, rng, crossing)
         alpha = np.where(alpha >= ALPHA_CUT, np.minimum(alpha, 1.0), 0.0)
         mask = alpha > 0
         area = int(mask.sum())
@@ -133,14 +152,18 @@ def generate(
     per_face: int = 1,
     categories: Sequence[str] = CATEGORIES,
     repeat: bool = False,
+    cross: float = 0.0,
 ) -> Iterator[dict]:
     """Yields `per_face` occluded examples per face (see the module docstring for the keys).
 
     The same faces, library, seed and arguments give the same examples. Categories follow a
     balanced schedule; the variant, placement and colour jitter come from a generator seeded by
     (seed, example index). With `repeat`, the faces are cycled forever with fresh occlusions
-    (faces must then be a re-iterable sequence).
+    (faces must then be a re-iterable sequence). A fraction `cross` of the occluders reaches
+    past the face's edge (`composite`); 0, the default, keeps every earlier build's examples.
     """
+    if not 0.0 <= cross <= 1.0:
+        raise ValueError(f"cross is a fraction of the examples, in [0, 1]; got {cross}")
     if per_face < 1:
         raise ValueError(f"per_face must be at least 1, got {per_face}")
     for c in categories:
@@ -159,7 +182,7 @@ def generate(
                 # a variant that cannot be placed visibly (a tiny or odd PNG) yields to the next
                 for v in rng.permutation(len(variants)):
                     occ = variants[v]
-                    parts = composite(face, occ, rng)
+                    parts = composite(face, occ, rng, cross)
                     if parts is not None:
                         break
                 else:

@@ -104,7 +104,9 @@ def detect_faces(
     scale = min(1.0, max_side / max(h, w))
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        # at least 1 px a side: a 1x2048 strip shrinks to 0 px otherwise, which OpenCV refuses
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     gray = cv2.equalizeHist(gray)
     min_px = max(24, round(min_size * scale))
     boxes = _haar(cascade).detectMultiScale(
@@ -197,6 +199,37 @@ def _seen_before(candidate: landmarks.FaceDetection, kept: FoundFace) -> bool:
     return kept.keypoints is not None and _inside(kept.keypoints[:2].mean(0), candidate.box)
 
 
+def _unseen_beside_seen(rgb: np.ndarray, found: list[FoundFace]) -> list[FoundFace]:
+    """`found` without the faces the face mesh does not see (presence < UNSEEN) that lie within
+    half a side of a face it sees (presence >= SEEN): a cap's brim and band over a brow, cut by a
+    tile or seen by YuNet at a low score, pass for a face beside the real one, sharing none of
+    its eyes; the mesh, which looks at the face alone and upright, finds no face there."""
+    if len(found) < 2:
+        return found
+    level = np.array([[0.0, 0.0], [1.0, 0.0]])  # a Haar box: looked at upright
+    presence = [
+        _face_mesh()(rgb, level, f.box)[0]
+        if f.keypoints is None
+        else _face_mesh()(rgb, f.keypoints, landmarks.keypoint_box(f.keypoints))[0]
+        for f in found
+    ]
+    seen = [f for f, p in zip(found, presence, strict=True) if p >= SEEN]
+    return [
+        f
+        for f, p in zip(found, presence, strict=True)
+        if not (p < UNSEEN and any(_near(f.box, s.box) for s in seen if s is not f))
+    ]
+
+
+def _near(box, seen_box) -> bool:
+    """Whether `box` lies within half of `seen_box`'s side of it (overlapping or beside)."""
+    ax, ay, aw, ah = box
+    bx, by, bw, bh = seen_box
+    gap = max(bx - (ax + aw), ax - (bx + bw), by - (ay + ah), ay - (by + bh), 0.0)
+    return gap <= 0.5 * max(bw, bh)
+
+
+SEEN, UNSEEN = 0.5, 0.05  # the face mesh's presence: a face it sees; a face it does not
 SURE_SCORE = 0.6  # a BlazeFace face seen in one view only needs this score
 HAAR_CONFIRMED_SCORE = 0.3  # BlazeFace's threshold inside a window around a Haar face
 YUNET_SCORE = 0.2  # YuNet's threshold for a face that no BlazeFace view found
@@ -234,12 +267,17 @@ def find_faces(
     brow. With `mesh` (the default), each kept face's eyes, nose and mouth come from the face
     mesh (`landmarks.FaceMesh.refine`), which places them better when part of the face is hidden;
     for a YuNet face the mesh looks through the box BlazeFace would draw around its keypoints
-    (`landmarks.keypoint_box`).
+    (`landmarks.keypoint_box`); a face the mesh does not see beside a face it sees is dropped
+    (`_unseen_beside_seen`: a cap over the brow is not a second face).
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
+    if min(h, w) < min_size:
+        # No face fits, and in a strip a few pixels thin the detectors see noise: YuNet gave
+        # boxes with NaN corners or others far outside the photo, differing run to run.
+        return []
     haar = detect_faces(rgb, min_size, max_side)
     cascade, neighbours = OCCLUDED_CASCADE
     for box in detect_faces(rgb, min_size, max_side, cascade=cascade, min_neighbors=neighbours):
@@ -306,6 +344,8 @@ def find_faces(
     for box in haar:
         if all(_box_overlap(box, f.box) < 0.3 for f in found):
             found.append(FoundFace(tuple(float(v) for v in box)))
+    if mesh:
+        found = _unseen_beside_seen(rgb, found)
     return sorted(found, key=lambda f: -f.box[2] * f.box[3])
 
 
@@ -521,10 +561,18 @@ def iter_faces(
         if isinstance(got, str):
             skips.add(path, got)
             continue
-        crop, box, kps = got
-        if dedup.seen(dhash(crop)):
+        if dedup.seen(dhash(got[0])):
             skips.add(path, images.DUPLICATE)
             continue
-        labels = labels_from_name(path, celeba)
-        person = persons.get(os.path.basename(path), "")
-        yield Face(face_id(root, path), crop, box, path, keypoints=kps, person=person, **labels)
+        yield face_from(root, path, got, celeba, persons)
+
+
+def face_from(
+    root: str, path: str, got: tuple, celeba: dict[str, int], persons: dict[str, str]
+) -> Face:
+    """The Face of one photo under `root` from `read_face`'s (crop, box, keypoints), labelled by
+    its file name or the folder's CelebA files (`read_celeba_gender`, `read_celeba_persons`)."""
+    crop, box, kps = got
+    labels = labels_from_name(path, celeba)
+    person = persons.get(os.path.basename(path), "")
+    return Face(face_id(root, path), crop, box, path, keypoints=kps, person=person, **labels)

@@ -28,6 +28,18 @@ from data_pipeline.faces import FoundFace
 
 # Least face presence (`FaceMesh` score) for a mesh to guide: below it, the mesh is a guess.
 MIN_PRESENCE = 0.5
+# The parts a guide lends (MediaPipe's mesh numbering): each eye with its brow, and the lips.
+# Skin is left to the smooth fill: a reference's skin (its pores, its shading) is never where the
+# photo's was, and on holes over cheeks or brow alone its detail only added error (bench/
+# reference_guide.py, docs/inpainter.md).
+RIGHT_EYE_BROW = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
+                  70, 63, 105, 66, 107, 55, 65, 52, 53, 46)  # fmt: skip
+LEFT_EYE_BROW = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398,
+                 300, 293, 334, 296, 336, 285, 295, 282, 283, 276)  # fmt: skip
+LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185,
+        191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409,
+        415)  # fmt: skip
+PARTS = (RIGHT_EYE_BROW, LEFT_EYE_BROW, LIPS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +155,8 @@ def match_colours(
 @dataclasses.dataclass(frozen=True)
 class Guide:
     """A guide face in the target photo's pixels: `image` (HxWx3 float32, colour-matched) and
-    `valid` (HxW float32 in [0, 1], fading to 0 over a few pixels at the warp's edge)."""
+    `valid` (HxW float32 in [0, 1]: where it lends its eyes, brows and lips, fading to 0 at the
+    warp's edge and around those parts)."""
 
     image: np.ndarray
     valid: np.ndarray
@@ -172,7 +185,19 @@ def guide_face(
     soft = valid.astype(np.float32)
     if fade:  # a ramp from 0 at the warp's edge to 1 `fade` pixels inside it
         soft = np.clip(cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 5) / fade, 0, 1)
-    return Guide(image, soft)
+    return Guide(image, soft * parts_weight(target_mesh, target.shape))
+
+
+def parts_weight(mesh: Mesh, shape: tuple[int, ...], grow: float = 0.15, ramp: float = 0.1):
+    """HxW float32: 1 on the `PARTS` of `mesh` (each part's hull grown by `grow` eye
+    distances), falling to 0 over `ramp` eye distances outside them."""
+    inside = np.zeros(shape[:2], np.uint8)
+    for part in PARTS:
+        hull = cv2.convexHull(np.round(mesh.points[list(part)] * 16).astype(np.int32))
+        cv2.fillConvexPoly(inside, hull, 1, lineType=cv2.LINE_8, shift=4)
+    distance = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
+    eyes = max(mesh.eye_distance, 1.0)
+    return np.clip(1.0 - (distance - grow * eyes) / (ramp * eyes), 0.0, 1.0).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)

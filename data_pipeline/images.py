@@ -18,7 +18,9 @@ import warnings
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# The photos every command reads (by extension, any case): one list for a folder's listing and
+# for a single photo, so that neither takes what the other would skip.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 # Reasons a photo is skipped; the summary counts them under these names.
 ZERO_BYTE = "zero-byte file"

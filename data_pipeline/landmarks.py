@@ -307,6 +307,32 @@ _MESH_KEYPOINTS = (
 )
 
 
+def mesh_matrix(keypoints: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The 2x3 matrix from photo to mesh window pixels for the face in `box` [x, y, w, h], seen
+    upright by its eyes (`keypoints`' first two): the square of MESH_SCALE times the box's longer
+    side about its centre becomes the MESH_INPUT-square window."""
+    right_eye, left_eye = np.asarray(keypoints, np.float64)[:2]
+    angle = np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
+    x, y, w, h = box
+    centre = np.array([x + w / 2, y + h / 2])
+    k = MESH_INPUT / (max(w, h) * MESH_SCALE)
+    c, s = np.cos(angle) * k, np.sin(angle) * k
+    matrix = np.array([[c, s, 0.0], [-s, c, 0.0]])  # turns the eye line level
+    matrix[:, 2] = MESH_INPUT / 2 - matrix[:, :2] @ centre
+    return matrix
+
+
+def mesh_window(
+    rgb: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the mesh's window of `rgb`, of its dtype; `mesh_matrix`, photo to window pixels)."""
+    matrix = mesh_matrix(keypoints, box)
+    window = cv2.warpAffine(
+        np.ascontiguousarray(rgb), matrix, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR
+    )
+    return window, matrix
+
+
 class FaceMesh:
     """MediaPipe's 468-point face mesh (`assets/models/face_landmark.tflite`, Apache-2.0, from
     the same wheel), run with OpenCV's TFLite importer, about 4 ms a pass.
@@ -332,17 +358,7 @@ class FaceMesh:
         """(face presence in [0, 1], mesh [468, 2] in photo pixels) of the face in `box`
         [x, y, w, h], seen upright by its eyes (`keypoints`' first two): the square of
         MESH_SCALE times the box's longer side about its centre."""
-        right_eye, left_eye = np.asarray(keypoints, np.float64)[:2]
-        angle = np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
-        x, y, w, h = box
-        centre = np.array([x + w / 2, y + h / 2])
-        k = MESH_INPUT / (max(w, h) * MESH_SCALE)
-        c, s = np.cos(angle) * k, np.sin(angle) * k
-        matrix = np.array([[c, s, 0.0], [-s, c, 0.0]])  # turns the eye line level
-        matrix[:, 2] = MESH_INPUT / 2 - matrix[:, :2] @ centre
-        window = cv2.warpAffine(
-            np.ascontiguousarray(rgb), matrix, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR
-        )
+        window, matrix = mesh_window(rgb, keypoints, box)
         blob = (window.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         self._net.setInput(np.ascontiguousarray(blob))
         logit, points = sorted(self._net.forward(self._outputs), key=np.size)

@@ -40,9 +40,10 @@ class OccludedFaces(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version(VERSION)
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "19 occluder categories, exact masks."}
 
-    def __init__(self, *, pairs_dir: str, image_size: int, **kwargs):
+    def __init__(self, *, pairs_dir: str, image_size: int, beam: bool = False, **kwargs):
         self._pairs_dir = pairs_dir
         self._size = image_size
+        self._beam = beam  # examples made by a Beam pipeline (TFDS's Beam writer) or in-process
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -71,54 +72,76 @@ class OccludedFaces(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(split) for split in SPLITS}
 
     def _generate_examples(self, split: str):
-        for row in read_index(self._pairs_dir):
-            if row["split"] != split:
-                continue
-            yield (
-                row["id"],
-                {
-                    "id": row["id"],
-                    "original": _read_rgb(self._pairs_dir, "original", row["id"]),
-                    "occluded": _read_rgb(self._pairs_dir, "occluded", row["id"]),
-                    "mask": _read_mask(self._pairs_dir, row["id"]),
-                    "category": row["category"],
-                    "bbox": np.asarray(row["bbox"], np.float32),
-                    "gender": row["gender"],
-                    "age": row["age"],
-                    "race": row["race"],
-                },
-            )
+        rows = [row for row in read_index(self._pairs_dir) if row["split"] == split]
+        if self._beam:
+            import apache_beam as beam
+
+            return beam.Create(rows) | beam.Map(_keyed_example, self._pairs_dir)
+        return (_keyed_example(row, self._pairs_dir) for row in rows)
+
+
+def _keyed_example(row: dict, pairs_dir: str) -> tuple[str, dict]:
+    """(key, features) of one staged pair: the one reader of both writers."""
+    return row["id"], {
+        "id": row["id"],
+        "original": _read_rgb(pairs_dir, "original", row["id"]),
+        "occluded": _read_rgb(pairs_dir, "occluded", row["id"]),
+        "mask": _read_mask(pairs_dir, row["id"]),
+        "category": row["category"],
+        "bbox": np.asarray(row["bbox"], np.float32),
+        "gender": row["gender"],
+        "age": row["age"],
+        "race": row["race"],
+    }
 
 
 def read_index(pairs_dir: str) -> list[dict]:
-    with open(os.path.join(pairs_dir, "index.jsonl"), encoding="utf-8") as f:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(pairs_dir, "index.jsonl"), "r") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def _read_png(path: str, flags: int) -> np.ndarray:
+    """A staged PNG, local or on a filesystem TensorFlow reads (gs://, hdfs://)."""
+    import tensorflow as tf
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            data = np.frombuffer(f.read(), np.uint8)
+    except tf.errors.OpError:
+        data = np.zeros(0, np.uint8)
+    image = cv2.imdecode(data, flags) if data.size else None
+    if image is None:
+        raise OSError(f"could not read staged image {path}")
+    return image
 
 
 def _read_rgb(pairs_dir: str, kind: str, example_id: str) -> np.ndarray:
     path = os.path.join(pairs_dir, kind, f"{example_id}.png")
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise OSError(f"could not read staged image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(_read_png(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _read_mask(pairs_dir: str, example_id: str) -> np.ndarray:
-    path = os.path.join(pairs_dir, "mask", f"{example_id}.png")
-    m = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if m is None:
-        raise OSError(f"could not read staged mask {path}")
+    m = _read_png(os.path.join(pairs_dir, "mask", f"{example_id}.png"), cv2.IMREAD_GRAYSCALE)
     return (m > 127).astype(np.uint8)[..., None]  # staged as 0/255 for viewing; stored as 0/1
 
 
-def write(pairs_dir: str, data_dir: str, image_size: int) -> str:
-    """Builds the TFRecord shards from staged pairs into `data_dir`; returns the dataset dir."""
+def write(pairs_dir: str, data_dir: str, image_size: int, beam_options=None) -> str:
+    """Builds the TFRecord shards from staged pairs into `data_dir`; returns the dataset dir.
+
+    With `beam_options` (an apache_beam PipelineOptions) TFDS's Beam writer makes them on that
+    pipeline's runner; the records are the same either way."""
     tfds.disable_progress_bar()
-    builder = OccludedFaces(pairs_dir=pairs_dir, image_size=image_size, data_dir=data_dir)
+    builder = OccludedFaces(
+        pairs_dir=pairs_dir,
+        image_size=image_size,
+        data_dir=data_dir,
+        beam=beam_options is not None,
+    )
+    config = tfds.download.DownloadConfig(try_download_gcs=False, beam_options=beam_options)
     with contextlib.redirect_stdout(io.StringIO()):  # tfds prints a "downloading" banner
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-        )
+        builder.download_and_prepare(download_config=config)
     return os.path.join(data_dir, NAME, VERSION)
 
 

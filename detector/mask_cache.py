@@ -211,7 +211,21 @@ def cache_masks(
     `cache_dir` whole or not at all (see `writing_cache`); `made_from` (a `provenance` dict) is
     recorded in mask_cache.json. Returns the metadata written there.
     """
-    meta = {
+    meta = cache_meta(detector, made_from, on_face)
+    with (
+        writing_cache(cache_dir, num_shards, meta) as write,
+        tqdm(total=total, desc="mask cache", unit="img") as bar,
+    ):
+        for example_id, detection in _detections(detector, examples, batch_size, on_face):
+            write(record_of(example_id, detection))
+            meta["num_with_mask"] += bool(detection[0].any())
+            bar.update(1)
+    return meta
+
+
+def cache_meta(detector, made_from: dict | None, on_face: float) -> dict:
+    """mask_cache.json before the counts: what the detector keeps, and what it was made from."""
+    return {
         "num_with_mask": 0,
         **(made_from or {}),
         "score_thresh": detector.score_thresh,
@@ -220,24 +234,19 @@ def cache_masks(
         "class_ids": sorted(detector.class_ids),
         "mask_encoding": "PNG 8-bit grayscale, 1 = occluder",
     }
-    with (
-        writing_cache(cache_dir, num_shards, meta) as write,
-        tqdm(total=total, desc="mask cache", unit="img") as bar,
-    ):
-        found = _detections(detector, examples, batch_size, on_face)
-        for example_id, (mask, boxes_mask, chosen) in found:
-            record = encode_example(
-                example_id,
-                mask,
-                boxes_mask,
-                [x.label for x in chosen],
-                [x.score for x in chosen],
-                [x.box for x in chosen],
-            )
-            write(record)
-            meta["num_with_mask"] += bool(mask.any())
-            bar.update(1)
-    return meta
+
+
+def record_of(example_id: str, detection: tuple) -> bytes:
+    """The cache record of one example from `predict.Detector.masks`' (mask, box mask, chosen)."""
+    mask, boxes_mask, chosen = detection
+    return encode_example(
+        example_id,
+        mask,
+        boxes_mask,
+        [x.label for x in chosen],
+        [x.score for x in chosen],
+        [x.box for x in chosen],
+    )
 
 
 def iter_cache(cache_dir) -> Iterator[tuple[str, dict]]:

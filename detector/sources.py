@@ -36,9 +36,9 @@ def find_tfds_dir(path) -> pathlib.Path | None:
     return found[-1] if found else None
 
 
-def _tfds_examples(tfds_dir, splits: Sequence[str]):
-    import tensorflow_datasets as tfds
-
+def tfds_splits(tfds_dir, splits: Sequence[str]):
+    """(read-only builder, the split names, their example count) of a TFDS folder; ValueError
+    for an unknown split or a dataset that is not the occluded_faces set."""
     from data_pipeline.tfds_builder import open_builder
 
     builder = open_builder(str(tfds_dir))  # ValueError naming a garbled dataset_info.json
@@ -52,6 +52,13 @@ def _tfds_examples(tfds_dir, splits: Sequence[str]):
         if name not in features:
             raise ValueError(f"{tfds_dir}: no {name!r} feature; expected the occluded_faces set")
     total = sum(builder.info.splits[s].num_examples for s in splits)
+    return builder, splits, total
+
+
+def _tfds_examples(tfds_dir, splits: Sequence[str]):
+    import tensorflow_datasets as tfds
+
+    builder, splits, total = tfds_splits(tfds_dir, splits)
 
     def gen():
         for split in splits:
@@ -64,7 +71,8 @@ def _tfds_examples(tfds_dir, splits: Sequence[str]):
     return gen(), total
 
 
-def _folder_examples(path: pathlib.Path):
+def folder_images(path: pathlib.Path) -> list[pathlib.Path]:
+    """The images of a folder (recursively, sorted); their file stems are the example ids."""
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in images.IMAGE_EXTENSIONS)
     if not files:
         raise FileNotFoundError(
@@ -74,6 +82,11 @@ def _folder_examples(path: pathlib.Path):
     stems = [p.stem for p in files]
     if len(set(stems)) != len(stems):
         raise ValueError(f"{path}: two images share a file stem; expected unique names as ids")
+    return files
+
+
+def _folder_examples(path: pathlib.Path):
+    files = folder_images(path)
 
     skipped: list[tuple[str, str]] = []
 

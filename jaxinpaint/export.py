@@ -9,13 +9,19 @@ where the composite keeps the known pixels and takes the generator's output in t
 StableHLO keeps the batch size open; the ONNX graph is written for one batch size (jax2onnx cannot
 yet give the bilinear resize of the coarse fill a symbolic batch), 1 by default, which is what
 reconstruction uses: one face at a time.
+
+`to_int8_onnx` quantises that ONNX graph's convolutions to int8 (onnxruntime's static
+quantisation, calibrated on training faces), for CPUs; the smooth fill and every other op stay
+float32.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -101,3 +107,41 @@ def sample_inputs(size: int, batch: int = 1, seed: int = 0) -> tuple[np.ndarray,
         elif kind == 1:
             hole[i, :, size // 2 : size // 2 + max(1, size // 32)] = 1
     return occluded, hole
+
+
+def to_int8_onnx(
+    onnx_path: str, calibration: Iterable[tuple[np.ndarray, np.ndarray]], per_channel: bool = True
+) -> bytes:
+    """The ONNX generator at `onnx_path` with its convolutions in int8 (QDQ: weights per output
+    channel, activations per tensor), serialized. `calibration` yields (occluded, hole) batches
+    of the graph's batch size, training faces as the model saw them: onnxruntime runs the float
+    graph on them and keeps each activation's range (MinMax)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(calibration)
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else dict(zip(INPUT_NAMES, batch, strict=True))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "int8.onnx")
+        quantize_static(
+            onnx_path,
+            out,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        with open(out, "rb") as f:
+            return f.read()

@@ -1,9 +1,11 @@
 """The inpainting GAN: train state, initialisation and the pure train step.
 
 `InpaintingGAN(config)` holds the (stateless) Flax modules and optax transforms built from the
-config; `init(rng)` makes a `TrainState` and `train_step(state, batch, rng, vgg_params)` returns
+config; `init(rng)` makes a `TrainState` and `train_step(state, batch, rng, frozen)` returns
 the next state and the step's metrics. Both are pure, so `jaxinpaint.train` can wrap them in
-`jax.jit` with explicit shardings.
+`jax.jit` with explicit shardings. `frozen` (`InpaintingGAN.frozen_params()`) holds the weights
+of the fixed networks the losses read: VGG16 and the face mesh, each None when no loss uses it;
+they never reach an optimizer or a checkpoint.
 
 One forward pass serves both players: `jax.vjp` of `(gen_loss, disc_loss)` is pulled back twice,
 once with cotangent (1, 0) for the generator's gradients and once with (0, 1) for the
@@ -24,10 +26,11 @@ from jaxinpaint import backends, losses
 from jaxinpaint.models import (
     crop,
     discriminators_from_config,
+    face_mesh,
     generator_from_config,
     hole_crop_origin,
 )
-from jaxinpaint.vgg import VGG16Features
+from jaxinpaint.vgg import VGG16Features, load_vgg16_params
 
 Batch = dict[str, jax.Array]
 
@@ -103,6 +106,13 @@ class InpaintingGAN:
         self.vgg = VGG16Features(dtype, self.ops)
         # VGG16 is most of a small model's step: skipped when no loss term reads its features.
         self.uses_vgg = config.loss.perceptual > 0 or config.loss.style > 0
+        # The face mesh (frozen) for the structure term, when it has a weight.
+        self.face_mesh = face_mesh.FaceMeshNet()
+        self.uses_mesh = config.loss.get("structure", 0.0) > 0
+        if config.loss.get("structure", 0.0) < 0:
+            raise ValueError(
+                f"config.loss.structure must be >= 0 (0 = off), got {config.loss.structure}"
+            )
         self.gen_tx = _optimizer(config.gen_optim)
         self.disc_tx = _optimizer(config.disc_optim)
         self.local_size = config.disc.local_size
@@ -119,6 +129,15 @@ class InpaintingGAN:
             raise ValueError(
                 f"config.disc.local_size must be in 1..image_size={size}, got {self.local_size}"
             )
+
+    def frozen_params(self) -> dict:
+        """The fixed networks' weights for `train_step` (numpy): {"vgg", "face_mesh"}, each None
+        when no loss term reads it, so neither is loaded nor run."""
+        loss = self.config.loss
+        return {
+            "vgg": load_vgg16_params(loss.vgg_weights or None) if self.uses_vgg else None,
+            "face_mesh": face_mesh.load_face_mesh_params() if self.uses_mesh else None,
+        }
 
     def dummy_batch(self, batch_size: int) -> Batch:
         """A zero batch of the config's image size (for initialisation and shape checks)."""
@@ -153,7 +172,21 @@ class InpaintingGAN:
         occluded, _, hole = prepare_batch(batch)
         return self.generator.apply({"params": gen_params}, occluded, hole, train=False)
 
-    def _losses(self, gen_params, disc_params, batch, rng, vgg_params):
+    def _structure(self, composite, target, hole, mesh_params) -> jax.Array:
+        """`losses.structure` of the mesh's points on the composite against the original's, both
+        crops framed for the mesh (`face_mesh.crop_to_window`); the weights are the hole at the
+        original's points. Gradients reach the composite, never the mesh's weights."""
+        mesh_params = jax.lax.stop_gradient(mesh_params)
+        windows = face_mesh.crop_to_window(jnp.concatenate([composite, target]))
+        points, _ = self.face_mesh.apply(mesh_params, windows)
+        points_comp, points_gt = jnp.split(points[..., :2] / face_mesh.INPUT_SIZE, 2)
+        points_gt = jax.lax.stop_gradient(points_gt)
+        size = hole.shape[1]
+        at = face_mesh.window_to_crop(points_gt * face_mesh.INPUT_SIZE, size)
+        weights = (face_mesh.sample_at(hole[..., 0], at) >= 0.5).astype(jnp.float32)
+        return losses.structure(points_comp, points_gt, weights)
+
+    def _losses(self, gen_params, disc_params, batch, rng, frozen):
         occluded, target, hole = prepare_batch(batch)
         pred, composite = self.generator.apply(
             {"params": gen_params}, occluded, hole, train=True, rngs={"dropout": rng}
@@ -170,11 +203,15 @@ class InpaintingGAN:
 
         feats_out = feats_comp = feats_gt = None
         if self.uses_vgg:
-            feats = self.vgg.apply(vgg_params, jnp.concatenate([pred, composite, target]))
+            feats = self.vgg.apply(frozen["vgg"], jnp.concatenate([pred, composite, target]))
             thirds = [jnp.split(f, 3) for f in feats]
             feats_out = [t[0] for t in thirds]
             feats_comp = [t[1] for t in thirds]
             feats_gt = [jax.lax.stop_gradient(t[2]) for t in thirds]
+
+        structure_term = None
+        if self.uses_mesh:
+            structure_term = self._structure(composite, target, hole, frozen["face_mesh"])
 
         kind = self.config.loss.adv_loss
         gen_loss, gen_metrics = losses.generator_loss(
@@ -188,17 +225,19 @@ class InpaintingGAN:
             logits_fake=logits_fake,
             weights=self.config.loss,
             adv_kind=kind,
+            structure_term=structure_term,
         )
         disc_loss, disc_metrics = losses.discriminator_loss(logits_real, logits_fake, kind)
         return (gen_loss, disc_loss), {**gen_metrics, **disc_metrics}
 
     def train_step(
-        self, state: TrainState, batch: Batch, rng: jax.Array, vgg_params: Any
+        self, state: TrainState, batch: Batch, rng: jax.Array, frozen: dict
     ) -> tuple[TrainState, dict[str, jax.Array]]:
-        """One generator update and one discriminator update; pure."""
+        """One generator update and one discriminator update; pure. `frozen`: see
+        `frozen_params`."""
         rng = jax.random.fold_in(rng, state.step)
         (gen_loss, disc_loss), pullback, metrics = jax.vjp(
-            lambda g, d: self._losses(g, d, batch, rng, vgg_params),
+            lambda g, d: self._losses(g, d, batch, rng, frozen),
             state.gen_params,
             state.disc_params,
             has_aux=True,

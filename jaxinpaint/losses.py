@@ -70,6 +70,18 @@ def total_variation(composite: jax.Array, hole: jax.Array) -> jax.Array:
     return jnp.mean(jnp.abs(p[:, 1:] - p[:, :-1])) + jnp.mean(jnp.abs(p[:, :, 1:] - p[:, :, :-1]))
 
 
+def structure(
+    points_comp_BxNx2: jax.Array, points_gt_BxNx2: jax.Array, weights_BxN: jax.Array
+) -> jax.Array:
+    """The structure term (the seed's parsing regulariser, 6.2.1, with the face mesh as the
+    fixed network): the weighted mean over points of |dx| + |dy| between the mesh's points on the
+    composite and on the original, in the units the points come in (the train step: fractions of
+    the mesh's window). `weights` are 1 on the points that lie in the hole (0 when no point
+    does: the term is then 0, not NaN)."""
+    err = jnp.sum(jnp.abs(points_comp_BxNx2 - points_gt_BxNx2), axis=-1)
+    return jnp.sum(weights_BxN * err) / jnp.maximum(jnp.sum(weights_BxN), 1.0)
+
+
 def adversarial_generator(logits_fake: jax.Array, kind: str) -> jax.Array:
     """The generator's adversarial loss on the discriminator's logits for its composites."""
     if kind == "hinge":
@@ -102,16 +114,20 @@ def generator_loss(
     logits_fake: Mapping[str, jax.Array],
     weights: Mapping[str, float],
     adv_kind: str,
+    structure_term: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Weighted sum of the reconstruction terms and the adversarial terms of each discriminator.
     Without VGG features (`feats_* = None`: both their weights are 0) the perceptual and style
-    terms are left out."""
+    terms are left out; `structure_term` (`structure`'s value, weighted by `weights.structure`)
+    is added when given."""
     valid, in_hole = l1_valid_hole(pred, target, hole)
     terms = {"l1_valid": valid, "l1_hole": in_hole}
     if feats_out is not None:
         terms["perceptual"] = perceptual(feats_out, feats_comp, feats_gt)
         terms["style"] = style(feats_out, feats_comp, feats_gt)
     terms["tv"] = total_variation(composite, hole)
+    if structure_term is not None:
+        terms["structure"] = structure_term
     for name, logits in logits_fake.items():
         terms[f"adv_{name}"] = adversarial_generator(logits, adv_kind)
     weight_of = {
@@ -120,6 +136,7 @@ def generator_loss(
         "perceptual": weights["perceptual"],
         "style": weights["style"],
         "tv": weights["tv"],
+        "structure": weights.get("structure", 0.0),
     }
     loss = sum(weight_of.get(k, weights["adv"]) * v for k, v in terms.items())
     metrics = {f"gen/{k}": v for k, v in terms.items()}

@@ -13,8 +13,12 @@
 Each face is found with keypoints (`data_pipeline.faces.find_faces`: BlazeFace behind occluders,
 YuNet where too little shows for it, Haar as the fallback) and, with `align=True`, warped to the
 template framing the model trained on (`data_pipeline.align`); the inverse transform takes the
-fill back, so a tilted face comes back tilted. Only the (dilated, feathered) hole is written back
-into the photo; every other pixel keeps the photo's full resolution and value.
+fill back, so a tilted face comes back tilted. Every pixel of the (dilated) hole is replaced: the
+smooth base (`jaxinpaint.fills.smooth_fill_around_hole`) is solved once over the whole hole at the
+photo's resolution, and inside each face's window the model's correction is added to it; what
+lies outside every window (an occluder reaching below the chin, a mask on a photo where no face
+is found) is the base alone. Only the hole and its feathered seam are written back into the
+photo; every other pixel keeps the photo's full resolution and value.
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ _BASES = (*SMOOTH_FILLS, "none")
 # pixels instead (docs/detector.md, "How far to grow the detector's hole").
 DETECTOR_GROW = 2
 # How much of a reference's detail (`data_pipeline.guide`: the warped reference minus its own
-# smooth fill of the hole) is added to the photo's smooth base where the reference covers the
-# hole. Its features are never quite where the photo's were: the full detail doubles the error
-# where it is off. Chosen on the demo build's train persons (docs/inpainter.md, "A reference
-# photo").
+# smooth fill of the hole) is added to the photo's smooth base where the reference lends its
+# eyes, brows and lips. Its features are never quite where the photo's were: the full detail
+# doubles the error where it is off. Chosen on the demo build's train persons (docs/inpainter.md,
+# "Guide faces").
 GUIDE_GAIN = 0.5
 MaskSource = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, Sequence]]
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -65,7 +69,7 @@ class FaceResult:
     hole_fraction: float  # of the crop, after dilation; 0 when nothing was found to remove
     detections: tuple[Detection, ...] = ()  # what the mask source found (none for a user mask)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # "mask", "inpaint"
-    # The reference that guided the fill (its name), and the fraction of the hole it covered.
+    # The reference that guided the fill (its name), and the share of the hole it lent to.
     reference: str | None = None
     reference_cover: float = 0.0
 
@@ -80,41 +84,28 @@ class Reconstruction:
     faces: tuple[FaceResult, ...]
     hole: np.ndarray  # HxW bool: the pixels replaced whole (the grown hole); the seam blends
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # per stage, and total
+    # Of `hole`: the pixels inside a face's window, which its model's correction fills, and the
+    # rest, outside every window (or on a photo with no face), which the smooth base fills.
+    model_pixels: int = 0
+    base_pixels: int = 0
 
     @property
     def changed(self) -> bool:
-        return any(f.inpainted for f in self.faces)
+        return bool(self.hole.any())
 
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
-    """One face before inpainting: its framing, the model's crop, and what to replace."""
+    """One face before inpainting: its framing and, from a mask source, its hole."""
 
+    face_box: tuple[float, float, float, float]  # [x, y, w, h] in photo pixels
+    keypoints: np.ndarray | None  # the face's keypoints in photo pixels (None: Haar's box)
     alignment: Alignment
-    crop: np.ndarray  # RxRx3 uint8, the model's crop of the face
     bounds: tuple[int, int, int, int]  # x0, y0, x1, y1 of the photo region the crop touches
-    hard: np.ndarray | None  # bool inside `bounds`: the photo pixels replaced; None: nothing
-    hole_r: np.ndarray  # RxR bool: the model's hole, every crop pixel `hard` touches
+    hole: np.ndarray | None  # bool inside `bounds`: the mask source's grown hole; None: none
     aligned: bool
     detections: tuple[Detection, ...]
     seconds: dict[str, float]
-
-    def result(self, face: FoundFace) -> FaceResult:
-        """What is reported of `face` (its `seconds` are this plan's, filled in as it goes on)."""
-        box = tuple(round(v) for v in face.box)
-        hole_fraction = float(self.hole_r.mean())
-        return FaceResult(
-            box, self.alignment.matrix, self.aligned, hole_fraction, self.detections, self.seconds
-        )
-
-    def photo_hole(self, shape) -> np.ndarray | None:
-        """`hard` in a photo of `shape` (HxW bool), or None when nothing is replaced."""
-        if self.hard is None:
-            return None
-        x0, y0, x1, y1 = self.bounds
-        out = np.zeros(shape[:2], bool)
-        out[y0:y1, x0:x1] = self.hard
-        return out
 
 
 class Reconstructor:
@@ -134,9 +125,11 @@ class Reconstructor:
         `dilate + feather` (and a pixel of rounding) from the mask changes.
       base: "harmonic", "biharmonic" or "pushpull": the fill is the model's correction of that
         smooth fill (`jaxinpaint.fills.smooth_fill`), added to the same fill made at the
-        photo's resolution (sharp seams at any face size); "none": the model's fill, upsampled;
-        "auto": the fill the generator starts from (`inpaint.coarse_fill`, as `Inpainter` and
-        the exported one give it), "harmonic" for an inpainter that paints the hole itself.
+        photo's resolution over the whole hole (sharp seams at any face size; the base alone
+        outside every face's window); "none": the model's fill, upsampled, and the harmonic
+        fill outside the windows; "auto": the fill the generator starts from
+        (`inpaint.coarse_fill`, as `Inpainter` and the exported one give it), "harmonic" for an
+        inpainter that paints the hole itself.
       base_steps: None (the default): the full-resolution base is solved on the hole's pixels
         (`jaxinpaint.fills.smooth_fill_around_hole`: one sparse factorisation, 1-100 ms for a
         face's hole on 2 cores; the biharmonic one with a little tension); a number: relaxed
@@ -160,10 +153,15 @@ class Reconstructor:
       max_faces: reconstruct at most this many faces per photo, largest first (None = all).
       min_face: smallest face side (photo pixels) reported.
       detect_side: the Haar fallback runs on a copy of the photo no larger than this.
-      references: photos of the same person (`data_pipeline.guide.reference`): where the one
-        posed most like a face covers its hole, the fill is the smooth base plus `guide_gain` of
-        that reference's detail, warped onto the face's mesh (`data_pipeline.guide`), instead of
-        the model's correction; each call may pass its own.
+      reach: where the mask source's hole reaches the edge of its crop, ask it again on the same
+        framing zoomed out twice and add what of that hole joins the first outside the crop (an
+        occluder going on below the chin). Off by default: see docs/inpainter.md for how the
+        demo's detector does on such a view.
+      references: photos of the same person (`data_pipeline.guide.reference`; or exemplars):
+        inside each face's window, where the one posed most like the face lends its eyes, brows
+        and lips, the fill is the smooth base plus `guide_gain` of that reference's detail,
+        warped onto the face's mesh (`data_pipeline.guide`), instead of the model's correction;
+        each call may pass its own.
       guide_gain: the share of a reference's detail added (`GUIDE_GAIN`).
     """
 
@@ -185,6 +183,7 @@ class Reconstructor:
         max_faces: int | None = None,
         min_face: int = 48,
         detect_side: int = 1024,
+        reach: bool = False,
         references: Sequence[guide.Reference] = (),
         guide_gain: float = GUIDE_GAIN,
     ):
@@ -217,6 +216,7 @@ class Reconstructor:
         self.max_faces = max_faces
         self.min_face = min_face
         self.detect_side = detect_side
+        self.reach = reach
         if references and base == "none":
             raise ValueError(
                 "a reference guides the smooth base's correction: base 'none' has none"
@@ -261,128 +261,200 @@ class Reconstructor:
             detection = _detection(instance, mask > 0.5, bounds)
             if detection is not None:
                 detections.append(detection)
-        hole = _dilated(hole > 0.5, self.grow).astype(np.float32)
-        hole = alignment.to_photo(hole, bounds, fill=0.0) > 0.5
-        return hole, tuple(detections)
+        hole_r = _dilated(hole > 0.5, self.grow)
+        hole = alignment.to_photo(hole_r.astype(np.float32), bounds, fill=0.0) > 0.5
+        return hole, tuple(detections), hole_r
 
-    def _plan(self, photo: np.ndarray, face: FoundFace, photo_hole: np.ndarray | None) -> _Plan:
-        """Where `face`'s crop sits in `photo` and which photo pixels of it to replace: from
-        `photo_hole` (HxW bool, already grown by `dilate`) when given, else from the mask source."""
+    def _plan(self, photo: np.ndarray, face: FoundFace, detect: bool) -> _Plan:
+        """Where `face`'s crop sits in `photo` and, with `detect`, the hole the mask source
+        finds on it (grown by `grow` of its pixels and `dilate` photo pixels)."""
         alignment = self.alignment(face)
-        face_r = alignment.crop(photo, _interpolation(alignment))
-        x0, y0, x1, y1 = bounds = alignment.photo_bounds(photo.shape, pad=2 * self.feather + 2)
-        hard, detections, seconds = None, (), {}
+        pad = 2 * self.feather + 2 + self.dilate  # room for the growth around the crop
+        x0, y0, x1, y1 = bounds = alignment.photo_bounds(photo.shape, pad=pad)
+        hole, detections, seconds = None, (), {}
         aligned = self.align and face.keypoints is not None
-        if x1 > x0 and y1 > y0:
-            # The hole at the photo's resolution, inside this face's crop: what gets replaced.
-            ones = np.ones((self.size, self.size), np.float32)
-            inside = alignment.to_photo(ones, bounds, fill=0.0) > 0.999
-            if photo_hole is None:
-                start = time.perf_counter()
-                seen, seen_by = face_r, alignment
-                if self.mask_size != self.size:  # the same framing at the source's size
-                    seen_by = self.alignment(face, self.mask_size)
-                    seen = seen_by.crop(photo, _interpolation(seen_by))
-                source_hole, detections = self._detect(seen, seen_by, bounds, aligned)
-                seconds["mask"] = time.perf_counter() - start
-                hard = self._grow(source_hole)
-            else:
-                hard = photo_hole[y0:y1, x0:x1]
-            hard = hard & inside
-        # The model's hole: every crop pixel the photo's hole touches, so that no occluder
-        # colour reaches the model as a known pixel.
-        hole_r = np.zeros((self.size, self.size), bool)
-        if hard is not None and hard.any():
-            hole_r = alignment.crop_region(hard.astype(np.float32), (x0, y0)) > 1e-3
-        else:
-            hard = None
-        return _Plan(alignment, face_r, bounds, hard, hole_r, aligned, detections, seconds)
+        if detect and x1 > x0 and y1 > y0:
+            start = time.perf_counter()
+            seen_by = alignment
+            if self.mask_size != self.size:  # the same framing at the source's size
+                seen_by = self.alignment(face, self.mask_size)
+            seen = seen_by.crop(photo, _interpolation(seen_by))
+            source_hole, detections, hole_r = self._detect(seen, seen_by, bounds, aligned)
+            if self.reach and _touches_edge(hole_r):
+                bounds, source_hole = self._reach(photo, seen_by, hole_r, pad)
+            seconds["mask"] = time.perf_counter() - start
+            hole = self._grow(source_hole)
+        return _Plan(
+            face.box, face.keypoints, alignment, bounds, hole, aligned, detections, seconds
+        )
 
-    def reconstruct_face(
+    def _reach(self, photo: np.ndarray, seen_by: Alignment, hole_r: np.ndarray, pad: int):
+        """Where the mask source's hole reaches its crop's edge, the occluder may go on past it:
+        the source looks again at the same framing zoomed out twice (the same centre, twice the
+        side), and the parts of that hole outside the first crop joined to the first hole are
+        added. Returns the wider bounds and the hole inside them (photo pixels)."""
+        m = seen_by.size
+        matrix = seen_by.matrix * 0.5
+        matrix[:, 2] += m / 4  # about the crop's centre
+        wide = Alignment(matrix, m)
+        bounds = wide.photo_bounds(photo.shape, pad=pad)
+        first = seen_by.to_photo(hole_r.astype(np.float32), bounds, fill=0.0) > 0.5
+        seen = wide.crop(photo, _interpolation(wide))
+        found, _, _ = self._detect(seen, wide, bounds, aligned=False)
+        # Keep what is joined to the first hole: an occluder going on, not another one.
+        _, labels = cv2.connectedComponents((first | found).astype(np.uint8), connectivity=8)
+        joined = np.isin(labels, np.unique(labels[first]))
+        return bounds, first | (found & joined)
+
+    def _whole_hole(self, shape, plans: Sequence[_Plan], photo_hole: np.ndarray | None):
+        """The pixels a call replaces (HxW bool): the user's grown hole, or the union of the
+        faces' grown holes from the mask source. Neither is cut at a face's window."""
+        if photo_hole is not None:
+            return photo_hole
+        hole = np.zeros(shape[:2], bool)
+        for plan in plans:
+            if plan.hole is not None:
+                x0, y0, x1, y1 = plan.bounds
+                hole[y0:y1, x0:x1] |= plan.hole
+        return hole
+
+    def _fill(
         self,
         photo: np.ndarray,
-        face: FoundFace,
-        photo_hole: np.ndarray | None = None,
+        plans: Sequence[_Plan],
+        hole: np.ndarray,
         references: Sequence[guide.Reference] = (),
-    ) -> tuple[np.ndarray, FaceResult, np.ndarray | None]:
-        """Reconstructs one face of `photo` (HxWx3 uint8) in a copy; returns it, the result and
-        the hole it replaced (HxW bool; None when nothing). With `photo_hole` (HxW bool, already
-        grown by `dilate`) the hole comes from it, not the mask source. With `references`, the
-        one posed most like the face guides the fill (`_guided`)."""
-        plan = self._plan(photo, face, photo_hole)
-        alignment, face_r, hole_r, hard = plan.alignment, plan.crop, plan.hole_r, plan.hard
-        x0, y0, x1, y1 = bounds = plan.bounds
-        seconds = plan.seconds
-        result = plan.result(face)
-        if not result.inpainted:
-            return photo, result, None
-        start = time.perf_counter()
-        filled_r = np.asarray(self.inpaint(face_r, hole_r))
-        if filled_r.shape != face_r.shape or filled_r.dtype != np.uint8:
-            raise ValueError(
-                f"the inpainter returned {filled_r.dtype} {filled_r.shape}; expected uint8 "
-                f"{face_r.shape}"
-            )
-        # Back to photo resolution through the inverse transform. The hole itself is replaced
-        # whole; the seam is feathered outwards only, so no occluder pixel is blended back in.
-        alpha = hard.astype(np.float32)
+    ):
+        """`photo` with `hole` replaced; returns it, each face's result, the HxW bool mask of
+        the hole pixels a face's model filled, and the seconds of the smooth base.
+
+        The smooth base is solved once over the whole hole at the photo's resolution, so the
+        pixels outside every face's window (an occluder that reaches below the chin, a mask on
+        a photo with no face) are filled by the same solve the model's correction is added to.
+        Inside a window the correction's weight falls to 0 over the crop's last `size / 16`
+        pixels, so no seam shows where the window ends. With `base="none"` the model's fill
+        replaces its window's part of the hole, and what lies outside every window is filled
+        smoothly afterwards, with the faces' fills as its known border. With `references`, the
+        one posed most like each face lends its detail in the place of the correction
+        (`_guided`)."""
+        results, model = [], np.zeros(hole.shape, bool)
+        seconds = {"base": 0.0}
+        if not hole.any():
+            for plan in plans:
+                results.append(self._result(plan, 0.0))
+            return photo, results, model, seconds
+        # Everything below works on the hole's surroundings: its box grown by the seam and by
+        # what `smooth_fill_around_hole` reads around it.
+        bx0, by0, bx1, by1 = box = _work_box(hole, self.feather)
+        region = photo[by0:by1, bx0:bx1].astype(np.float32)
+        hole_w = hole[by0:by1, bx0:bx1]
+        alpha = hole_w.astype(np.float32)
         if self.feather:  # a linear ramp from 1 at the hole to 0 at `feather` pixels from it
-            outside = cv2.distanceTransform((~hard).astype(np.uint8), cv2.DIST_L2, 5)
+            outside = cv2.distanceTransform((~hole_w).astype(np.uint8), cv2.DIST_L2, 5)
             alpha = np.clip(1.0 - outside / self.feather, 0.0, 1.0)
         alpha = alpha[..., None]
-        region = photo[y0:y1, x0:x1].astype(np.float32)
+        start = time.perf_counter()
+        base = None
         if self.base != "none":
-            # The model's correction of a smooth fill, added to the same fill made at the photo's
-            # resolution: the seam matches the photo's own pixels at full resolution.
-            correction = filled_r.astype(np.float32) - smooth_fill(face_r, hole_r, self.base)
-            base = smooth_fill_around_hole(region, hard, self.base, self.base_steps)
-            correction = alignment.to_photo(correction, bounds)
-            if references and face.keypoints is not None:
-                correction, result = self._guided(photo, face, plan, correction, references, result)
-            filled = base + correction
-        else:
-            filled = alignment.to_photo(filled_r, bounds)
+            base = smooth_fill_around_hole(region, hole_w, self.base, self.base_steps)
+        seconds["base"] = time.perf_counter() - start
+        filled = region.copy() if base is None else base.copy()
         out = photo.copy()
-        blended = alpha * filled + (1 - alpha) * region
-        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-        seconds["inpaint"] = time.perf_counter() - start  # the model, the fill and the paste
-        return out, result, plan.photo_hole(photo.shape)
+        # The faces' crops see the base in the hole, never the occluder.
+        _paste(out, box, alpha * filled + (1 - alpha) * region)
+        ramp = _window_ramp(self.size)
+        for plan in plans:
+            alignment = plan.alignment
+            fx0, fy0, fx1, fy1 = part = _intersect(plan.bounds, box)
+            if fx1 <= fx0 or fy1 <= fy0 or not hole[fy0:fy1, fx0:fx1].any():
+                results.append(self._result(plan, 0.0))
+                continue
+            weight = alignment.to_photo(ramp, part, fill=0.0)
+            mine = hole[fy0:fy1, fx0:fx1] & (weight > 1e-3)
+            if not mine.any():  # the hole lies outside this face's window: the base fills it
+                results.append(self._result(plan, 0.0))
+                continue
+            start = time.perf_counter()
+            lent = None  # (the name of the reference that guided the fill, the share it lent)
+            face_r = alignment.crop(out, _interpolation(alignment))
+            # The model's hole: every crop pixel the photo's hole touches, so that no occluder
+            # colour reaches the model as a known pixel.
+            x0, y0, x1, y1 = plan.bounds
+            hole_r = alignment.crop_region(hole[y0:y1, x0:x1].astype(np.float32), (x0, y0))
+            hole_r = hole_r > 1e-3
+            filled_r = np.asarray(self.inpaint(face_r, hole_r))
+            if filled_r.shape != face_r.shape or filled_r.dtype != np.uint8:
+                raise ValueError(
+                    f"the inpainter returned {filled_r.dtype} {filled_r.shape}; expected uint8 "
+                    f"{face_r.shape}"
+                )
+            inner = (slice(fy0 - by0, fy1 - by0), slice(fx0 - bx0, fx1 - bx0))
+            if base is not None:
+                # The model's correction of a smooth fill, added to the same fill made at the
+                # photo's resolution: the seam matches the photo's own pixels at full resolution.
+                correction = filled_r.astype(np.float32) - smooth_fill(face_r, hole_r, self.base)
+                correction = alignment.to_photo(correction, part)
+                if references and plan.keypoints is not None:
+                    correction, lent = self._guided(photo, plan, part, hole, correction, references)
+                w = weight[..., None]
+                filled[inner] = (1 - w) * filled[inner] + w * (base[inner] + correction)
+            else:
+                window = (weight > 1e-3)[..., None]
+                filled[inner] = np.where(window, alignment.to_photo(filled_r, part), filled[inner])
+            model[fy0:fy1, fx0:fx1] |= mine
+            _paste(out, box, alpha * filled + (1 - alpha) * region)
+            face_seconds = {**plan.seconds, "inpaint": time.perf_counter() - start}
+            result = self._result(plan, float(hole_r.mean()), face_seconds)
+            if lent is not None:
+                result = dataclasses.replace(result, reference=lent[0], reference_cover=lent[1])
+            results.append(result)
+        rest = hole_w & ~model[by0:by1, bx0:bx1]
+        if base is None and rest.any():  # outside every window, from the faces' fills
+            start = time.perf_counter()
+            known = out[by0:by1, bx0:bx1]
+            smooth = smooth_fill_around_hole(known, rest, "harmonic", self.base_steps)
+            filled = np.where(rest[..., None], smooth, filled)
+            _paste(out, box, alpha * filled + (1 - alpha) * region)
+            seconds["base"] += time.perf_counter() - start
+        return out, results, model, seconds
 
-    def _guided(self, photo, face, plan: _Plan, correction, references, result: FaceResult):
-        """The model's `correction` of the smooth base (inside `plan.bounds`) with the detail of
-        the reference posed most like `face` in its place where that reference covers the hole
-        (`data_pipeline.guide`), and `result` naming that reference. A face whose mesh is unsure
-        of it keeps the model's correction."""
+    def _guided(self, photo, plan: _Plan, part, hole, correction, references):
+        """The model's `correction` of the smooth base (over `part`, x0, y0, x1, y1 of the photo)
+        with the detail of the reference posed most like the face of `plan` in its place where
+        that reference lends its eyes, brows and lips (`data_pipeline.guide`), and (the
+        reference's name, the share of the hole it lent to); None for a face whose mesh is unsure
+        of it, which keeps the model's correction."""
+        face = FoundFace(plan.face_box, plan.keypoints)
         mesh = guide.find_mesh(photo, face)
         if mesh.presence < guide.MIN_PRESENCE:
-            return correction, result
+            return correction, None
         ref = guide.closest(list(references), mesh)
-        x0, y0, x1, y1 = plan.bounds
-        hole = plan.photo_hole(photo.shape)
+        x0, y0, x1, y1 = part
         guided = guide.guide_face(photo, mesh, hole, ref.photo, ref.mesh)
-        image = guided.image[y0:y1, x0:x1]
-        detail = image - smooth_fill_around_hole(image, plan.hard, self.base, self.base_steps)
+        image, mine = guided.image[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+        detail = image - smooth_fill_around_hole(image, mine, self.base, self.base_steps)
         weight = guided.valid[y0:y1, x0:x1, None]
-        cover = float(guided.valid[hole].mean())
         correction = weight * self.guide_gain * detail + (1 - weight) * correction
-        return correction, dataclasses.replace(result, reference=ref.name, reference_cover=cover)
+        return correction, (ref.name, float(guided.valid[hole].mean()))
 
-    def find_faces(self, photo: np.ndarray, photo_mask: np.ndarray | None = None) -> list:
+    def _result(self, plan: _Plan, hole_fraction: float, seconds=None) -> FaceResult:
+        return FaceResult(
+            tuple(round(v) for v in plan.face_box),
+            plan.alignment.matrix,
+            plan.aligned,
+            hole_fraction,
+            plan.detections,
+            dict(plan.seconds if seconds is None else seconds),
+        )
+
+    def find_faces(self, photo: np.ndarray) -> list:
         """Faces, largest first (`data_pipeline.faces.find_faces`: BlazeFace and YuNet with
-        keypoints, then Haar); with a photo mask and no face found, a face-sized box around its
-        pixels."""
-        faces = find_faces(photo, min_size=self.min_face, max_side=self.detect_side)
-        if not faces and photo_mask is not None:
-            ys, xs = np.nonzero(np.asarray(photo_mask) > 0.5)
-            if len(xs):
-                side = 2 * max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
-                cx, cy = (xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2
-                faces = [FoundFace((cx - side / 2, cy - side / 2, side, side))]
-        return faces
+        keypoints, then Haar)."""
+        return find_faces(photo, min_size=self.min_face, max_side=self.detect_side)
 
     def _search(self, photo: np.ndarray, photo_mask: np.ndarray | None):
-        """The checked photo, its faces (at most `max_faces`), the user's grown hole (None
-        without `photo_mask`) and the seconds the search took."""
+        """The checked photo, the plans of its faces (at most `max_faces`), the whole hole a
+        call replaces and the seconds the search took (faces, and the mask source's holes)."""
         photo = np.asarray(photo)
         if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[-1] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB photo, got {photo.dtype} {photo.shape}")
@@ -398,37 +470,38 @@ class Reconstructor:
                     f"the mask is {photo_mask.shape[:2]} but the photo is {photo.shape[:2]}"
                 )
         start = time.perf_counter()
-        found = self.find_faces(photo, photo_mask)
+        found = self.find_faces(photo)
         if self.max_faces is not None:
             found = found[: self.max_faces]
+        searched = time.perf_counter() - start
         photo_hole = None if photo_mask is None else self._grow(photo_mask > 0.5)
-        return photo, found, photo_hole, time.perf_counter() - start
+        plans = [self._plan(photo, face, photo_hole is None) for face in found]
+        return photo, plans, self._whole_hole(photo.shape, plans, photo_hole), searched
 
     def survey(
         self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None
     ) -> Reconstruction:
         """What a call on this photo would find and replace, without inpainting: the faces (box,
-        framing, hole fraction, detections), the hole (HxW bool) and the seconds spent; `image`
-        is the photo itself. What a page shows before it runs. Each face's hole is found on the
-        photo as given (a call finds a later face's on the photo with the earlier ones filled)."""
+        framing, the share of each face's crop in the hole, detections), the hole (HxW bool) and
+        the seconds spent; `image` is the photo itself. What a page shows before it runs."""
         start = time.perf_counter()
-        photo, found, photo_hole, searched = self._search(photo_HxWx3, photo_mask)
-        seconds = {"find_faces": searched, "mask": 0.0}
-        faces, hole = [], np.zeros(photo.shape[:2], bool)
-        for face in found:
-            plan = self._plan(photo, face, photo_hole)
-            faces.append(plan.result(face))
-            seconds["mask"] += plan.seconds.get("mask", 0.0)
-            replaced = plan.photo_hole(photo.shape)
-            if replaced is not None:
-                hole |= replaced
-        seconds["total"] = time.perf_counter() - start
+        photo, plans, hole, searched = self._search(photo_HxWx3, photo_mask)
+        faces = []
+        for plan in plans:
+            x0, y0, x1, y1 = plan.bounds
+            hole_r = plan.alignment.crop_region(hole[y0:y1, x0:x1].astype(np.float32), (x0, y0))
+            faces.append(self._result(plan, float((hole_r > 1e-3).mean())))
+        seconds = {
+            "find_faces": searched,
+            "mask": sum(plan.seconds.get("mask", 0.0) for plan in plans),
+            "total": time.perf_counter() - start,
+        }
         return Reconstruction(photo, tuple(faces), hole, seconds)
 
     def hole(self, photo_HxWx3: np.ndarray, photo_mask: np.ndarray | None = None) -> np.ndarray:
-        """The pixels a call on this photo would replace (HxW bool), found without inpainting
-        (`survey`): what evaluations and benches score a mask source by."""
-        return self.survey(photo_HxWx3, photo_mask).hole
+        """The pixels a call on this photo would replace (HxW bool), found without inpainting:
+        what evaluations and benches score a mask source by."""
+        return self._search(photo_HxWx3, photo_mask)[2]
 
     def __call__(
         self,
@@ -436,27 +509,63 @@ class Reconstructor:
         photo_mask: np.ndarray | None = None,
         references: Sequence[guide.Reference] | None = None,
     ) -> Reconstruction:
-        """Reconstructs every face found in the photo; `photo_mask` (HxW, > 0.5 = remove), when
-        given, replaces the mask source; `references` (`data_pipeline.guide.reference`: photos
-        of the same person), when given, replace the reconstructor's own."""
+        """Reconstructs every face found in the photo and replaces every pixel of the hole;
+        `photo_mask` (HxW, > 0.5 = remove), when given, replaces the mask source; `references`
+        (`data_pipeline.guide.reference`: photos of the same person), when given, replace the
+        reconstructor's own."""
         if self.inpaint is None:
             raise ValueError("this Reconstructor has no inpainter: it only finds holes (.hole)")
         start = time.perf_counter()
-        photo, found, photo_hole, searched = self._search(photo_HxWx3, photo_mask)
-        seconds = {"find_faces": searched, "mask": 0.0, "inpaint": 0.0}
-        results = []
-        hole = np.zeros(photo.shape[:2], bool)
-        for face in found:
-            photo, result, replaced = self.reconstruct_face(
-                photo, face, photo_hole, self.references if references is None else references
-            )
-            results.append(result)
+        photo, plans, hole, searched = self._search(photo_HxWx3, photo_mask)
+        references = self.references if references is None else references
+        image, results, model, filled = self._fill(photo, plans, hole, references)
+        seconds = {"find_faces": searched, "mask": 0.0, "inpaint": 0.0, **filled}
+        for result in results:
             for stage, spent in result.seconds.items():
                 seconds[stage] += spent
-            if replaced is not None:
-                hole |= replaced
         seconds["total"] = time.perf_counter() - start
-        return Reconstruction(photo, tuple(results), hole, seconds)
+        n_model = int(model.sum())
+        return Reconstruction(
+            image, tuple(results), hole, seconds, n_model, int(hole.sum()) - n_model
+        )
+
+
+def _work_box(hole: np.ndarray, feather: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the box of `hole` grown by half its size (what
+    `smooth_fill_around_hole` reads around it) and by the seam, clipped to the photo."""
+    ys, xs = np.nonzero(hole)
+    grow_y = (ys.max() - ys.min() + 1) // 2 + 2 + feather
+    grow_x = (xs.max() - xs.min() + 1) // 2 + 2 + feather
+    h, w = hole.shape
+    return (
+        max(int(xs.min()) - grow_x, 0),
+        max(int(ys.min()) - grow_y, 0),
+        min(int(xs.max()) + 1 + grow_x, w),
+        min(int(ys.max()) + 1 + grow_y, h),
+    )
+
+
+def _intersect(a, b) -> tuple[int, int, int, int]:
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+
+
+def _paste(out: np.ndarray, box, values: np.ndarray) -> None:
+    """Writes float `values` into the uint8 photo `out` over `box`, rounded."""
+    x0, y0, x1, y1 = box
+    out[y0:y1, x0:x1] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+
+
+def _window_ramp(size: int) -> np.ndarray:
+    """RxR float32: the weight of the model's correction in its crop, 1 inside and falling
+    linearly to 0 at the crop's edge over its last `size / 16` pixels (at least 2)."""
+    edge = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32)
+    distance = np.minimum(edge[:, None], edge[None, :])
+    return np.clip(distance / max(2.0, size / 16), 0.0, 1.0)
+
+
+def _touches_edge(hole_r: np.ndarray) -> bool:
+    """Whether the crop's hole reaches its outermost pixel ring."""
+    return bool(hole_r[0].any() or hole_r[-1].any() or hole_r[:, 0].any() or hole_r[:, -1].any())
 
 
 def _dilated(hole_HxW: np.ndarray, pixels: int) -> np.ndarray:

@@ -17,7 +17,8 @@ from jaxinpaint.samples import write_image
 
 def photo_record(result: Reconstruction, *, mask: str, **fields) -> dict:
     """The record of one reconstructed photo: `fields` (e.g. input, output) first, then the mask's
-    source, the photo's size, the pixels replaced, each face (box, framing, hole fraction,
+    source, the photo's size, the pixels replaced (and how many the model and the smooth base
+    filled), each face (box, framing, hole fraction,
     detections with class, score and box) and the seconds per stage."""
     h, w = result.image.shape[:2]
     faces = [
@@ -43,6 +44,9 @@ def photo_record(result: Reconstruction, *, mask: str, **fields) -> dict:
         "mask": mask,
         "size_wh": [w, h],
         "replaced_pixels": int(result.hole.sum()),
+        # of those: inside a face's window (the model's fill) / outside every window (smooth)
+        "model_pixels": result.model_pixels,
+        "base_pixels": result.base_pixels,
         "faces": faces,
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 
 import numpy as np
 from PIL import Image
@@ -42,7 +44,24 @@ def make_grid(
 
 
 # Pillow's format for each output extension.
-IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+IMAGE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+LOSSLESS = ("PNG", "BMP", "TIFF", "WEBP")  # as written here: every pixel reads back unchanged
+# How each format is written unless the caller says otherwise: WebP lossless (its lossy mode
+# would change every pixel), TIFF deflated (lossless, smaller than raw).
+DEFAULT_OPTIONS = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"lossless": True},
+    "TIFF": {"compression": "tiff_adobe_deflate"},
+}
+MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # the formats' own limits, in pixels a side
 
 
 def image_format(path: str | os.PathLike) -> str:
@@ -53,14 +72,45 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, metadata: dict | None = None) -> None:
-    """Writes a uint8 image in the format of `path`'s extension (JPEG at quality 95) through a
-    temporary file in the same folder, so no half-written file is ever left. `metadata`
-    (`data_pipeline.images.photo_metadata`: ICC profile, EXIF) is kept where the format allows
-    (JPEG, PNG, WebP; not BMP)."""
+def write_image(
+    path: str | os.PathLike, image: np.ndarray, metadata: dict | None = None, **options
+) -> str:
+    """Writes a uint8 image in the format of `path`'s extension (with Pillow `save` `options`,
+    or else `DEFAULT_OPTIONS`) through a temporary file in the same folder, so no half-written
+    file is ever left. `metadata` (`data_pipeline.images.photo_metadata`: ICC profile, EXIF) is kept
+    where the format allows (not BMP) and where it can be written: metadata the encoder refuses
+    (Pillow: "EXIF data is too long" for JPEG's 64 KB) is left out, and the returned note says
+    which and why ("" when all was kept).
+
+    Raises ValueError, naming the file, when the image cannot be encoded in that format at all
+    (larger than the format allows: WebP 16383 px a side, JPEG 65500), OSError when the file
+    cannot be written."""
     fmt = image_format(path)
-    options = dict(metadata or {}) if fmt != "BMP" else {}
-    if fmt == "JPEG":
-        options["quality"] = 95
-    with atomic.open_atomic(path, "wb") as f:
-        Image.fromarray(image).save(f, format=fmt, **options)
+    h, w = image.shape[:2]
+    if max(h, w) > MAX_SIDE.get(fmt, max(h, w)):
+        raise ValueError(
+            f"{path} cannot be written: {fmt} holds at most {MAX_SIDE[fmt]} px a side and the "
+            f"image is {w}x{h} px; expected a .png or .tiff output"
+        )
+    options = options or DEFAULT_OPTIONS.get(fmt, {})  # not both: quality would scale qtables
+    metadata = dict(metadata or {}) if fmt != "BMP" else {}
+    im = Image.fromarray(image)
+    # All the metadata, then without EXIF (the usual culprit), then none.
+    tries = [metadata, {k: v for k, v in metadata.items() if k != "exif"}, {}]
+    tries = [t for i, t in enumerate(tries) if t not in tries[:i]]
+    first_error = None
+    for kept in tries:
+        encoded = io.BytesIO()
+        try:
+            im.save(encoded, format=fmt, **options, **kept)
+        except (ValueError, OSError, struct.error) as e:
+            first_error = first_error or e
+            continue
+        with atomic.open_atomic(path, "wb") as f:
+            f.write(encoded.getvalue())
+        dropped = [_METADATA_NAMES[k] for k in metadata if k not in kept]
+        return f"written without its {' and '.join(dropped)} ({first_error})" if dropped else ""
+    raise ValueError(f"{path} cannot be written as {fmt} ({first_error})")
+
+
+_METADATA_NAMES = {"exif": "EXIF", "icc_profile": "colour profile"}

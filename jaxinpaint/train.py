@@ -36,7 +36,6 @@ from jaxinpaint import backends, curves, inference, input_pipeline, samples, val
 from jaxinpaint.checkpointing import Checkpointer
 from jaxinpaint.event_writer import EventWriter
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN, TrainState
-from jaxinpaint.vgg import load_vgg16_params
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -152,11 +151,9 @@ class Trainer:
         self.generate = jax.jit(
             self.gan.generate, out_shardings=self.replicated, compiler_options=compiler_options
         )
-        self.vgg_params = None  # no loss term reads VGG features: not loaded, not run
-        if self.gan.uses_vgg:
-            self.vgg_params = jax.device_put(
-                load_vgg16_params(config.loss.vgg_weights or None), self.replicated
-            )
+        # The fixed networks the losses read (VGG16, the face mesh), replicated; each None when
+        # no loss term reads it.
+        self.frozen_params = jax.device_put(self.gan.frozen_params(), self.replicated)
 
     def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """This process's share → one global array per key, sharded over `data`."""
@@ -182,7 +179,7 @@ def _check_saveable(trainer, state, batch, rng, step: int, last_good: int | None
     """The state about to be saved must itself give finite losses: one more step on a copy of
     it (thrown away; the train step's own executable, so nothing compiles again)."""
     probe = jax.tree.map(lambda x: x.copy(), state)  # the step donates its input
-    _, metrics = trainer.train_step(probe, batch, rng, trainer.vgg_params)
+    _, metrics = trainer.train_step(probe, batch, rng, trainer.frozen_params)
     host = {k: float(v) for k, v in jax.device_get(metrics).items()}
     _check_finite(step, host, last_good, whose="from the state of step")
 
@@ -418,7 +415,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         )  # fmt: skip
         while step < total:
             batch = trainer.global_batch(next(data))
-            state, step_metrics = trainer.train_step(state, batch, train_rng, trainer.vgg_params)
+            state, step_metrics = trainer.train_step(state, batch, train_rng, trainer.frozen_params)
             step += 1
             position += 1
             progress.update()

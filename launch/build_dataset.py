@@ -3,6 +3,12 @@
     python launch/build_dataset.py --faces=sample --out=/tmp/occluded_faces
     python launch/build_dataset.py --faces=/data/UTKFace --out=/data/occ --size=256 --per_face=2
 
+On Apache Beam (the Beam environment, `make beam-env`; docs/data.md "Beam"), pipeline options
+after `--`:
+    python launch/build_dataset.py --faces=DIR --out=OUT --runner=DirectRunner --workers=2
+    python launch/build_dataset.py --faces=DIR --out=OUT --runner=FlinkRunner -- \
+        --flink_master=HOST:8081 --environment_type=DOCKER --environment_config=IMAGE
+
 See docs/data.md for the output layout and the flags.
 """
 
@@ -16,6 +22,8 @@ from absl import app, flags, logging
 
 import launch
 from data_pipeline import build
+
+RUNNERS = ["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"]
 
 _FACES = flags.DEFINE_string("faces", None, "Folder of face photos (recursive), or 'sample'.")
 _OUT = flags.DEFINE_string("out", None, "Output folder; created by a rename once complete.")
@@ -34,14 +42,32 @@ _LIBRARY = flags.DEFINE_string(
     build.occluders.LIBRARY_DIR,
     "Occluder library: one folder of RGBA PNGs per category.",
 )
+_RUNNER = flags.DEFINE_enum(
+    "runner",
+    None,
+    RUNNERS,
+    "Build on this Apache Beam runner (needs the Beam environment); pipeline options follow `--`. "
+    "Unset: this machine, --workers processes.",
+)
 flags.mark_flags_as_required(["faces", "out"])
 
 
+def beam_args(runner: str, extra: list[str], workers: int) -> list[str]:
+    """Beam's pipeline options: the runner, what follows `--`, and for the DirectRunner without
+    its own worker options, --workers processes (multi-processing)."""
+    args = [f"--runner={runner}", *extra]
+    if runner == "DirectRunner" and not any(a.startswith("--direct_") for a in extra):
+        args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+    return args
+
+
 def main(argv):
-    if len(argv) > 1:
+    if len(argv) > 1 and not _RUNNER.value:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # tfds logs every shard at INFO
     workers = _WORKERS.value or min(8, os.cpu_count() or 1)
+    if _RUNNER.value:
+        return _main_beam(argv[1:], workers)
     try:
         summary = build.build_dataset(
             _FACES.value,
@@ -53,6 +79,35 @@ def main(argv):
             overwrite=_OVERWRITE.value,
             workers=workers,
             align=_ALIGN.value,
+        )
+    except build.BuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(build.summarize(summary))
+    return 0
+
+
+def _main_beam(extra: list[str], workers: int) -> int:
+    try:  # Beam is imported only when asked for: the default install has none
+        from data_pipeline import beam_build
+    except ImportError as e:
+        print(
+            f"error: --runner={_RUNNER.value} needs apache-beam ({e}); run it in the Beam "
+            "environment: `make beam-env`, then .venv-beam/bin/python (docs/data.md, Beam)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        summary = beam_build.build_dataset(
+            _FACES.value,
+            _OUT.value,
+            _SIZE.value,
+            _PER_FACE.value,
+            _SEED.value,
+            library_dir=_LIBRARY.value,
+            overwrite=_OVERWRITE.value,
+            align=_ALIGN.value,
+            beam_args=beam_args(_RUNNER.value, extra, workers),
         )
     except build.BuildError as e:
         print(f"error: {e}", file=sys.stderr)

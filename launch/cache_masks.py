@@ -5,8 +5,11 @@
         [--on_face=0.3]
 
 --dataset is a TFDS `occluded_faces` folder (all splits unless --splits) or a folder of images.
+With --runner (the Beam environment, `make beam-env`; docs/data.md "Beam") the detector runs in
+an Apache Beam pipeline on that runner; pipeline options follow `--`.
 """
 
+import functools
 import sys
 
 from absl import app, flags, logging
@@ -40,14 +43,23 @@ flags.DEFINE_float(
 flags.DEFINE_integer("num_shards", 4, "TFRecord shards to write.")
 flags.DEFINE_integer("batch_size", 8, "Images per detector call.")
 flags.DEFINE_string("device", "cpu", "torch device, e.g. cpu or cuda.")
+flags.DEFINE_enum(
+    "runner",
+    None,
+    ["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"],
+    "Run the detector in an Apache Beam pipeline on this runner (needs the Beam environment); "
+    "pipeline options follow `--`. Unset: one process.",
+)
 flags.mark_flags_as_required(["detector", "dataset"])
 
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # tfds logs every file it reads at INFO
-    if len(argv) > 1:
+    if len(argv) > 1 and not FLAGS.runner:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = FLAGS.out or f"{FLAGS.dataset.rstrip('/')}/mask_cache"
+    if FLAGS.runner:
+        return _main_beam(argv[1:], out)
     try:
         det = predict.Detector.from_checkpoint(
             FLAGS.detector,
@@ -74,6 +86,44 @@ def main(argv):
     if examples.skipped:
         print(f"skipped {len(examples.skipped)} files that are not whole images:")
         for path, reason in examples.skipped:
+            print(f"  {path}: {reason}")
+
+
+def _main_beam(extra, out):
+    try:  # Beam is imported only when asked for: the default install has none
+        from detector import beam_cache
+    except ImportError as err:
+        sys.exit(
+            f"error: --runner={FLAGS.runner} needs apache-beam ({err}); run it in the Beam "
+            "environment: `make beam-env`, then .venv-beam/bin/python (docs/data.md, Beam)"
+        )
+    make_detector = functools.partial(
+        predict.Detector.from_checkpoint,
+        FLAGS.detector,
+        score_thresh=FLAGS.score_thresh,
+        classes=FLAGS.classes,
+        score=FLAGS.score,
+        device=FLAGS.device,
+        batch_size=FLAGS.batch_size,
+    )
+    try:
+        meta, skipped = beam_cache.cache_masks(
+            make_detector,
+            FLAGS.dataset,
+            out,
+            splits=FLAGS.splits,
+            num_shards=FLAGS.num_shards,
+            batch_size=FLAGS.batch_size,
+            made_from=mask_cache.provenance(FLAGS.detector, FLAGS.dataset),
+            on_face=FLAGS.on_face,
+            beam_args=[f"--runner={FLAGS.runner}", *extra],
+        )
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    print(f"{meta['num_examples']} examples ({meta['num_with_mask']} with a mask) -> {out}")
+    if skipped:
+        print(f"skipped {len(skipped)} files that are not whole images:")
+        for path, reason in skipped:
             print(f"  {path}: {reason}")
 
 

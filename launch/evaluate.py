@@ -17,8 +17,10 @@ full-resolution hole touches). `--photos` scores the split's faces again as whol
 `Reconstructor` (`eval_<split>_photos.md`); `--detector=CHECKPOINT` adds the same with the hole
 the detector finds on each photo, filled by the model and by the baselines alike, scored over the
 pixels the occluder hid (`eval_<split>_photos_detector.md`): what a user of
-`launch/reconstruct.py --detector` gets. Both models must have trained on none of the split's
-faces or persons. Exit status 1 on a user error.
+`launch/reconstruct.py --detector` gets. With `--photos_crossing` (the default) each photo comes
+a second time, framed by a blurred border and with its occluder across the face's edge, and the
+photo tables gain a row by whether the occluder crosses the face's window. Both models must have
+trained on none of the split's faces or persons. Exit status 1 on a user error.
 """
 
 import itertools
@@ -55,6 +57,13 @@ flags.DEFINE_string(
     "With --photos: a detector checkpoint (launch/train_detector.py). The photos are scored a "
     "second time with the hole the detector finds, as launch/reconstruct.py finds it, filled by "
     "every method; the scores stay over the pixels the occluder hid.",
+)
+flags.DEFINE_bool(
+    "photos_crossing",
+    True,
+    "With --photos: each example a second time, on the photo framed by a blurred copy of itself, "
+    "its occluder placed across the face's edge (below the chin; a cap above the brow), so that "
+    "the tables' 'By window' rows score occluders that reach past the face's window.",
 )
 flags.DEFINE_integer("max_examples", 0, "Evaluate at most this many examples (0 = all).")
 flags.DEFINE_integer("batch_size", 8, "Examples per generator call.")
@@ -130,16 +139,23 @@ def _check_unseen(workdir: str, dataset: str, split: str) -> str:
     return f"{who}, none of whom training saw"
 
 
+def _cell(value: float | None) -> str:
+    """A mean that may be missing (no example had a value): "-"."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _print_table(summary: dict, fids: dict | None = None) -> None:
     overall = summary["overall"]
     header = f"{'method':<9}{'PSNR':>8}{'PSNR hole':>11}{'SSIM':>8}{'SSIM hole':>11}{'LPIPS':>8}"
+    header += f"{'structure':>11}"
     print(header + (f"{'FID':>9}" if fids else ""))
     for method, m in overall.items():
         if not isinstance(m, dict):  # "n"
             continue
         print(
             f"{method:<9}{m['psnr']:>8.2f}{m['psnr_hole']:>11.2f}{m['ssim']:>8.3f}"
-            f"{m['ssim_hole']:>11.3f}{m['lpips']:>8.4f}" + (f"{fids[method]:>9.2f}" if fids else "")
+            f"{m['ssim_hole']:>11.3f}{m['lpips']:>8.4f}{_cell(m.get('structure')):>11}"
+            + (f"{fids[method]:>9.2f}" if fids else "")
         )
 
 
@@ -183,7 +199,9 @@ def _evaluate_photos(inpainter, out_dir: str, who: str, detector=None) -> str:
 
     align = inpainter.config.data.get("align", True)
     rec = Reconstructor(inpainter, None, size=inpainter.size, align=align)
-    examples = photos.photo_examples(FLAGS.dataset, FLAGS.split, seed=0)
+    examples = photos.photo_examples(
+        FLAGS.dataset, FLAGS.split, seed=0, crossing=FLAGS.photos_crossing
+    )
     if FLAGS.max_examples:
         examples = itertools.islice(examples, FLAGS.max_examples)
     suffix, holes = "", "the exact occluder masks"
@@ -269,6 +287,7 @@ def main(argv):
             fid_features=fid_features,
             batch_size=FLAGS.batch_size,
             progress=bar.update,
+            aligned=inpainter.config.data.get("align", True),
         )
     summary = report.aggregate(result.records, result.fid)
     out_dir = FLAGS.out or os.path.join(FLAGS.workdir, "eval")

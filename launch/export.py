@@ -6,13 +6,18 @@
 writes (atomically: the folder appears whole or not at all)
 
     generator.onnx       the generator (ONNX, onnxruntime), weights inside
+    generator.int8.onnx  the same with its convolutions in int8 (--int8, the default), calibrated
+                         on training faces; served when it met --int8_bar and is faster
     generator.stablehlo  the same as serialized StableHLO (`jax.export`), any batch size
     detector.onnx        the Mask R-CNN (ONNX), when --detector is given
     manifest.json        sizes, thresholds, classes, sources, and the check below
 
 and checks each file against the framework model before it keeps them: the generator on sample
 faces (largest difference of the composite at most --tolerance), the detector on the demo's face
-(same detections and classes; box, score and mask differences recorded). Then
+(same detections and classes; box, score and mask differences recorded), the int8 generator
+against the float one on --int8_faces examples of the validation faces (hole PSNR and LPIPS)
+and in time per face on this CPU (recorded; `default`, served, when within --int8_bar of the
+float one and at least 10 % faster). Then
 `python launch/reconstruct.py --exported=runs/demo/exported ...` reconstructs with onnxruntime
 alone (README, "Serving").
 """
@@ -40,9 +45,25 @@ flags.DEFINE_float(
     "score_floor", 0.05, "Lowest detector score the ONNX graph keeps (serving may go higher)."
 )
 flags.DEFINE_float("tolerance", 1e-4, "Largest composite difference allowed, in [0, 1] units.")
+flags.DEFINE_bool(
+    "int8",
+    True,
+    "Also write generator.int8.onnx, its convolutions in int8 (onnxruntime static quantisation, "
+    "calibrated on --int8_faces training examples).",
+)
+flags.DEFINE_integer(
+    "int8_faces", 32, "Training examples to calibrate the int8 generator on, validation to check."
+)
+flags.DEFINE_list(
+    "int8_bar",
+    ["0.2", "0.005"],
+    "Hole PSNR (dB) the int8 generator may lose and LPIPS it may gain against the float one on "
+    "the validation examples and still be served by default.",
+)
 flags.mark_flags_as_required(["inpainter", "output"])
 
 CHECK_FACES = 3  # sample faces for the generator's check: a block hole, a stroke, none
+INT8_SPEEDUP = 0.9  # the int8 generator is served by default only below this share of the time
 
 
 def sample_face(size: int) -> np.ndarray:
@@ -91,7 +112,7 @@ def export_generator(folder: str) -> dict:
                 f"generator.{kind} differs from the JAX generator by {diff:.3g} on the sample "
                 f"faces (--tolerance={FLAGS.tolerance:g}); nothing was written"
             )
-    return {
+    entry = {
         "onnx": "generator.onnx",
         "stablehlo": "generator.stablehlo",
         "size": inpainter.size,
@@ -104,6 +125,95 @@ def export_generator(folder: str) -> dict:
         "check": {"faces": CHECK_FACES, "max_abs_difference": diffs},
         "export_seconds": round(seconds, 1),
     }
+    if FLAGS.int8:
+        entry["int8"] = export_int8(folder, inpainter, paths["onnx"])
+    return entry
+
+
+def int8_examples(config, split: str, count: int) -> dict[str, np.ndarray]:
+    """`count` examples of `split`'s faces at the model's size: composited from the faces the
+    config names, as training makes them (`jaxinpaint.generated_source`; a synthetic config's
+    own images). A TFDS-trained model is calibrated on the same faces composited afresh."""
+    from jaxinpaint import generated_source, input_pipeline
+
+    if config.data.source == "synthetic":
+        offset = {"train": 0, "validation": 10_000_000}[split]
+        items = [
+            input_pipeline.synthetic_example(config.data.seed, offset + i, config.image_size)
+            for i in range(count)
+        ]
+    else:
+        example = generated_source.example_fn(config, split)
+        items = [example(i) for i in range(count)]
+    return {k: np.stack([it[k] for it in items]) for k in ("occluded", "original", "mask")}
+
+
+def export_int8(folder: str, inpainter, onnx_path: str) -> dict:
+    """generator.int8.onnx beside the float graph, and how it scores against it."""
+    from jaxinpaint import export
+    from jaxinpaint.evaluation import metrics
+    from jaxinpaint.evaluation.lpips import LPIPS
+    from serve.runtime import ExportedInpainter
+
+    start = time.perf_counter()
+    batch = FLAGS.onnx_batch
+    train = int8_examples(inpainter.config, "train", FLAGS.int8_faces)
+    calibration = [
+        (train["occluded"][i : i + batch], train["mask"][i : i + batch])
+        for i in range(0, FLAGS.int8_faces - batch + 1, batch)
+    ]
+    path = os.path.join(folder, "generator.int8.onnx")
+    with open(path, "wb") as f:
+        f.write(export.to_int8_onnx(onnx_path, calibration))
+    seconds = time.perf_counter() - start
+
+    val = int8_examples(inpainter.config, "validation", FLAGS.int8_faces)
+    target, hole = val["original"].astype(np.float32) / 255.0, val["mask"].astype(np.float32)
+    lpips, scores = LPIPS(), {}
+    for kind, model_path in (("float", onnx_path), ("int8", path)):
+        out = ExportedInpainter(model_path, inpainter.size).inpaint_batch(
+            val["occluded"], val["mask"]
+        )
+        scores[kind] = {
+            "psnr_hole": float(np.mean(metrics.psnr(out, target, hole))),
+            "lpips": float(np.mean(lpips(out, target))),
+        }
+    ms = _face_ms(
+        {
+            kind: ExportedInpainter(p, inpainter.size)
+            for kind, p in (("float", onnx_path), ("int8", path))
+        },
+        val["occluded"][:batch],
+        val["mask"][:batch],
+    )
+    lose_db, gain_lpips = (float(v) for v in FLAGS.int8_bar)
+    # Served by default when as good as the float graph and faster on this CPU (on a small
+    # model the quantise/dequantise pairs can cost what int8 convolutions save).
+    default = (
+        scores["int8"]["psnr_hole"] >= scores["float"]["psnr_hole"] - lose_db
+        and scores["int8"]["lpips"] <= scores["float"]["lpips"] + gain_lpips
+        and ms["int8"] < INT8_SPEEDUP * ms["float"]
+    )
+    return {
+        "onnx": "generator.int8.onnx",
+        "default": default,
+        "calibration": {"split": "train", "examples": len(calibration) * batch},
+        "check": {"split": "validation", "examples": FLAGS.int8_faces, **scores, "ms": ms},
+        "bar": {"psnr_hole": -lose_db, "lpips": gain_lpips, "ms": INT8_SPEEDUP},
+        "export_seconds": round(seconds, 1),
+    }
+
+
+def _face_ms(models: dict, occluded: np.ndarray, hole: np.ndarray, calls: int = 10) -> dict:
+    """Median ms of one call of each model, calls alternating so that both see the same load."""
+    times = {kind: [] for kind in models}
+    for i in range(calls + 1):
+        for kind, model in models.items():
+            start = time.perf_counter()
+            model.inpaint_batch(occluded, hole)
+            if i:  # the first call of each warms it up
+                times[kind].append(time.perf_counter() - start)
+    return {kind: round(float(np.median(t)) * 1e3, 2) for kind, t in times.items()}
 
 
 def export_detector(folder: str) -> dict:
@@ -160,6 +270,11 @@ def main(argv):
     try:
         if FLAGS.onnx_batch < 1:
             raise launch.UserError(f"--onnx_batch must be at least 1, got {FLAGS.onnx_batch}")
+        if FLAGS.int8 and (FLAGS.int8_faces < FLAGS.onnx_batch or len(FLAGS.int8_bar) != 2):
+            raise launch.UserError(
+                f"--int8_faces must be at least --onnx_batch ({FLAGS.onnx_batch}), got "
+                f"{FLAGS.int8_faces}; --int8_bar is two numbers (dB, LPIPS), got {FLAGS.int8_bar}"
+            )
         with atomic.folder(FLAGS.output) as folder:
             manifest = {"format": FORMAT, "generator": export_generator(folder)}
             manifest["detector"] = export_detector(folder) if FLAGS.detector else None
@@ -174,6 +289,15 @@ def main(argv):
         print(f"{os.path.join(FLAGS.output, name)}  {size / 2**20:.1f} MiB")
     checked = {k: v["check"] for k, v in manifest.items() if isinstance(v, dict) and "check" in v}
     print(f"checked: {json.dumps(checked)}")
+    if int8 := manifest["generator"].get("int8"):
+        check = int8["check"]
+        print(
+            f"int8 generator on {check['examples']} validation examples: hole PSNR "
+            f"{check['int8']['psnr_hole']:.2f} dB (float {check['float']['psnr_hole']:.2f}), "
+            f"LPIPS {check['int8']['lpips']:.4f} (float {check['float']['lpips']:.4f})"
+            + f"; {check['ms']['int8']:.1f} ms a face (float {check['ms']['float']:.1f}): "
+            + ("served by default" if int8["default"] else "kept, not served by default")
+        )
     return 0
 
 

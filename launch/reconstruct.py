@@ -12,9 +12,15 @@ inpainter's training faces were (`--align`, default: as in its config); the dete
 chosen classes (default: all 19) above its score threshold, or the pixels of `--mask` (white =
 remove), are inpainted by the generator at its resolution, and the fill is warped back into the
 photo at full resolution (as a correction of a smooth fill made there), replacing the hole whole
-with a feathered seam outside it. Outputs are written whole or not at all (PNG, JPEG at quality 95,
-WebP or BMP, by the output's extension), keeping the photo's EXIF (orientation set upright) and ICC
-profile where the format allows.
+with a feathered seam outside it. Outputs are written whole or not at all, in the format of the
+output's extension (PNG, JPEG, WebP, BMP, TIFF), keeping the photo's EXIF (orientation set
+upright) and ICC profile where the format allows (metadata a format cannot hold is left out, with
+a word). The pixel contract (nothing farther than --dilate + --feather from the mask changes)
+holds for the lossless outputs, PNG, BMP, TIFF and WebP (written lossless); a JPEG output is
+re-encoded, with the photo's own quantization tables and chroma subsampling when it was a JPEG
+(else quality 100, 4:4:4), so JPEG's rounding changes pixels everywhere by a few levels: write
+PNG to keep them. A photo written unchanged (no face, no occluder, an empty mask) in its own
+format is copied byte for byte.
 
 Outputs next to OUTPUT (`--details`): OUTPUT.details/ holds mask.png (the pixels replaced),
 overlay.png (face boxes; each detection's outline, class and score; or the user mask's outline),
@@ -23,27 +29,33 @@ hole fractions, seconds per stage). `--compare` makes OUTPUT itself input | resu
 Telea on the same pixels; `--side_by_side` input | result.
 
 Folder mode: each photo under its own name and in its own format (photos/x/a.jpg ->
-out/x/a.jpg). A photo with a mask beside it (LaMa's convention: photos/x/a.jpg and
-photos/x/a_mask.png) is reconstructed with that mask; the others with the detector (without
---detector, they fail). It goes on past a photo that fails (unreadable, not written, detector or
-inpainter error), shows a progress bar, and ends with a summary: done (reconstructed), skipped
-(no face or no occluder: written unchanged) and failed, each with its reason.
+out/x/a.jpg); photos are the files ending in .jpg, .jpeg, .png, .webp, .bmp, .tif or .tiff (any
+case; the same list a single --input must match), and a folder without any is an error. A photo
+with a mask beside it (LaMa's convention: photos/x/a.jpg and photos/x/a_mask.png; the mask's
+stem in any case, in any of those formats) is reconstructed with that mask; the others with the
+detector (without --detector, they fail). A file named as a mask is never a photo. It goes on
+past a photo that fails (unreadable, its mask refused, not written, detector or inpainter
+error), shows a progress bar, and ends with a summary: done (reconstructed), skipped (no face or
+no occluder: written unchanged) and failed, one line each with its reason.
+
+A mask is refused when it is in colour (a photo saved as a mask; strokes in red) or marks more
+than 3/4 of the photo (inverted?); an empty mask writes the photo unchanged, saying so.
 
 Photos and masks may be grayscale, palette, CMYK, 16-bit or with alpha (converted by
 `data_pipeline.images.load_photo`; transparent photo pixels read as white, transparent mask
 pixels as black, i.e. keep); EXIF orientation is applied to both.
 
-Exit status: 0 done (a photo without a face or without an occluder is written unchanged, with a
-message); 1 bad arguments, missing or corrupt checkpoint, unreadable or wrong-size mask; 2 an
-input is not a readable photo (folder mode: any photo failed).
+Exit status: 0 done (a photo without a face or without an occluder, or with an empty mask, is
+written unchanged, with a message); 1 bad arguments (a flag out of range, --output the --input
+without --overwrite, a folder without photos), missing or corrupt checkpoint, unreadable, refused
+or wrong-size mask, a result its output format cannot hold; 2 an input is not a readable photo
+(folder mode: any photo failed).
 """
 
 import os
 import sys
 
-import numpy as np
 from absl import flags, logging
-from PIL import Image
 
 import launch
 
@@ -53,7 +65,10 @@ flags.DEFINE_string(
     "output",
     None,
     "Output file (for a photo) or folder (for a folder: each photo under its own name and in its "
-    "own format, photos/x/a.jpg -> OUTPUT/x/a.jpg; not the input folder).",
+    "own format, photos/x/a.jpg -> OUTPUT/x/a.jpg); not the input, unless --overwrite. Nothing "
+    "outside the hole and its seam changes in PNG, BMP, TIFF or WebP (lossless); JPEG "
+    "re-encodes every pixel (with the photo's own quality when it was a JPEG): write .png to "
+    "keep them.",
 )
 flags.DEFINE_string("inpainter", None, "Training workdir of the inpainter (launch/train.py).")
 flags.DEFINE_string("detector", None, "Detector checkpoint (launch/train_detector.py).")
@@ -71,7 +86,13 @@ flags.DEFINE_string(
     "used, and the record names it) whose eyes, brows and mouth are warped onto the face's "
     "mesh to guide the fill where the hole hides them.",
 )
-flags.DEFINE_float("score_thresh", None, "Detector score threshold (default: the checkpoint's).")
+flags.DEFINE_float(
+    "score_thresh",
+    None,
+    "Detector score threshold, in [0, 1] (default: the checkpoint's).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 flags.DEFINE_enum(
     "score",
     None,
@@ -85,6 +106,7 @@ flags.DEFINE_integer(
     None,
     "Pixels of the detector's input size its hole grows by before it is taken to the photo, to "
     "cover an occluder's edge with a margin that follows the face's size (default: 2).",
+    lower_bound=0,
 )
 flags.DEFINE_float(
     "on_face",
@@ -99,10 +121,16 @@ flags.DEFINE_integer(
     "dilate",
     0,
     "Photo pixels the hole grows by (after --grow): a --mask is taken as exact unless this is set.",
+    lower_bound=0,
 )
-flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.")
+flags.DEFINE_integer("feather", 3, "Width in photo pixels of the blended seam.", lower_bound=0)
 flags.DEFINE_bool(
     "align", None, "Align faces by keypoints (default: as the inpainter trained, data.align)."
+)
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Allow --output to be the --input photo (or folder): its photos are replaced by the results.",
 )
 flags.DEFINE_bool("side_by_side", False, "Write the input and the result side by side.")
 flags.DEFINE_bool(
@@ -121,6 +149,12 @@ flags.DEFINE_string(
     None,
     "Instead of --inpainter and --detector: a folder written by launch/export.py, run with "
     "onnxruntime (neither JAX nor PyTorch is imported).",
+)
+flags.DEFINE_bool(
+    "int8",
+    True,
+    "With --exported: the int8 generator when the export holds one that met its quality bar "
+    "(launch/export.py --int8); --noint8 for the float one.",
 )
 flags.mark_flags_as_required(["input", "output"])
 
@@ -148,7 +182,9 @@ def load_models():
                 "detector (launch/export.py --detector)"
             )
         try:
-            models = serve.load(FLAGS.exported, score_thresh=FLAGS.score_thresh, classes=classes)
+            models = serve.load(
+                FLAGS.exported, score_thresh=FLAGS.score_thresh, classes=classes, int8=FLAGS.int8
+            )
         except (FileNotFoundError, ValueError) as e:
             raise UserError(f"--exported {FLAGS.exported}: {e}") from None
         return models.inpainter, models.detector, models.size, models.align
@@ -192,10 +228,10 @@ def build_reconstructor(jobs: list | None):
             return
         if jobs is None and not FLAGS.mask:
             raise UserError("give --detector=CHECKPOINT or --mask=FILE")
-        if jobs is not None and all(m is None for _, m, _ in jobs):
+        if jobs is not None and all(job.mask is None for job in jobs):
             raise UserError(
-                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a{MASK_SUFFIX}); "
-                "give --detector=CHECKPOINT"
+                f"no photo in {FLAGS.input} has a mask beside it (a.jpg and a_mask.png, in any "
+                "image format); give --detector=CHECKPOINT"
             )
 
     if not FLAGS.exported:
@@ -240,143 +276,39 @@ def load_references(path: str) -> list:
     return references
 
 
-def read_mask(path: str) -> np.ndarray:
-    """The mask file at `path` as an HxW bool array, True = remove; raises UserError if it is
-    unreadable."""
-    from data_pipeline.images import SkipImage, load_photo
-
-    try:
-        # Over black, transparent pixels read as keep: a mask painted on a transparent layer.
-        rgb = load_photo(path, background=(0, 0, 0))
-    except SkipImage as e:
-        detail = f": {e.detail}" if e.detail else ""
-        raise UserError(f"mask {path} is not a readable image ({e.reason}{detail})") from None
-    return np.asarray(Image.fromarray(rgb).convert("L")) > 127  # as Pillow's L, then halfway
+def details_source(mask: str | None) -> str | None:
+    """What the record names as the mask's source (None without --details)."""
+    if not FLAGS.details:
+        return None
+    if mask:
+        return mask
+    if FLAGS.exported:
+        return f"detector {os.path.join(FLAGS.exported, 'detector.onnx')}"
+    return f"detector {FLAGS.detector}"  # without one, a photo without its mask fails first
 
 
-def reconstruct_one(reconstructor, src: str, dst: str, mask: str | None = None) -> tuple[str, str]:
-    """Writes the result for one photo (with the mask file `mask`, or the detector's masks);
-    returns ("done" or "skipped", a one-line message).
-
-    "skipped" means written unchanged (no face, or no occluder). Raises SkipImage for an
-    unreadable photo, UserError for an unreadable mask or one of another size, OSError when
-    `dst` cannot be written.
-    """
-    from data_pipeline.images import load_photo, photo_metadata
-    from jaxinpaint.fills import classical_inpaint
-    from jaxinpaint.samples import write_image
-
-    photo_mask = None if mask is None else read_mask(mask)
-    photo = load_photo(src)
-    if photo_mask is not None and photo_mask.shape != photo.shape[:2]:
-        (mh, mw), (ph, pw) = photo_mask.shape, photo.shape[:2]
-        raise UserError(
-            f"mask {mask} is {mw}x{mh} px but the photo {src} is {pw}x{ph} px; expected a mask "
-            "of the photo's size"
-        )
-    if photo_mask is None and reconstructor.mask_source is None:
-        raise UserError(f"no mask beside it ({mask_path(src)}) and no --detector")
-    result = reconstructor(photo, photo_mask)
-    panels = [photo, result.image] if FLAGS.side_by_side or FLAGS.compare else [result.image]
-    if FLAGS.compare:  # OpenCV's Telea on the pixels we replaced, at the photo's resolution
-        panels.append(classical_inpaint(photo, result.hole, "telea"))
-    write_image(dst, np.concatenate(panels, axis=1), photo_metadata(src))
-    if FLAGS.details:
-        from jaxinpaint.records import photo_record, write_details
-
-        source = (
-            mask or f"detector {FLAGS.detector or os.path.join(FLAGS.exported, 'detector.onnx')}"
-        )
-        record = photo_record(result, mask=source, input=src, output=dst)
-        write_details(dst + ".details", photo, result, record)
-    if not result.faces:
-        return "skipped", f"{src}: no face found; written unchanged to {dst}"
-    if not result.changed:
-        return "skipped", (
-            f"{src}: no occluder found on {len(result.faces)} face(s); written unchanged to {dst}"
-        )
-    done = sum(f.inpainted for f in result.faces)
-    return "done", f"{src}: reconstructed {done} of {len(result.faces)} face(s) -> {dst}"
+def panels() -> str:
+    return "compare" if FLAGS.compare else "side_by_side" if FLAGS.side_by_side else "result"
 
 
-MASK_SUFFIX = "_mask.png"  # LaMa's convention: photos/a.jpg is reconstructed with photos/a_mask.png
-
-
-def mask_path(photo: str) -> str:
-    """Where folder mode looks for a photo's own mask."""
-    return os.path.splitext(photo)[0] + MASK_SUFFIX
-
-
-def folder_outputs(src_dir: str, dst_dir: str) -> list[tuple[str, str | None, str]]:
-    """(photo, its mask or None, output) for each photo under `src_dir`: the output is
-    `dst_dir`/<its relative path>, in its own format (a.jpg stays JPEG, a.png PNG: the two never
-    collide); the mask is `a_mask.png` beside `a.jpg` when there is one (a mask file is not a
-    photo). `dst_dir` must not be `src_dir` (the photos would be overwritten); photos already
-    inside `dst_dir` (an output folder within the input folder) are earlier outputs and are
-    left out."""
-    from data_pipeline.images import list_images
-
-    inner = os.path.relpath(os.path.realpath(dst_dir), os.path.realpath(src_dir))
-    if inner == os.curdir:
-        raise UserError(
-            f"--output {dst_dir} is the --input folder: its photos would be overwritten; "
-            "expected another folder"
-        )
-    outside = inner == os.pardir or inner.startswith(os.pardir + os.sep)
-    files = [
-        f
-        for f in list_images(src_dir)
-        if outside or not os.path.relpath(f, src_dir).startswith(inner + os.sep)
-    ]
-    masks = {mask_path(f) for f in files} & set(files)
-    return [
-        (
-            f,
-            mask_path(f) if mask_path(f) in masks else None,
-            os.path.join(dst_dir, os.path.relpath(f, src_dir)),
-        )
-        for f in files
-        if f not in masks
-    ]
-
-
-def reconstruct_folder(reconstructor, jobs: list[tuple[str, str | None, str]], src_dir, dst_dir):
-    """Reconstructs every (photo, mask, output) of `folder_outputs`, going on past failures;
-    prints a summary and returns the exit status: 0, or 2 when any photo failed."""
+def reconstruct_folder(reconstructor, folder) -> int:
+    """`photo_files.reconstruct_folder` with a progress bar; prints the summary and returns the
+    exit status: 0, or 2 when any photo failed."""
     from tqdm import tqdm
 
-    from data_pipeline.images import SkipImage
+    from jaxinpaint.photo_files import reconstruct_folder as run_folder
 
-    done, skipped, failed = [], [], []
-    for src, mask, dst in tqdm(jobs, desc="reconstruct", unit="photo"):
-        try:
-            outcome, message = reconstruct_one(reconstructor, src, dst, mask)
-        except SkipImage as e:
-            failed.append(str(e))
-        except UserError as e:  # its mask is unreadable or of another size, or it has none
-            failed.append(f"{src}: {e}")
-        except OSError as e:  # dst not writable, disk full, a folder in its place
-            failed.append(f"{src}: not written to {dst} ({e})")
-        # The detector and the inpainter on one odd photo (CUDA out of memory, a shape they do
-        # not take) must not cost the rest of the batch; they raise these.
-        except (ValueError, RuntimeError, MemoryError) as e:
-            failed.append(f"{src}: {type(e).__name__}: {e}")
-        else:
-            (done if outcome == "done" else skipped).append(message)
-            tqdm.write(message)
-            continue
-        tqdm.write(f"failed {failed[-1]}")
-    with_masks = sum(mask is not None for _, mask, _ in jobs)
-    masks = f" ({with_masks} with their own mask)" if with_masks else ""
-    print(
-        f"{len(jobs)} photos in {src_dir}{masks}: {len(done)} done, {len(skipped)} skipped "
-        f"(written unchanged), {len(failed)} failed; outputs in {dst_dir}"
+    run = run_folder(
+        reconstructor,
+        folder,
+        panels=panels(),
+        details=details_source(None),
+        progress=lambda jobs: tqdm(jobs, desc="reconstruct", unit="photo"),
+        log=tqdm.write,
     )
-    for message in skipped:
-        print(f"  skipped {message}")
-    for message in failed:
-        print(f"  failed {message}")
-    return 2 if failed else 0
+    with_masks = sum(job.mask is not None for job in folder.jobs)
+    print(run.summary(FLAGS.input, FLAGS.output, with_masks))
+    return 2 if run.failed else 0
 
 
 def main(argv):
@@ -388,31 +320,39 @@ def main(argv):
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 1
     from data_pipeline.images import SkipImage
+    from jaxinpaint import photo_files
 
     try:
         if not os.path.exists(FLAGS.input):
             raise UserError(f"--input {FLAGS.input} does not exist")
         single = not os.path.isdir(FLAGS.input)
         if single:
-            from jaxinpaint.samples import image_format
-
-            try:
-                image_format(FLAGS.output)
-            except ValueError as e:
-                raise UserError(str(e)) from None
-        jobs = None if single else folder_outputs(FLAGS.input, FLAGS.output)
-        reconstructor = build_reconstructor(jobs)
+            photo_files.check_photo_name(FLAGS.input)
+            if FLAGS.mask:
+                photo_files.check_photo_name(FLAGS.mask, "mask")
+            photo_files.check_output(FLAGS.input, FLAGS.output, FLAGS.overwrite)
+        else:
+            folder = photo_files.plan_folder(FLAGS.input, FLAGS.output, FLAGS.overwrite)
+        reconstructor = build_reconstructor(None if single else folder.jobs)
         if not single:
-            return reconstruct_folder(reconstructor, jobs, FLAGS.input, FLAGS.output)
+            return reconstruct_folder(reconstructor, folder)
         try:
-            print(reconstruct_one(reconstructor, FLAGS.input, FLAGS.output, FLAGS.mask)[1])
+            _, message, _ = photo_files.reconstruct_file(
+                reconstructor,
+                FLAGS.input,
+                FLAGS.output,
+                FLAGS.mask,
+                panels=panels(),
+                details=details_source(FLAGS.mask),
+            )
+            print(message)
         except OSError as e:
             raise UserError(f"--output {FLAGS.output} could not be written ({e})") from None
         return 0
     except SkipImage as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except UserError as e:
+    except (UserError, photo_files.PhotoError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
+import hashlib
 import json
 import os
+import platform
+import tempfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,18 +22,97 @@ MANIFEST = "manifest.json"
 FORMAT = 1  # manifest.json's "format": raised when a reader of an older one would misread it
 
 
-def onnx_session(path: str):
-    """An onnxruntime CPU session of the model file at `path`; one clear error if it is none."""
+def onnx_session(path: str, *, keep_optimized: bool = True):
+    """An onnxruntime CPU session of the model file at `path`; one clear error if it is none.
+
+    onnxruntime optimises a graph each time it loads one. With `keep_optimized`, the first load
+    saves the optimised graph beside `path` (`optimized_path`, ORT format, written whole or not
+    at all) and later loads read it with optimisation off. Optimised graphs fit the machine and
+    onnxruntime version that made them, so the file's name holds both, with the size and time
+    of the model it came from: another CPU, version or model makes its own (and removes the
+    old). A folder that cannot be written to loads as before."""
     import onnxruntime as ort
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} is missing; run launch/export.py again")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # the mask paste's resizing loop warns on every call
+    optimized = optimized_path(path) if keep_optimized else None
+    if optimized and os.path.isfile(optimized):
+        with contextlib.suppress(Exception):  # a damaged file: made again below
+            return ort.InferenceSession(
+                optimized,
+                _options(ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                providers=["CPUExecutionProvider"],
+            )
     try:
-        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        if optimized:
+            with contextlib.suppress(OSError):  # a folder that cannot be written to
+                return _session_saving(path, optimized)
+        return ort.InferenceSession(path, _options(), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own types for corrupt or foreign files
         raise ValueError(f"{path} cannot be loaded as an ONNX model ({e})") from None
+
+
+def _options(level=None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the mask paste's resizing loop warns on every call
+    if level is not None:
+        options.graph_optimization_level = level
+    return options
+
+
+def _session_saving(path: str, optimized: str):
+    """The session of `path`, its optimised graph written to `optimized` through a temporary
+    file beside it and a rename (no reader sees half of it)."""
+    import onnxruntime as ort
+
+    folder = os.path.dirname(optimized)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(optimized)}.", dir=folder)
+    os.close(fd)
+    for stale in glob.glob(_optimized_pattern(path)):
+        with contextlib.suppress(OSError):
+            os.remove(stale)  # of an earlier model, onnxruntime version or machine
+    try:
+        options = _options()
+        options.optimized_model_filepath = tmp
+        options.add_session_config_entry("session.save_model_format", "ORT")
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        os.chmod(tmp, 0o644)  # mkstemp's file is the owner's only
+        os.replace(tmp, optimized)
+        return session
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def optimized_path(path: str) -> str:
+    """Where `onnx_session` keeps the optimised graph of the model at `path`: beside it, named
+    after it, the onnxruntime version, this CPU and the model file's size and time."""
+    import onnxruntime as ort
+
+    stat = os.stat(path)
+    key = f"{ort.__version__}|{_cpu()}|{stat.st_size}|{stat.st_mtime_ns}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    return f"{os.path.splitext(path)[0]}.optimized-{digest}.ort"
+
+
+def _optimized_pattern(path: str) -> str:
+    return f"{glob.escape(os.path.splitext(path)[0])}.optimized-*.ort"
+
+
+def _cpu() -> str:
+    """This CPU, as far as onnxruntime's kernels tell CPUs apart: its architecture, model name
+    and instruction set extensions."""
+    text = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", errors="replace") as f:
+        text = f.read()
+    lines = [
+        line.split(":", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith(("model name", "flags", "Features"))
+    ]
+    return "|".join([platform.machine(), platform.processor(), *dict.fromkeys(lines)])
 
 
 class ExportedInpainter:
@@ -128,6 +212,7 @@ class Exported:
     manifest: dict
     inpainter: ExportedInpainter
     detector: ExportedDetector | None
+    int8: bool = False  # the inpainter is generator.int8.onnx
 
     @property
     def size(self) -> int:
@@ -159,15 +244,25 @@ def read_manifest(folder: str) -> dict:
 
 
 def load(
-    folder: str, *, score_thresh: float | None = None, classes: Sequence[str] | None = None
+    folder: str,
+    *,
+    score_thresh: float | None = None,
+    classes: Sequence[str] | None = None,
+    int8: bool = True,
 ) -> Exported:
     """The models of an export folder; `score_thresh` and `classes` default to the detector's
-    training config, as recorded at export."""
+    training config, as recorded at export. The generator is the int8 one when the folder holds
+    one that met the export's quality bar (the manifest's `generator.int8.default`), unless
+    `int8=False`; `Exported.int8` says which."""
     manifest = read_manifest(folder)
     gen = manifest["generator"]
     try:
+        quantized = gen.get("int8") or {}
+        use_int8 = bool(int8 and quantized.get("default"))
         inpainter = ExportedInpainter(
-            os.path.join(folder, gen["onnx"]), gen["size"], gen.get("coarse_fill", "harmonic")
+            os.path.join(folder, quantized["onnx"] if use_int8 else gen["onnx"]),
+            gen["size"],
+            gen.get("coarse_fill", "harmonic"),
         )
         detector = None
         if manifest.get("detector"):
@@ -181,4 +276,4 @@ def load(
             )
     except KeyError as e:
         raise ValueError(f"{os.path.join(folder, MANIFEST)} lacks the field {e}") from None
-    return Exported(os.path.abspath(folder), manifest, inpainter, detector)
+    return Exported(os.path.abspath(folder), manifest, inpainter, detector, use_int8)

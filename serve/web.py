@@ -72,15 +72,13 @@ _OPENCV_FACES = threading.RLock()
 class _Reconstructor(Reconstructor):
     """`Reconstructor`, using OpenCV's face networks under the process-wide lock."""
 
-    def find_faces(self, photo, photo_mask=None):
+    def find_faces(self, photo):
         with _OPENCV_FACES:
-            return super().find_faces(photo, photo_mask)
+            return super().find_faces(photo)
 
-    def reconstruct_face(self, photo, face, photo_hole=None, references=()):
-        if not references:
-            return super().reconstruct_face(photo, face, photo_hole)
-        with _OPENCV_FACES:
-            return super().reconstruct_face(photo, face, photo_hole, references)
+    def _guided(self, *args):
+        with _OPENCV_FACES:  # the face mesh of a face a reference photo guides
+            return super()._guided(*args)
 
 
 class _Choice:

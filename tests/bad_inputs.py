@@ -116,6 +116,17 @@ def _exif(orientation: int) -> bytes:
     return exif.tobytes()
 
 
+def _long_exif() -> bytes:
+    """70 KB of EXIF: more than a JPEG's 64 KB APP1 segment holds."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.ImageDescription] = "x" * 70_000
+    return exif.tobytes()
+
+
+def _noise(shape) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(0).integers(0, 255, (*shape, 3), np.uint8))
+
+
 def _flip_byte(path, offset: int) -> None:
     data = bytearray(pathlib.Path(path).read_bytes())
     data[offset] ^= 0xFF
@@ -231,6 +242,14 @@ def _photo_writers(faces: list[np.ndarray]):
         ("one_pixel", "one_pixel.png", save(Image.new("RGB", (1, 1), (200, 30, 40))), True, False),
         ("tiny_8x8", "tiny8.png", save(face().resize((8, 8))), True, False),
         ("thin_2x600", "thin.png", save(face().resize((2, 600))), True, False),
+        # Issue 40: one list of formats for a folder and a photo (folder mode skipped TIFF); a
+        # strip whose short side is under 1/2048 of its long one broke the face finder's resize.
+        ("ok_tiff", "ok_tiff.tif", save(face()), True, True),
+        ("thin_1x2048", "thin_1x2048.png", save(face().resize((1, 2048))), True, False),
+        ("thin_5000x2", "thin_5000x2.jpg", save(face().resize((5000, 2)), quality=95), True, False),
+        # Metadata a JPEG output cannot hold, a result wider than WebP's 16383 px (--compare).
+        ("exif_too_long_png", "exif_too_long.png", save(face(), exif=_long_exif()), True, True),
+        ("wide_6000x40", "wide_6000x40.png", save(_noise((40, 6000))), True, False),
         ("zero_byte", "zero.jpg", write_bytes(b""), False, False),
         (
             "html_named_jpg",
@@ -290,9 +309,12 @@ def _upright_size(path) -> tuple[int, int] | None:
 
 
 def _mask_for(size: tuple[int, int]) -> Image.Image:
-    """A mask (L) of a photo's size: a band across the eyes of a sample crop."""
+    """A mask (L) of a photo's size: a band across the eyes of a sample crop (none in a photo of
+    under 4 pixels)."""
     w, h = size
     mask = np.zeros((h, w), np.uint8)
+    if w * h < 4:  # the band would be the whole photo: refused as an inverted mask
+        return Image.fromarray(mask)
     mask[int(h * 0.35) : max(int(h * 0.5), 1), int(w * 0.25) : max(int(w * 0.75), 1)] = 255
     return Image.fromarray(mask)
 
@@ -424,7 +446,7 @@ def _photo_cases(dirs) -> list[Case]:
 
 def _mask_cases(dirs) -> list[Case]:
     """A good face photo in lama/ with the mask under test beside it (and a copy in masks/)."""
-    faces = _faces()[31:44]
+    faces = _faces()[31:45]
     masks = os.path.join(os.path.dirname(dirs["lama"]), "masks")
     os.makedirs(masks, exist_ok=True)
     good = np.asarray(_mask_for((160, 160)))
@@ -436,8 +458,10 @@ def _mask_cases(dirs) -> list[Case]:
     rgba[..., :3] = 255
     rgba[..., 3] = good  # white everywhere, opaque only where to remove
     rotated = Image.fromarray(good).transpose(Image.Transpose.ROTATE_90)
+    red = np.zeros((160, 160, 3), np.uint8)
+    red[..., 0] = good  # strokes in red on black: read as keep
     specs = [
-        # name, writer, accepted
+        # name, writer, accepted[, the mask's name after the photo's stem (default _mask.png)]
         ("mask_ok", save(Image.fromarray(good)), True),
         ("mask_wrong_size", save(Image.fromarray(good).resize((100, 80))), False),
         ("mask_16bit", save(Image.fromarray(good.astype(np.uint16) * 257)), True),
@@ -446,17 +470,28 @@ def _mask_cases(dirs) -> list[Case]:
         ("mask_one_bit", save(Image.fromarray(good).convert("1")), True),
         ("mask_rgba_transparent_keep", save(Image.fromarray(rgba)), True),
         ("mask_all_black", save(Image.new("L", (160, 160), 0)), True),
-        ("mask_all_white", save(Image.new("L", (160, 160), 255)), True),
+        ("mask_all_white", save(Image.new("L", (160, 160), 255)), False),  # inverted?
         ("mask_exif_rotated", lambda p: rotated.save(p, format="JPEG", exif=_exif(6)), True),
         ("mask_zero_byte", lambda p: open(p, "wb").close(), False),
         ("mask_html", lambda p: pathlib.Path(p).write_text("<html></html>"), False),
         ("mask_truncated", lambda p: (save(Image.fromarray(good))(p), _truncate(p, 0.4)), False),
+        # Issue 40: masks are found by stem in any case and format; checked for sense.
+        ("mask_named_upper_case", save(Image.fromarray(good)), True, "_MASK.PNG"),
+        (
+            "mask_as_jpeg",
+            lambda p: Image.fromarray(good).save(p, format="JPEG", quality=95),
+            True,
+            "_mask.jpg",
+        ),
+        ("mask_a_colour_photo", save(Image.fromarray(faces[0])), False),
+        ("mask_inverted", save(Image.fromarray(255 - good)), False),
+        ("mask_red_on_black", save(Image.fromarray(red)), False),
     ]
     cases = []
-    for (name, write, ok), face in zip(specs, faces, strict=True):
+    for i, (name, write, ok, *named) in enumerate(specs):
         photo = os.path.join(dirs["lama"], f"{name}_photo.jpg")
-        Image.fromarray(face).save(photo, quality=95)
-        lama_mask = os.path.splitext(photo)[0] + "_mask.png"
+        Image.fromarray(faces[i % len(faces)]).save(photo, quality=95)
+        lama_mask = os.path.splitext(photo)[0] + (named[0] if named else "_mask.png")
         own = os.path.join(masks, f"{name}.png")
         write(lama_mask)
         write(own)
@@ -728,6 +763,32 @@ def _faces_cases(dirs) -> list[Case]:
             {"build_dataset": REFUSED},
         ),
         Case("faces_empty_folder", "faces", dirs["empty"], {"build_dataset": REFUSED}),
+        Case(
+            "output_is_the_input",
+            "output",
+            os.path.join(dirs["photos"], "ok_png.png"),
+            {"reconstruct": REFUSED},
+            note="--input=x.png --output=x.png without --overwrite",
+        ),
+        Case(
+            "output_webp_too_wide",
+            "output",
+            os.path.join(dirs["lama"], "wide_6000x40.png"),
+            {"reconstruct": REFUSED},
+            args=("--compare",),
+            note="input | result | Telea, 18000 px wide, as WebP (16383 px at most)",
+        ),
+        Case("folder_empty", "folder", dirs["empty"], {"reconstruct": REFUSED}),
+        *(
+            Case(
+                f"flag_{flag[2:].replace('=', '_')}",
+                "flags",
+                "",
+                {"reconstruct": REFUSED},
+                args=(flag,),
+            )
+            for flag in ("--dilate=-1", "--feather=-1", "--grow=-1", "--score_thresh=1.5")
+        ),
         Case(
             "output_unknown_extension",
             "output",

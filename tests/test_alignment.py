@@ -121,6 +121,16 @@ def test_find_faces_keeps_no_second_box_that_shares_a_faces_eyes(face_bench):
     assert not faces._seen_before(beside, found)
 
 
+def test_a_cap_over_the_brow_is_not_a_second_face(face_bench):
+    """Sample face 14 behind a cap (a single frontal portrait): a BlazeFace tile that cuts the
+    face below its eyes takes the cap's brim and bow for a face above the real one, and a Haar
+    cascade boxes the cap's side; the face mesh sees no face in either, beside one it sees."""
+    photo, eyes = _bench_canvas(face_bench, 14, "cap", 0.0)
+    assert len(faces.find_faces(photo, mesh=False)) == 3  # without the mesh: no such rule
+    (found,) = faces.find_faces(photo)
+    assert _boxed([found], eyes)
+
+
 def test_find_faces_in_a_tilted_and_shrunk_photo():
     photo = data.astronaut()
     turn = cv2.getRotationMatrix2D((223.0, 125.0), -20, 0.5)

@@ -9,7 +9,6 @@ from inpaint_tiny import synthetic_batch, tiny_config
 from jaxinpaint import backends
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN, prepare_batch
 from jaxinpaint.train import Trainer, make_mesh
-from jaxinpaint.vgg import load_vgg16_params
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -48,12 +47,12 @@ def setup():
     gan = gan_with("xla")
     state = jax.jit(gan.init, compiler_options=FAST_COMPILE)(jax.random.key(0))
     batch = jax.tree.map(jnp.asarray, synthetic_batch(gan.config.image_size, 2))
-    return state, batch, jax.tree.map(jnp.asarray, load_vgg16_params())
+    return state, batch, jax.tree.map(jnp.asarray, gan.frozen_params())
 
 
 def lowered_step(gan: InpaintingGAN, setup) -> str:
-    state, batch, vgg = setup
-    return jax.jit(gan.train_step).lower(state, batch, jax.random.key(1), vgg).as_text()
+    state, batch, frozen = setup
+    return jax.jit(gan.train_step).lower(state, batch, jax.random.key(1), frozen).as_text()
 
 
 @pytest.mark.parametrize("ops", list(backends.LAYER_OPS))
@@ -67,7 +66,7 @@ def test_every_pool_and_strided_conv_of_the_step_goes_through_the_chosen_ops(ops
 
 def values_and_gradients(gan: InpaintingGAN, setup):
     """Each model's output and its gradients (parameters, and the images for the critics)."""
-    state, batch, vgg = setup
+    state, batch, frozen = setup
     occluded, target, hole = prepare_batch(batch)
 
     def generator(params):
@@ -79,7 +78,7 @@ def values_and_gradients(gan: InpaintingGAN, setup):
         return sum(jnp.sum(x) for x in logits), logits
 
     def vgg16(images):
-        feats = gan.vgg.apply(vgg, images)
+        feats = gan.vgg.apply(frozen["vgg"], images)
         return sum(jnp.sum(f * f) for f in feats), feats
 
     images = {"global": target, "local": target[:, : gan.local_size, : gan.local_size]}

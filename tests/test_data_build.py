@@ -122,8 +122,24 @@ def test_failed_build_leaves_nothing_behind(face_dir, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_an_image_cv2_cannot_write_fails_the_build(face_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(build.cv2, "imwrite", lambda *a, **k: False)  # what a full disk returns
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+
+def test_an_image_that_cannot_be_written_fails_the_build(face_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "open", _FullDisk, raising=False)  # build's writes only
     with pytest.raises(OSError, match=r"faces/.*\.png \(disk full"):  # the first image written
         build.build_dataset(str(face_dir[0]), str(tmp_path / "out"), size=48, progress=False)
     assert os.listdir(tmp_path) == []

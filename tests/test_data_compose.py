@@ -168,3 +168,18 @@ def test_augmented_faces_stay_faces_and_move_only_as_asked(few_faces):
     best = max(corr(gray(moved.image), plain), corr(gray(moved.image), flipped))
     assert 0.3 < best < 0.99
     assert 0.8 * face.face_box[2] < moved.face_box[2] < 1.2 * face.face_box[2]
+
+
+def test_crossing_placements_reach_past_the_chin_and_above_the_brow(few_faces, library):
+    def centre_y(cross, categories):
+        examples = compose.generate(few_faces, library, seed=1, categories=categories, cross=cross)
+        return np.mean([np.nonzero(ex["mask"][..., 0])[0].mean() for ex in examples])
+
+    lower = ("cup", "book", "hand", "mic")
+    assert centre_y(1.0, lower) > centre_y(0.0, lower) + 4  # of 64 px: further down
+    assert centre_y(1.0, ("cap",)) < centre_y(0.0, ("cap",)) - 2  # further up
+    same = compose.generate(few_faces, library, seed=1, cross=0.0)
+    for x, y in zip(same, compose.generate(few_faces, library, seed=1), strict=True):
+        np.testing.assert_array_equal(x["mask"], y["mask"])  # 0 draws nothing more
+    with pytest.raises(ValueError, match="cross"):
+        next(compose.generate(few_faces, library, cross=1.5))

@@ -101,3 +101,14 @@ def test_worker_processes_give_the_same_faces(tmp_path):
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a.image, b.image)
     assert one_skips.counts == two_skips.counts
+
+
+@pytest.mark.parametrize("shape", [(2048, 1), (1, 2048), (5000, 2), (2, 5000)])
+def test_a_strip_thinner_than_the_detection_resize_has_no_face(shape):
+    """Shrunk to the Haar pass's 1024 px, a side of 1/2048 of the other became 0 px, and OpenCV
+    raised cv2.error (which stopped reconstruct's whole folder); in noise that thin, YuNet found
+    faces (NaN corners, boxes far outside the strip) some runs and not others."""
+    assert faces.find_faces(np.full((*shape, 3), 128, np.uint8)) == []
+    for seed in range(3):
+        strip = np.random.default_rng(seed).integers(0, 255, (*shape, 3), np.uint8)
+        assert faces.find_faces(strip) == []

@@ -68,6 +68,7 @@ def test_report_with_fid_and_baselines(setup):
         "SSIM",
         "hole",
         "LPIPS",
+        "structure",
         "FID",
     ]
 
@@ -114,6 +115,9 @@ def test_photos_through_reconstructor_at_their_own_resolution(setup):
     assert all(overall[m]["psnr_hole"] > 5 for m in ("model", "telea", "ns"))
     # The photos are the dataset's source photos (larger than the 48 px crops).
     assert Image.open(out / "photos_train.png").height > 48
+    # Each comes again with its occluder across the face's edge: a row by window crossing.
+    assert summary["by_window"]["crosses: yes"]["n"] >= 1
+    assert "| crosses: yes |" in (out / "eval_train_photos.md").read_text()
 
 
 def test_photos_with_the_holes_the_detector_finds(setup, detector_checkpoint):

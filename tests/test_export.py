@@ -19,7 +19,7 @@ from detector.predict import Detector
 from jaxinpaint import export as generator_export
 from jaxinpaint.inference import Inpainter
 from jaxinpaint.reconstruct import Reconstructor
-from serve.runtime import ExportedDetector, ExportedInpainter, onnx_session
+from serve.runtime import ExportedDetector, ExportedInpainter, onnx_session, optimized_path
 
 HEAVY = ("jax", "jaxlib", "flax", "orbax", "optax", "torch", "torchvision", "tensorflow")
 
@@ -65,6 +65,75 @@ def test_a_broken_model_file_is_one_clear_error(tmp_path):
         onnx_session(str(tmp_path / "missing.onnx"))
 
 
+def test_the_optimised_graph_is_saved_once_and_computes_the_same(exported, tmp_path, monkeypatch):
+    import shutil
+    import tempfile
+
+    model = tmp_path / "generator.onnx"
+    shutil.copy(exported / "exported" / "generator.onnx", model)
+    saved = optimized_path(str(model))
+    occluded, hole = generator_export.sample_inputs(32, batch=2)
+    feed = {"occluded": occluded, "hole": hole}
+    plain = onnx_session(str(model), keep_optimized=False).run(None, feed)[0]
+    assert not os.path.exists(saved)
+    first = onnx_session(str(model)).run(None, feed)[0]  # optimises, and saves the result
+    written = os.stat(saved).st_mtime_ns
+    again = onnx_session(str(model)).run(None, feed)[0]  # reads it, writes nothing
+    assert os.stat(saved).st_mtime_ns == written
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(again, plain)
+    assert sorted(os.listdir(tmp_path)) == sorted(["generator.onnx", os.path.basename(saved)])
+    # A damaged file is made again; a changed model gets its own (the old one goes).
+    with open(saved, "wb") as f:
+        f.write(b"half a graph")
+    np.testing.assert_array_equal(onnx_session(str(model)).run(None, feed)[0], plain)
+    assert os.path.getsize(saved) > 1000
+    os.utime(model, ns=(written, written + 10**9))
+    assert optimized_path(str(model)) != saved
+    onnx_session(str(model))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["generator.onnx", os.path.basename(optimized_path(str(model)))]
+    )
+    # A folder nobody may write to loads as before (root may write anywhere: a refused file).
+    os.remove(optimized_path(str(model)))
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    np.testing.assert_array_equal(onnx_session(str(model)).run(None, feed)[0], plain)
+    assert os.listdir(tmp_path) == ["generator.onnx"]
+
+
+def test_the_int8_generator_is_quantised_and_served_when_it_passed(exported, tmp_path):
+    import shutil
+
+    import onnx
+
+    import serve
+
+    folder = exported / "exported"
+    ops = {n.op_type for n in onnx.load(str(folder / "generator.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    occluded, hole = generator_export.sample_inputs(32, batch=2)
+    float_ = ExportedInpainter(str(folder / "generator.onnx"), 32).inpaint_batch(occluded, hole)
+    int8 = ExportedInpainter(str(folder / "generator.int8.onnx"), 32).inpaint_batch(occluded, hole)
+    assert np.abs(int8 - float_).mean() < 0.02  # close, not equal: int8 arithmetic
+    known = np.broadcast_to(hole == 0, int8.shape)
+    np.testing.assert_array_equal(int8[known], float_[known])
+    # Served when the export found it good enough, unless refused; else the float one.
+    for default in (True, False):
+        copy = tmp_path / str(default)
+        shutil.copytree(folder, copy)
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["generator"]["int8"]["default"] = default
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        assert serve.load(str(copy)).int8 == default
+        assert not serve.load(str(copy), int8=False).int8
+        served = serve.load(str(copy)).inpainter.inpaint_batch(occluded, hole)
+        np.testing.assert_array_equal(served, int8 if default else float_)
+
+
 def test_detector_onnx_finds_what_pytorch_finds(exported):
     """The untrained detector keeps most of its 100 best boxes above the export's floor (0.01),
     so every head (boxes, classes, masks) is compared."""
@@ -104,12 +173,19 @@ def test_detector_differences_refuse_other_detections():
 def test_export_writes_checked_files_and_a_manifest(exported):
     folder = exported / "exported"
     names = sorted(os.listdir(folder))
-    assert names == [
-        "detector.onnx",
-        "generator.onnx",
-        "generator.stablehlo",
-        "manifest.json",
-    ]
+    # The graphs as onnxruntime optimised them on this machine, saved by the export's check.
+    assert names == sorted(
+        [
+            "detector.onnx",
+            os.path.basename(optimized_path(str(folder / "detector.onnx"))),
+            "generator.onnx",
+            os.path.basename(optimized_path(str(folder / "generator.onnx"))),
+            "generator.int8.onnx",
+            os.path.basename(optimized_path(str(folder / "generator.int8.onnx"))),
+            "generator.stablehlo",
+            "manifest.json",
+        ]
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     gen, det = manifest["generator"], manifest["detector"]
     assert gen["size"] == 32 and gen["onnx_batch"] == 2
@@ -118,6 +194,11 @@ def test_export_writes_checked_files_and_a_manifest(exported):
     assert det["score"] == "occluder"
     assert len(det["classes"]) == 19
     assert det["check"]["detections"] > 0 and det["check"]["mask_pixels"] < 1e-3
+    int8 = gen["int8"]
+    assert int8["onnx"] == "generator.int8.onnx" and int8["calibration"]["split"] == "train"
+    assert int8["check"]["split"] == "validation" and int8["check"]["examples"] == 32
+    assert set(int8["check"]["int8"]) == {"psnr_hole", "lpips"}
+    assert int8["check"]["ms"]["int8"] > 0 and int8["check"]["ms"]["float"] > 0
     # No temporary folder is left beside it.
     assert sorted(os.listdir(exported)) == ["exported", "inpainter", "model_final.pt"]
 
@@ -149,8 +230,11 @@ def test_reconstruct_from_the_export_imports_neither_jax_nor_torch(exported, tmp
     Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
     common = [f"--input={tmp_path / 'photo.png'}", f"--mask={tmp_path / 'mask.png'}"]
 
-    status, out, heavy = reconstruct(
-        *common, f"--exported={exported / 'exported'}", f"--output={tmp_path / 'onnx.png'}"
+    status, out, heavy = reconstruct(  # the float generator: compared with JAX's below
+        *common,
+        f"--exported={exported / 'exported'}",
+        f"--output={tmp_path / 'onnx.png'}",
+        "--noint8",
     )
     assert status == 0, out
     assert heavy == [], f"the serving path imported {heavy}"

@@ -69,7 +69,9 @@ def test_a_reference_brings_back_what_the_hole_hid(sunglasses):
     ref = guide.reference(original, "astronaut.png")
     guided = reconstructor(occluded, mask, references=[ref])
     (face,) = guided.faces
-    assert face.reference == "astronaut.png" and face.reference_cover > 0.9
+    assert (
+        face.reference == "astronaut.png" and 0.6 < face.reference_cover < 0.9
+    )  # eyes and brows, not the frame's arms
     np.testing.assert_array_equal(guided.hole, plain.hole)
     assert _hole_error(guided.image, original, mask) < 0.8 * _hole_error(
         plain.image, original, mask

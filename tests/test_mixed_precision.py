@@ -10,7 +10,6 @@ from inpaint_tiny import synthetic_batch, tiny_config
 
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN
 from jaxinpaint.inference import Inpainter
-from jaxinpaint.vgg import load_vgg16_params
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -25,11 +24,13 @@ def config_in(dtype: str):
 
 @pytest.fixture(scope="module")
 def setup():
-    """The float32 initial state (parameters are float32 in both), the batch and VGG."""
+    """The float32 initial state (parameters are float32 in both), the batch and the fixed
+    networks (VGG)."""
     config = config_in("float32")
-    state = jax.jit(InpaintingGAN(config).init, compiler_options=FAST_COMPILE)(jax.random.key(0))
-    vgg = jax.tree.map(jnp.asarray, load_vgg16_params())
-    return state, synthetic_batch(config.image_size, 2), vgg
+    gan = InpaintingGAN(config)
+    state = jax.jit(gan.init, compiler_options=FAST_COMPILE)(jax.random.key(0))
+    frozen = jax.tree.map(jnp.asarray, gan.frozen_params())
+    return state, synthetic_batch(config.image_size, 2), frozen
 
 
 @functools.cache
@@ -38,11 +39,11 @@ def train_step(dtype: str):
 
 
 def run(dtype, setup, steps):
-    state, batch, vgg = setup
+    state, batch, frozen = setup
     step = train_step(dtype)
     history = []
     for _ in range(steps):
-        state, metrics = step(state, batch, jax.random.key(1), vgg)
+        state, metrics = step(state, batch, jax.random.key(1), frozen)
         history.append({k: float(v) for k, v in metrics.items()})
     return state, history
 

@@ -16,7 +16,6 @@ from inpaint_tiny import REPO, synthetic_batch, tiny_config
 from jaxinpaint import train
 from jaxinpaint.event_writer import EventWriter, crc32c, read_scalars
 from jaxinpaint.gan import FAST_COMPILE, InpaintingGAN
-from jaxinpaint.vgg import load_vgg16_params
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -40,9 +39,9 @@ def tiny():
     gan = InpaintingGAN(config)
     init = jax.jit(gan.init, compiler_options=FAST_COMPILE)
     step = jax.jit(gan.train_step)
-    vgg = jax.tree.map(jax.numpy.asarray, load_vgg16_params())
+    frozen = jax.tree.map(jax.numpy.asarray, gan.frozen_params())
     batch = synthetic_batch(config.image_size, config.global_batch_size)
-    return init, step, vgg, batch
+    return init, step, frozen, batch
 
 
 def _run(script: str, *, env_extra=None, timeout=240) -> dict:
@@ -61,12 +60,12 @@ def _run(script: str, *, env_extra=None, timeout=240) -> dict:
 
 
 def test_one_step_matches_golden_values(tiny):
-    init, step, vgg, batch = tiny
+    init, step, frozen, batch = tiny
     state = init(jax.random.key(0))
-    state, metrics = step(state, batch, jax.random.key(1), vgg)
+    state, metrics = step(state, batch, jax.random.key(1), frozen)
     got = {k: float(metrics[k]) for k in GOLDEN if not k.startswith("after/")}
     # The second step's losses see the first update of both players.
-    state, metrics = step(state, batch, jax.random.key(1), vgg)
+    state, metrics = step(state, batch, jax.random.key(1), frozen)
     got["after/gen/loss"] = float(metrics["gen/loss"])
     got["after/disc/loss"] = float(metrics["disc/loss"])
     for key, want in GOLDEN.items():
@@ -75,9 +74,9 @@ def test_one_step_matches_golden_values(tiny):
 
 
 def test_generator_average_follows_the_weights(tiny):
-    init, step, vgg, batch = tiny
+    init, step, frozen, batch = tiny
     state = init(jax.random.key(0))
-    after, _ = step(state, batch, jax.random.key(1), vgg)
+    after, _ = step(state, batch, jax.random.key(1), frozen)
     # Off (the tiny config's default): inference uses the weights themselves.
     for ema, new in zip(*map(jax.tree.leaves, (after.gen_ema, after.gen_params)), strict=True):
         np.testing.assert_array_equal(ema, new)
@@ -87,9 +86,9 @@ def test_generator_average_follows_the_weights(tiny):
     averaged = jax.jit(InpaintingGAN(config).train_step)
     state = init(jax.random.key(0))
     init_params = jax.tree.leaves(jax.device_get(state.gen_params))
-    state, _ = averaged(state, batch, jax.random.key(1), vgg)
+    state, _ = averaged(state, batch, jax.random.key(1), frozen)
     first = jax.tree.leaves(jax.device_get(state.gen_params))
-    state, _ = averaged(state, batch, jax.random.key(1), vgg)
+    state, _ = averaged(state, batch, jax.random.key(1), frozen)
     # The decay ramps up: 1/10 at step 0, 2/11 at step 1. The average after two steps, by hand:
     want = [
         (2 / 11) * ((1 / 10) * p0 + (9 / 10) * p1) + (9 / 11) * p2
@@ -103,11 +102,11 @@ def test_generator_average_follows_the_weights(tiny):
 
 
 def test_loss_falls_when_overfitting_one_batch(tiny):
-    init, step, vgg, batch = tiny
+    init, step, frozen, batch = tiny
     state = init(jax.random.key(0))
     history = []
     for _ in range(30):
-        state, metrics = step(state, batch, jax.random.key(1), vgg)
+        state, metrics = step(state, batch, jax.random.key(1), frozen)
         history.append({k: float(v) for k, v in metrics.items()})
     first = history[0]
     last = {k: np.mean([h[k] for h in history[-3:]]) for k in ("gen/loss", "gen/perceptual")}
@@ -230,13 +229,14 @@ try:
 except ValueError as e:
     error = str(e)
 cfg = tiny_config()
+cfg.loss.structure = 1.0  # the face mesh's term too: its batch is sharded like the rest
 cfg.per_device_batch_size = 8 // jax.device_count()  # the global batch of 8 on either mesh
 cfg = train.with_batch_for_devices(cfg, jax.device_count())
 assert cfg.global_batch_size == 8, cfg.global_batch_size
 trainer = train.Trainer(cfg, train.make_mesh(cfg.global_batch_size))
 state = trainer.init(jax.random.key(0))
 batch = trainer.global_batch(synthetic_batch(cfg.image_size, cfg.global_batch_size))
-state, metrics = trainer.train_step(state, batch, jax.random.key(1), trainer.vgg_params)
+state, metrics = trainer.train_step(state, batch, jax.random.key(1), trainer.frozen_params)
 for part in ("gen", "disc"):
     leaves = jax.tree.leaves(jax.device_get(getattr(state, part + "_params")))
     np.save("{out}" + part + ".npy", np.concatenate([np.ravel(x) for x in leaves]))
@@ -252,8 +252,10 @@ def test_eight_devices_give_the_same_step_as_one(tmp_path):
         script = _device_step_script(count, str(tmp_path / f"{name}."))
         results[name] = _run(script, env_extra=env)
     # Only the order of the cross-device sums differs, so the results agree to float32 rounding...
-    for key in ("gen/loss", "disc/loss", "gen/style", "gen/grad_norm", "disc/grad_norm"):
+    for key in ("gen/loss", "disc/loss", "gen/style", "gen/structure", "gen/grad_norm",
+                "disc/grad_norm"):  # fmt: skip
         assert results["eight"][key] == pytest.approx(results["one"][key], rel=1e-5), key
+    assert results["one"]["gen/structure"] > 0
 
     def rel(part):
         a, b = (np.load(tmp_path / f"{name}.{part}.npy") for name in ("eight", "one"))

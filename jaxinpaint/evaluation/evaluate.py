@@ -2,7 +2,8 @@
 
 For every example (original, occluded, mask, category, gender) each method fills the hole of the
 occluded image; the composite is scored against the original with PSNR and SSIM over the whole
-image and over the hole, and LPIPS over the whole image. The records feed
+image and over the hole, LPIPS over the whole image, and the structure error (how far the face
+mesh's eyes, brows and lips in the hole moved; `jaxinpaint.evaluation.structure`). The records feed
 `jaxinpaint.evaluation.report`. Given the FID Inception network, each method also gets one FID
 between its composites and the originals (a set metric: it has no per-example value).
 """
@@ -19,6 +20,7 @@ from data_pipeline.images import to_uint8
 from jaxinpaint.evaluation import metrics
 from jaxinpaint.evaluation.fid import InceptionFeatures, fid
 from jaxinpaint.evaluation.lpips import LPIPS
+from jaxinpaint.evaluation.structure import StructureError
 from jaxinpaint.fills import METHODS, classical_inpaint
 
 GENDERS = {0: "male", 1: "female"}
@@ -54,10 +56,15 @@ def evaluate(
     fid_features: InceptionFeatures | None = None,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    structure: StructureError | None = None,
+    aligned: bool = True,
 ) -> Evaluation:
     """Scores `model` (named "model"; None to skip it) and each baseline on every example;
-    with `fid_features`, also each method's FID against the originals."""
+    with `fid_features`, also each method's FID against the originals. `aligned`: the examples
+    are aligned crops (the dataset's default), which the structure metric frames by the
+    template; else it frames each by the face it finds in the original."""
     lpips = lpips or LPIPS()
+    structure = structure or StructureError()
     baselines = tuple(baselines)
     result = Evaluation([], {}, [])
     features: dict[str, list[np.ndarray]] = {}  # "original" and each method -> [B, 2048]
@@ -88,6 +95,7 @@ def evaluate(
                 "ssim": np.asarray(metrics.ssim(out_f, target)),
                 "ssim_hole": np.asarray(metrics.ssim(out_f, target, hole_f)),
                 "lpips": np.asarray(lpips(out_f, target)),
+                "structure": structure(out_f, target, hole_f, aligned=aligned),
             }
             result.composites.setdefault(name, []).extend(out)
         for i, ex in enumerate(batch):

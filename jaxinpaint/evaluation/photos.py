@@ -12,16 +12,19 @@ around each face, so the numbers can be set beside the crop table.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
 
+import cv2
 import numpy as np
 
 from jaxinpaint.evaluation import metrics
 from jaxinpaint.evaluation.evaluate import GENDERS
 from jaxinpaint.evaluation.lpips import LPIPS
+from jaxinpaint.evaluation.structure import StructureError
 from jaxinpaint.fills import (
     METHODS,
     SMOOTH_FILLS,
@@ -41,10 +44,19 @@ def _source_photo(row: dict, sample: dict[str, np.ndarray]) -> np.ndarray | None
     return None
 
 
-def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict]:
+def photo_examples(
+    dataset_dir: str, split: str, seed: int = 0, crossing: bool = False
+) -> Iterator[dict]:
     """One occluded photo per example of `split`: {id, category, gender, occluded, original,
-    mask, window}, `window` = (x0, y0, x1, y1), the face's square (twice its box) inside the
-    photo."""
+    mask, window, crosses}, `window` = (x0, y0, x1, y1), the square scored (the face's square,
+    twice its box, inside the photo), `crosses` whether some of the occluder lies outside the
+    face's aligned window (the crop a model framed by keypoints sees).
+
+    With `crossing`, each example also comes a second time ("<id>-crossing"): the photo framed
+    by a blurred copy of itself (`framed`), so that there is room around the face, and the
+    occluder placed across the face's edge (`compose.place(cross=True)`: below the chin, a cap
+    above the brow; masks and sunglasses as usual); its scored square also holds the whole
+    occluder. The first examples are those of a run without `crossing`."""
     from data_pipeline import compose, faces, occluders, sample_faces
     from data_pipeline.categories import ID_TO_CATEGORY
 
@@ -55,38 +67,85 @@ def photo_examples(dataset_dir: str, split: str, seed: int = 0) -> Iterator[dict
         rows = [r for r in map(json.loads, f) if r["split"] == split]
     sample = {f.id: f.image for f in sample_faces.load(sample_faces.CROP_SIZE, align=False)}
     library = occluders.OccluderLibrary.load()
-    boxes = {}  # face id -> its box in the photo (None: not found), found once per face
+    found_faces = {}  # face id -> its face in the photo (None: not found), found once per face
     for row in rows:
         face_id = row["face_id"]
         photo = _source_photo(row, sample)
         if photo is None:
             continue
-        if face_id not in boxes:
+        if face_id not in found_faces:
             found = faces.find_faces(photo)
-            boxes[face_id] = found[0].box if found else None
-        box = boxes[face_id]
-        if box is None:
+            found_faces[face_id] = found[0] if found else None
+        if found_faces[face_id] is None:
             continue
-        face = faces.Face(face_id, photo, box, "photo")
-        digest = hashlib.sha1(f"{seed}:{row['id']}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         category = ID_TO_CATEGORY[row["category"]]
-        for v in rng.permutation(len(library.items[category])):
-            parts = compose.composite(face, library.items[category][v], rng)
-            if parts is not None:
-                break
-        else:
-            continue
-        window = faces.face_bounds(box, photo.shape)  # twice the box
-        yield {
-            "id": row["id"],
-            "category": row["category"],
-            "gender": row.get("gender", -1),
-            "occluded": parts["occluded"],
-            "original": photo,
-            "mask": parts["mask"][..., 0] > 0,
-            "window": window,
-        }
+        for cross in (False, True) if crossing else (False,):
+            found, image = found_faces[face_id], photo
+            if cross:
+                image, pad = framed(photo)
+                found = _moved(found, pad)
+            face = faces.Face(face_id, image, found.box, "photo")
+            digest = hashlib.sha1(f"{seed}:{row['id']}".encode()).digest()
+            rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+            for v in rng.permutation(len(library.items[category])):
+                parts = compose.composite(face, library.items[category][v], rng, float(cross))
+                if parts is not None:
+                    break
+            else:
+                continue
+            mask = parts["mask"][..., 0] > 0
+            window = faces.face_bounds(found.box, image.shape)  # twice the box
+            if cross:  # and the whole occluder
+                ys, xs = np.nonzero(mask)
+                window = (
+                    min(window[0], int(xs.min())),
+                    min(window[1], int(ys.min())),
+                    max(window[2], int(xs.max()) + 1),
+                    max(window[3], int(ys.max()) + 1),
+                )
+            yield {
+                "id": f"{row['id']}-crossing" if cross else row["id"],
+                "category": row["category"],
+                "gender": row.get("gender", -1),
+                "occluded": parts["occluded"],
+                "original": image,
+                "mask": mask,
+                "window": window,
+                "crosses": bool((mask & ~aligned_window(found, image.shape)).any()),
+            }
+
+
+def framed(photo: np.ndarray, blur: float = 1 / 12) -> tuple[np.ndarray, int]:
+    """`photo` in the middle of a canvas twice its longer side, the rest its edge pixels drawn
+    outwards and blurred (sigma `blur` of the side; the photo's edge blends in over 4 px), as
+    `bench/face_alignment.py` frames faces: room for an occluder that reaches past the face, and
+    no mirrored face for the face search to find; and the photo's offset in it."""
+    h, w = photo.shape[:2]
+    pad = max(h, w) // 2
+    grown = cv2.copyMakeBorder(photo, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    out = cv2.GaussianBlur(grown, (0, 0), blur * max(h, w)).astype(np.float32)
+    ramp_y = np.clip((np.minimum(np.arange(h), np.arange(h)[::-1]) + 0.5) / 4, 0, 1)
+    ramp_x = np.clip((np.minimum(np.arange(w), np.arange(w)[::-1]) + 0.5) / 4, 0, 1)
+    alpha = np.minimum(ramp_y[:, None], ramp_x[None, :])[..., None]
+    inner = out[pad : pad + h, pad : pad + w]
+    out[pad : pad + h, pad : pad + w] = alpha * photo + (1 - alpha) * inner
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), pad
+
+
+def _moved(found, offset: int):
+    """A `FoundFace` of a photo, in a canvas where the photo's top-left corner is at `offset`."""
+    keypoints = None if found.keypoints is None else found.keypoints + offset
+    box = (found.box[0] + offset, found.box[1] + offset, *found.box[2:])
+    return dataclasses.replace(found, box=box, keypoints=keypoints)
+
+
+def aligned_window(found, shape) -> np.ndarray:
+    """HxW bool: the photo pixels inside `found`'s crop, framed as `Reconstructor` frames it by
+    default (by keypoints; a square around the box without)."""
+    size = 64  # any: the window in the photo does not depend on the crop's resolution
+    inverse = found.alignment(size).inverse
+    ones = np.ones((size, size), np.float32)
+    return cv2.warpAffine(ones, inverse, (shape[1], shape[0]), flags=cv2.INTER_LINEAR) > 0.5
 
 
 def score_photos(
@@ -95,6 +154,7 @@ def score_photos(
     baselines: tuple[str, ...] = METHODS,
     lpips: LPIPS | None = None,
     smooth_steps: int | str | None = "classical",
+    structure: StructureError | None = None,
 ) -> list[dict]:
     """Records in the form of `evaluate.evaluate`'s, for `report.aggregate`: each method's PSNR,
     SSIM (over the face square and over the hole in it) and LPIPS of the face square, at the
@@ -109,6 +169,7 @@ def score_photos(
     from data_pipeline.categories import ID_TO_CATEGORY
 
     lpips = lpips or LPIPS()
+    structure = structure or StructureError()
     records = []
     for ex in examples:
         hole = ex.get("fill", ex["mask"])
@@ -131,6 +192,7 @@ def score_photos(
                 "ssim": float(metrics.ssim(out_f, target)[0]),
                 "ssim_hole": float(metrics.ssim(out_f, target, hole)[0]),
                 "lpips": float(lpips(out_f, target)[0]),
+                "structure": float(structure(out_f, target, hole, aligned=False)[0]),
             }
         records.append(
             {
@@ -138,6 +200,7 @@ def score_photos(
                 "category": ID_TO_CATEGORY.get(int(ex["category"]), str(ex["category"])),
                 "gender": GENDERS.get(int(ex["gender"])),
                 "mask_ratio": float(hole.mean()),
+                **({"crosses": ex["crosses"]} if "crosses" in ex else {}),
                 "metrics": scores,
                 # the face squares, for pictures: input, each method, truth
                 "faces": {

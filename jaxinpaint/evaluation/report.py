@@ -5,8 +5,9 @@ A record is one example evaluated by several methods (the model and the classica
     {"id": "0007", "category": "mask", "gender": "female" | None, "mask_ratio": 0.23,
      "metrics": {"model": {"psnr": 27.1, "ssim": 0.91, ...}, "telea": {...}, "ns": {...}}}
 
-Buckets: mask ratio (percent of the image covered by the hole), category, and gender where the
-source labels it. Means skip NaN (a hole metric of an empty hole) and count what they averaged.
+Buckets: mask ratio (percent of the image covered by the hole), category, gender where the
+source labels it, and for photos whether the occluder crosses the face's window ("crosses").
+Means skip NaN (a hole metric of an empty hole) and count what they averaged.
 FID, a set metric, is reported once per method over all examples, when it was computed.
 """
 
@@ -53,8 +54,8 @@ def _mean_table(records: Sequence[dict]) -> dict:
 
 
 def aggregate(records: Iterable[dict], fid: dict[str, float] | None = None) -> dict:
-    """Overall means and means by mask-ratio bucket, category and gender (and `fid`, a
-    {method: FID} over all the records, if given)."""
+    """Overall means and means by mask-ratio bucket, category, gender and window crossing (and
+    `fid`, a {method: FID} over all the records, if given)."""
     records = list(records)
     if not records:
         raise ValueError("no evaluated examples to aggregate")
@@ -62,8 +63,11 @@ def aggregate(records: Iterable[dict], fid: dict[str, float] | None = None) -> d
         "by_mask_ratio": defaultdict(list),
         "by_category": defaultdict(list),
         "by_gender": defaultdict(list),
+        "by_window": defaultdict(list),
     }
     for record in records:
+        if "crosses" in record:  # photos: whether the occluder reaches past the face's window
+            groups["by_window"][f"crosses: {'yes' if record['crosses'] else 'no'}"].append(record)
         groups["by_mask_ratio"][mask_ratio_bucket(record["mask_ratio"])].append(record)
         groups["by_category"][record["category"]].append(record)
         if record.get("gender"):
@@ -96,7 +100,7 @@ def to_markdown(summary: dict, title: str = "Evaluation") -> str:
     lines = [f"# {title}", ""]
     sections = [("Overall", {"all": overall})] + [
         (name.replace("by_", "By ").replace("_", " "), summary[name])
-        for name in ("by_mask_ratio", "by_category", "by_gender")
+        for name in ("by_mask_ratio", "by_category", "by_gender", "by_window")
         if summary.get(name)
     ]
     for heading, groups in sections:
