@@ -42,13 +42,13 @@ import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 
 import serve
 from data_pipeline import guide
 from data_pipeline.categories import category_id, colour, union_mask
 from data_pipeline.images import TOO_LARGE, SkipImage, load_photo, photo_metadata
 from jaxinpaint.fills import classical_inpaint
+from jaxinpaint.photo_files import PhotoError, mask_from_rgb
 from jaxinpaint.reconstruct import DETECTOR_GROW, Reconstruction, Reconstructor, draw_overlay
 from jaxinpaint.records import photo_record
 from jaxinpaint.samples import write_image
@@ -472,12 +472,15 @@ def create_app(
                 rgb = _read(
                     _save_upload(mask, tmp, "mask"), mask_name, service.max_pixels, (0, 0, 0)
                 )
-                user_mask = np.asarray(Image.fromarray(rgb).convert("L")) > 127
-                if user_mask.shape != image.shape[:2]:
-                    (mh, mw), (ph, pw) = user_mask.shape, image.shape[:2]
+                if rgb.shape[:2] != image.shape[:2]:
+                    (mh, mw), (ph, pw) = rgb.shape[:2], image.shape[:2]
                     raise HTTPException(
                         422, f"mask {mask_name} is {mw}x{mh} px but {name} is {pw}x{ph} px"
                     )
+                try:  # the CLI's checks: black and white, not inverted
+                    user_mask = mask_from_rgb(rgb, f"mask {mask_name}")
+                except PhotoError as e:
+                    raise HTTPException(422, str(e)) from None
             references = ()
             if reference is not None:
                 ref_name = _display_name(reference, "reference")

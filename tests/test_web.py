@@ -212,6 +212,7 @@ UPLOADS = {  # what a test sends, by name
     "photo": png,
     "cut": lambda photo: png(photo)[:3000],
     "noise": lambda photo: png(noise((48, 64, 3))),
+    "photo as mask": lambda photo: png(photo[..., ::-1]),  # a colour photo saved as a mask
 }
 
 
@@ -226,6 +227,11 @@ UPLOADS = {  # what a test sends, by name
             {"photo": ("a.png", "photo"), "mask": ("m.png", "noise")},
             {},
             "mask m.png is 64x48 px but a.png is 512x512 px",
+        ),
+        (
+            {"photo": ("a.png", "photo"), "mask": ("m.png", "photo as mask")},
+            {},
+            "mask m.png is in colour",
         ),
         ({"photo": ("a.png", "photo")}, {"classes": "hat"}, "unknown ['hat']"),
         ({"photo": ("a.png", "photo")}, {"threshold": "0.001"}, "outside [0.01, 1]"),

@@ -33,7 +33,13 @@ FORBIDDEN = {  # package dir -> top-level modules it must never import
 
 # jaxinpaint's modules that reconstruct photos without JAX: the web server (serve/web.py) runs
 # them on the exported models.
-LIGHT = ("jaxinpaint.reconstruct", "jaxinpaint.records", "jaxinpaint.samples", "jaxinpaint.fills")
+LIGHT = (
+    "jaxinpaint.reconstruct",
+    "jaxinpaint.records",
+    "jaxinpaint.samples",
+    "jaxinpaint.fills",
+    "jaxinpaint.photo_files",
+)
 
 
 def imported(path):
