@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -166,6 +167,29 @@ def read_mask(path: str) -> np.ndarray:
         detail = f": {e.detail}" if e.detail else ""
         raise PhotoError(f"mask {path} is not a readable image ({e.reason}{detail})") from None
     return mask_from_rgb(rgb, f"mask {path}")
+
+
+def load_references(path: str) -> list:
+    """The reference photos at `path` (`data_pipeline.guide.reference`): the photo, or every
+    photo in the folder with a face the mesh is sure of (the others are named on stderr);
+    PhotoError when none is usable."""
+    from data_pipeline import guide
+
+    if not os.path.exists(path):
+        raise PhotoError(f"--reference {path} does not exist")
+    paths = list_images(path) if os.path.isdir(path) else [path]
+    references, unusable = [], []
+    for p in paths:
+        try:
+            references.append(guide.reference(load_photo(p), p))
+        except (SkipImage, ValueError) as e:  # unreadable, or no face the mesh is sure of
+            unusable.append(str(e))
+    if not references:
+        reasons = "; ".join(unusable) or "the folder holds no photo"
+        raise PhotoError(f"--reference {path}: no usable reference ({reasons})")
+    for reason in unusable:
+        print(f"warning: {reason}; not used", file=sys.stderr)
+    return references
 
 
 def check_output(src: str, dst: str, overwrite: bool = False) -> None:

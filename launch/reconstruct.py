@@ -236,7 +236,11 @@ def build_reconstructor(jobs: list | None):
 
     if not FLAGS.exported:
         check_masks(bool(FLAGS.detector))  # before the models load
-    references = load_references(FLAGS.reference) if FLAGS.reference else ()
+    references = ()
+    if FLAGS.reference:
+        from jaxinpaint.photo_files import load_references
+
+        references = load_references(FLAGS.reference)  # a PhotoError before the models load
     inpaint, detector, size, align = load_models()
     check_masks(detector is not None)
     return Reconstructor(
@@ -251,29 +255,6 @@ def build_reconstructor(jobs: list | None):
         align=align if FLAGS.align is None else FLAGS.align,
         references=references,
     )
-
-
-def load_references(path: str) -> list:
-    """The references of `--reference`: the photo at `path`, or every photo in the folder at
-    `path` with a face (the others are named on stderr); UserError when none has one."""
-    from data_pipeline import guide
-    from data_pipeline.images import SkipImage, list_images, load_photo
-
-    if not os.path.exists(path):
-        raise UserError(f"--reference {path} does not exist")
-    paths = list_images(path) if os.path.isdir(path) else [path]
-    references, unusable = [], []
-    for p in paths:
-        try:
-            references.append(guide.reference(load_photo(p), p))
-        except (SkipImage, ValueError) as e:  # unreadable, or no face the mesh is sure of
-            unusable.append(str(e))
-    if not references:
-        reasons = "; ".join(unusable) or "the folder holds no photo"
-        raise UserError(f"--reference {path}: no usable reference ({reasons})")
-    for reason in unusable:
-        print(f"warning: {reason}; not used", file=sys.stderr)
-    return references
 
 
 def details_source(mask: str | None) -> str | None:

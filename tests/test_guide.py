@@ -88,8 +88,7 @@ def test_a_reference_without_a_face_is_refused():
 def test_reference_flag_takes_a_photo_or_the_usable_photos_of_a_folder(tmp_path, capsys):
     from PIL import Image
 
-    from launch import UserError
-    from launch.reconstruct import load_references
+    from jaxinpaint.photo_files import PhotoError, load_references
 
     Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
     Image.fromarray(np.full((90, 90, 3), 128, np.uint8)).save(tmp_path / "blank.png")
@@ -98,7 +97,7 @@ def test_reference_flag_takes_a_photo_or_the_usable_photos_of_a_folder(tmp_path,
     assert ref.name.endswith("astronaut.png")
     warnings = capsys.readouterr().err
     assert "blank.png: no face" in warnings and "broken.jpg" in warnings
-    with pytest.raises(UserError, match="no usable reference"):
+    with pytest.raises(PhotoError, match="no usable reference"):
         load_references(str(tmp_path / "blank.png"))
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(PhotoError, match="does not exist"):
         load_references(str(tmp_path / "nothing.png"))
