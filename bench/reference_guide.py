@@ -27,7 +27,7 @@ import numpy as np
 from bench_common import RESULTS, write_json
 from PIL import Image
 
-from data_pipeline import faces, guide, landmarks, sample_faces
+from data_pipeline import faces, guide, sample_faces
 from jaxinpaint.evaluation import metrics
 from jaxinpaint.evaluation.lpips import LPIPS
 from jaxinpaint.evaluation.photos import photo_examples
@@ -35,7 +35,7 @@ from jaxinpaint.fills import classical_inpaint, smooth_fill
 from jaxinpaint.reconstruct import Reconstructor
 
 PERSONS = os.path.join(os.path.dirname(sample_faces.__file__), "assets", "faces", "persons.json")
-EYES = [i for group in landmarks._MESH_KEYPOINTS[:2] for i in group]
+EYES = list(guide.RIGHT_EYE + guide.LEFT_EYE)
 LIPS = list(guide.LIPS)
 
 

@@ -24,22 +24,16 @@ import cv2
 import numpy as np
 
 from data_pipeline import landmarks
-from data_pipeline.faces import FoundFace
+from data_pipeline.faces import FoundFace, find_faces
+from data_pipeline.landmarks import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE
 
 # Least face presence (`FaceMesh` score) for a mesh to guide: below it, the mesh is a guess.
 MIN_PRESENCE = 0.5
-# The parts a guide lends (MediaPipe's mesh numbering): each eye with its brow, and the lips.
+# The parts a guide lends: each eye with its brow, and the lips.
 # Skin is left to the smooth fill: a reference's skin (its pores, its shading) is never where the
 # photo's was, and on holes over cheeks or brow alone its detail only added error (bench/
 # reference_guide.py, docs/inpainter.md).
-RIGHT_EYE_BROW = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
-                  70, 63, 105, 66, 107, 55, 65, 52, 53, 46)  # fmt: skip
-LEFT_EYE_BROW = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398,
-                 300, 293, 334, 296, 336, 285, 295, 282, 283, 276)  # fmt: skip
-LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185,
-        191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409,
-        415)  # fmt: skip
-PARTS = (RIGHT_EYE_BROW, LEFT_EYE_BROW, LIPS)
+PARTS = (RIGHT_EYE + RIGHT_BROW, LEFT_EYE + LEFT_BROW, LIPS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,8 +207,6 @@ class Reference:
 def reference(photo: np.ndarray, name: str = "reference") -> Reference:
     """The largest face found with keypoints in `photo` (HxWx3 uint8), with its mesh; ValueError
     naming `name` when it has none or its mesh is unsure of it."""
-    from data_pipeline.faces import find_faces
-
     found = [f for f in find_faces(photo) if f.keypoints is not None]
     if not found:
         raise ValueError(f"reference {name}: no face with eyes and mouth found in it")

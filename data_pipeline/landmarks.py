@@ -297,14 +297,18 @@ class YuNet:
 MESH_PATH = os.path.join(os.path.dirname(__file__), "assets", "models", "face_landmark.tflite")
 MESH_INPUT = 192
 MESH_SCALE = 1.5  # the mesh's window: this many times the face box, as MediaPipe cuts it
-# Mesh vertices (MediaPipe's canonical face mesh numbering) behind the first four keypoints:
-# each eye's contour, the nose tip, the inner lips.
-_MESH_KEYPOINTS = (
-    (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
-    (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398),
-    (1,),
-    (13, 14),
-)
+# The mesh's points of the face's parts (MediaPipe's canonical numbering, as in its
+# `face_mesh_connections`): each eye's contour, each brow, the lips' outer and inner contours.
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398)
+RIGHT_BROW = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
+LEFT_BROW = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
+LIPS = (
+    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
+    78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415,
+)  # fmt: skip
+# Mesh vertices behind the first four keypoints: each eye's contour, the nose tip, the inner lips.
+_MESH_KEYPOINTS = (RIGHT_EYE, LEFT_EYE, (1,), (13, 14))
 
 
 def mesh_matrix(keypoints: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_pipeline import landmarks
+from data_pipeline.landmarks import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE
 
 # The file `data_pipeline.landmarks.FaceMesh` reads (MediaPipe 0.10.21's, Apache-2.0).
 MESH_PATH = landmarks.MESH_PATH
@@ -212,16 +213,7 @@ def load_face_mesh_params(path: str | None = None) -> dict:
     return _load_cached(os.path.abspath(path or MESH_PATH))
 
 
-# The mesh's points of the face's parts (MediaPipe's canonical numbering, as in its
-# `face_mesh_connections`): each eye's contour, each brow, the lips' outer and inner contours.
-RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
-LEFT_EYE = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398)
-RIGHT_BROW = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
-LEFT_BROW = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
-LIPS = (
-    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
-    78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415,
-)  # fmt: skip
+# The mesh's points of the face's parts (`data_pipeline.landmarks`), as one tuple.
 PARTS = RIGHT_EYE + LEFT_EYE + RIGHT_BROW + LEFT_BROW + LIPS
 
 
