@@ -91,16 +91,16 @@ def warp(
     """`source` (HxWxC) warped piecewise-affinely so that `source_points` land on
     `target_points` ([N, 2] each), in an image of `shape`: (warped float32, valid bool), where
     valid marks the pixels inside the target points' triangles whose source lies in `source`.
-    With `region` (x0, y0, x1, y1) only that part is made; the rest stays 0 and invalid."""
+    With `region` (x0, y0, x1, y1, clipped to `shape`) only that part is made and returned."""
     h, w = shape[:2]
     tris = triangles(target_points)
     x0, y0, x1, y1 = region or (0, 0, w, h)
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), max(min(x1, w), x0), max(min(y1, h), y0)
     channels = source.shape[2] if source.ndim == 3 else 1
-    out = np.zeros((h, w, channels), np.float32)
-    valid = np.zeros((h, w), bool)
-    if x1 <= x0 or y1 <= y0 or not len(tris):
-        return out, valid
+    if x1 == x0 or y1 == y0 or not len(tris):
+        return np.zeros((y1 - y0, x1 - x0, channels), np.float32), np.zeros(
+            (y1 - y0, x1 - x0), bool
+        )
     ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
     offset = np.array([x0, y0], np.float32)
     for k, tri in enumerate(tris):  # sub-pixel corners (4 fractional bits)
@@ -125,9 +125,7 @@ def warp(
     ).reshape((*ids.shape, channels))
     sh, sw = source.shape[:2]
     inside = (ids >= 0) & (map_x >= 0) & (map_y >= 0) & (map_x <= sw - 1) & (map_y <= sh - 1)
-    out[y0:y1, x0:x1] = warped
-    valid[y0:y1, x0:x1] = inside
-    return out, valid
+    return warped, inside
 
 
 def match_colours(
@@ -148,12 +146,26 @@ def match_colours(
 
 @dataclasses.dataclass(frozen=True)
 class Guide:
-    """A guide face in the target photo's pixels: `image` (HxWx3 float32, colour-matched) and
-    `valid` (HxW float32 in [0, 1]: where it lends its eyes, brows and lips, fading to 0 at the
-    warp's edge and around those parts)."""
+    """A guide face over `box` (x0, y0, x1, y1) of the target photo: `image` (float32 RGB,
+    colour-matched) and `valid` (float32 in [0, 1]: where it lends its eyes, brows and lips,
+    fading to 0 at the warp's edge and around those parts); nothing lends outside `box`."""
 
     image: np.ndarray
     valid: np.ndarray
+    box: tuple[int, int, int, int]
+
+    def crop(self, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(image, valid) over another `box` of the photo, zero where this guide has nothing."""
+        x0, y0, x1, y1 = box
+        image = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+        valid = np.zeros((y1 - y0, x1 - x0), np.float32)
+        gx0, gy0, gx1, gy1 = self.box
+        ix0, iy0, ix1, iy1 = max(x0, gx0), max(y0, gy0), min(x1, gx1), min(y1, gy1)
+        if ix1 > ix0 and iy1 > iy0:
+            mine = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+            theirs = (slice(iy0 - gy0, iy1 - gy0), slice(ix0 - gx0, ix1 - gx0))
+            image[mine], valid[mine] = self.image[theirs], self.valid[theirs]
+        return image, valid
 
 
 def guide_face(
@@ -167,19 +179,22 @@ def guide_face(
     """`source` (a photo whose face has `source_mesh`) warped onto `target_mesh` in `target`'s
     pixels around `hole` (HxW bool), its colours matched to the target's visible face."""
     ys, xs = np.nonzero(hole)
+    h, w = target.shape[:2]
     if not len(xs):
-        zeros = np.zeros(target.shape[:2], np.float32)
-        return Guide(np.zeros(target.shape, np.float32), zeros)
+        return Guide(np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32), (0, 0, 0, 0))
     pad = 2 * fade + int(0.25 * target_mesh.eye_distance) + 2
-    region = (xs.min() - pad, ys.min() - pad, xs.max() + 1 + pad, ys.max() + 1 + pad)
-    image, valid = warp(source, source_mesh.points, target_mesh.points, target.shape, region)
+    x0, y0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
+    x1, y1 = min(int(xs.max()) + 1 + pad, w), min(int(ys.max()) + 1 + pad, h)
+    box = (x0, y0, x1, y1)
+    image, valid = warp(source, source_mesh.points, target_mesh.points, target.shape, box)
     # The guide's colours from the face pixels both show, around the hole (not in it).
-    ring = valid & ~hole
-    image = match_colours(image, target, ring)
+    ring = valid & ~hole[y0:y1, x0:x1]
+    image = match_colours(image, target[y0:y1, x0:x1], ring)
     soft = valid.astype(np.float32)
     if fade:  # a ramp from 0 at the warp's edge to 1 `fade` pixels inside it
         soft = np.clip(cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 5) / fade, 0, 1)
-    return Guide(image, soft * parts_weight(target_mesh, target.shape))
+    local = dataclasses.replace(target_mesh, points=target_mesh.points - np.float32([x0, y0]))
+    return Guide(image, soft * parts_weight(local, soft.shape), box)
 
 
 def parts_weight(mesh: Mesh, shape: tuple[int, ...], grow: float = 0.15, ramp: float = 0.1):

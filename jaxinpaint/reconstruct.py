@@ -431,11 +431,12 @@ class Reconstructor:
         ref = guide.closest(list(references), mesh)
         x0, y0, x1, y1 = part
         guided = guide.guide_face(photo, mesh, hole, ref.photo, ref.mesh)
-        image, mine = guided.image[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+        image, weight = guided.crop(part)
+        mine = hole[y0:y1, x0:x1]
         detail = image - smooth_fill_around_hole(image, mine, self.base, self.base_steps)
-        weight = guided.valid[y0:y1, x0:x1, None]
-        correction = weight * self.guide_gain * detail + (1 - weight) * correction
-        return correction, (ref.name, float(guided.valid[hole].mean()))
+        correction = weight[..., None] * (self.guide_gain * detail - correction) + correction
+        gx0, gy0, gx1, gy1 = guided.box  # it covers the whole hole
+        return correction, (ref.name, float(guided.valid[hole[gy0:gy1, gx0:gx1]].mean()))
 
     def _result(self, plan: _Plan, hole_fraction: float, seconds=None) -> FaceResult:
         return FaceResult(
