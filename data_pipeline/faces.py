@@ -169,7 +169,8 @@ def _yunet() -> landmarks.YuNet:
 
 
 @functools.cache
-def _face_mesh() -> landmarks.FaceMesh:
+def face_mesh() -> landmarks.FaceMesh:
+    """The face mesh, one per process (`find_faces` and `data_pipeline.guide` share it)."""
     return landmarks.FaceMesh()
 
 
@@ -208,9 +209,9 @@ def _unseen_beside_seen(rgb: np.ndarray, found: list[FoundFace]) -> list[FoundFa
         return found
     level = np.array([[0.0, 0.0], [1.0, 0.0]])  # a Haar box: looked at upright
     presence = [
-        _face_mesh()(rgb, level, f.box)[0]
+        face_mesh()(rgb, level, f.box)[0]
         if f.keypoints is None
-        else _face_mesh()(rgb, f.keypoints, landmarks.keypoint_box(f.keypoints))[0]
+        else face_mesh()(rgb, f.keypoints, landmarks.keypoint_box(f.keypoints))[0]
         for f in found
     ]
     seen = [f for f, p in zip(found, presence, strict=True) if p >= SEEN]
@@ -333,14 +334,14 @@ def find_faces(
             and 0 <= d.keypoints[:4, 1].mean() < h
             and all(_box_overlap(box, f.box) < 0.5 for f in found)
         ):
-            found.append(FoundFace(box, _face_mesh().refine(rgb, d) if mesh else d.keypoints))
+            found.append(FoundFace(box, face_mesh().refine(rgb, d) if mesh else d.keypoints))
     for d in _yunet()(rgb, max_side) if yunet else []:
         box = tuple(float(v) for v in d.box)
         if min(box[2], box[3]) >= min_size and not any(_seen_before(d, f) for f in found):
             # the mesh's window from the keypoints as BlazeFace would box them: YuNet's box sits
             # higher and is larger, and the mesh placed hidden eyes worse through it
             window = dataclasses.replace(d, box=landmarks.keypoint_box(d.keypoints))
-            found.append(FoundFace(box, _face_mesh().refine(rgb, window) if mesh else d.keypoints))
+            found.append(FoundFace(box, face_mesh().refine(rgb, window) if mesh else d.keypoints))
     for box in haar:
         if all(_box_overlap(box, f.box) < 0.3 for f in found):
             found.append(FoundFace(tuple(float(v) for v in box)))
@@ -361,7 +362,7 @@ def detect_keypoints(face_rgb: np.ndarray, mesh: bool = True) -> FoundFace | Non
         return None
     best = max(found, key=lambda d: d.score)
     x, y, w, h = best.box
-    keypoints = _face_mesh().refine(framed, best) if mesh else best.keypoints
+    keypoints = face_mesh().refine(framed, best) if mesh else best.keypoints
     return FoundFace((x - pad, y - pad, w, h), keypoints - pad)
 
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import landmarks
-from data_pipeline.faces import FoundFace, find_faces
+from data_pipeline.faces import FoundFace, face_mesh, find_faces
 from data_pipeline.landmarks import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE
 
 # Least face presence (`FaceMesh` score) for a mesh to guide: below it, the mesh is a guess.
@@ -53,19 +53,8 @@ def find_mesh(photo: np.ndarray, face: FoundFace, mesher: landmarks.FaceMesh | N
     """The mesh of `face` (found with keypoints by `faces.find_faces`) in `photo`."""
     if face.keypoints is None:
         raise ValueError("a face without keypoints (found by Haar alone) has no mesh to guide by")
-    mesher = mesher or _mesher()
-    presence, points = mesher.track(photo, face.keypoints, face.box)
+    presence, points = (mesher or face_mesh()).track(photo, face.keypoints, face.box)
     return Mesh(points.astype(np.float32), float(presence))
-
-
-_MESHER: landmarks.FaceMesh | None = None
-
-
-def _mesher() -> landmarks.FaceMesh:
-    global _MESHER
-    if _MESHER is None:
-        _MESHER = landmarks.FaceMesh()
-    return _MESHER
 
 
 def triangles(points: np.ndarray) -> np.ndarray:

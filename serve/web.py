@@ -61,11 +61,12 @@ NO_CLASSES = "none"  # the `classes` field that chooses none (an empty field is 
 FORMATS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 log = logging.getLogger("jaxinpaint.web")
 
-# OpenCV's cascades and DNN networks behind `data_pipeline.faces.find_faces` and the face mesh
-# of `data_pipeline.guide` (cached, one each per process) keep per-call state: two threads in
-# one of them crash or mix their faces. Face finding is a small part of a request; the detector
-# and the generator (onnxruntime sessions, whose `run` is thread-safe) and the fills run
-# concurrently, except for a face guided by a reference photo (its mesh is found as it is filled).
+# OpenCV's cascades and DNN networks behind `data_pipeline.faces.find_faces` (cached, one each
+# per process; the face mesh is shared with `data_pipeline.guide`) keep per-call state: two
+# threads in one of them crash or mix their faces. Face finding is a small part of a request;
+# the detector and the generator (onnxruntime sessions, whose `run` is thread-safe) and the
+# fills run concurrently, except for a face guided by a reference photo (its mesh is found as
+# it is filled).
 _OPENCV_FACES = threading.RLock()
 
 
