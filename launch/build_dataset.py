@@ -12,6 +12,7 @@ after `--`:
 See docs/data.md for the output layout and the flags.
 """
 
+import functools
 import os
 import sys
 
@@ -67,38 +68,21 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # tfds logs every shard at INFO
     workers = _WORKERS.value or min(8, os.cpu_count() or 1)
     if _RUNNER.value:
-        return _main_beam(argv[1:], workers)
+        try:  # Beam is imported only when asked for: the default install has none
+            from data_pipeline import beam_build
+        except ImportError as e:
+            print(
+                f"error: --runner={_RUNNER.value} needs apache-beam ({e}); run it in the Beam "
+                "environment: `make beam-env`, then .venv-beam/bin/python (docs/data.md, Beam)",
+                file=sys.stderr,
+            )
+            return 1
+        args = beam_args(_RUNNER.value, argv[1:], workers)
+        build_dataset = functools.partial(beam_build.build_dataset, beam_args=args)
+    else:
+        build_dataset = functools.partial(build.build_dataset, workers=workers)
     try:
-        summary = build.build_dataset(
-            _FACES.value,
-            _OUT.value,
-            _SIZE.value,
-            _PER_FACE.value,
-            _SEED.value,
-            library_dir=_LIBRARY.value,
-            overwrite=_OVERWRITE.value,
-            workers=workers,
-            align=_ALIGN.value,
-        )
-    except build.BuildError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(build.summarize(summary))
-    return 0
-
-
-def _main_beam(extra: list[str], workers: int) -> int:
-    try:  # Beam is imported only when asked for: the default install has none
-        from data_pipeline import beam_build
-    except ImportError as e:
-        print(
-            f"error: --runner={_RUNNER.value} needs apache-beam ({e}); run it in the Beam "
-            "environment: `make beam-env`, then .venv-beam/bin/python (docs/data.md, Beam)",
-            file=sys.stderr,
-        )
-        return 1
-    try:
-        summary = beam_build.build_dataset(
+        summary = build_dataset(
             _FACES.value,
             _OUT.value,
             _SIZE.value,
@@ -107,7 +91,6 @@ def _main_beam(extra: list[str], workers: int) -> int:
             library_dir=_LIBRARY.value,
             overwrite=_OVERWRITE.value,
             align=_ALIGN.value,
-            beam_args=beam_args(_RUNNER.value, extra, workers),
         )
     except build.BuildError as e:
         print(f"error: {e}", file=sys.stderr)

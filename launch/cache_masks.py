@@ -58,45 +58,6 @@ def main(argv):
     if len(argv) > 1 and not FLAGS.runner:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = FLAGS.out or f"{FLAGS.dataset.rstrip('/')}/mask_cache"
-    if FLAGS.runner:
-        return _main_beam(argv[1:], out)
-    try:
-        det = predict.Detector.from_checkpoint(
-            FLAGS.detector,
-            score_thresh=FLAGS.score_thresh,
-            classes=FLAGS.classes,
-            score=FLAGS.score,
-            device=FLAGS.device,
-            batch_size=FLAGS.batch_size,
-        )
-        examples = sources.open_examples(FLAGS.dataset, FLAGS.splits)
-        meta = mask_cache.cache_masks(
-            det,
-            examples.pairs,
-            out,
-            num_shards=FLAGS.num_shards,
-            batch_size=FLAGS.batch_size,
-            total=examples.total,
-            made_from=mask_cache.provenance(FLAGS.detector, FLAGS.dataset),
-            on_face=FLAGS.on_face,
-        )
-    except (FileNotFoundError, ValueError) as err:  # bad paths, checkpoints or flag values
-        sys.exit(f"error: {err}")
-    print(f"{meta['num_examples']} examples ({meta['num_with_mask']} with a mask) -> {out}")
-    if examples.skipped:
-        print(f"skipped {len(examples.skipped)} files that are not whole images:")
-        for path, reason in examples.skipped:
-            print(f"  {path}: {reason}")
-
-
-def _main_beam(extra, out):
-    try:  # Beam is imported only when asked for: the default install has none
-        from detector import beam_cache
-    except ImportError as err:
-        sys.exit(
-            f"error: --runner={FLAGS.runner} needs apache-beam ({err}); run it in the Beam "
-            "environment: `make beam-env`, then .venv-beam/bin/python (docs/data.md, Beam)"
-        )
     make_detector = functools.partial(
         predict.Detector.from_checkpoint,
         FLAGS.detector,
@@ -107,24 +68,52 @@ def _main_beam(extra, out):
         batch_size=FLAGS.batch_size,
     )
     try:
-        meta, skipped = beam_cache.cache_masks(
-            make_detector,
-            FLAGS.dataset,
-            out,
-            splits=FLAGS.splits,
-            num_shards=FLAGS.num_shards,
-            batch_size=FLAGS.batch_size,
-            made_from=mask_cache.provenance(FLAGS.detector, FLAGS.dataset),
-            on_face=FLAGS.on_face,
-            beam_args=[f"--runner={FLAGS.runner}", *extra],
-        )
-    except (FileNotFoundError, ValueError) as err:
+        det = make_detector()  # also for Beam: a bad checkpoint is named before a job starts
+        made_from = mask_cache.provenance(FLAGS.detector, FLAGS.dataset)
+        if FLAGS.runner:  # each worker loads its own detector
+            meta, skipped = _cache_on_beam(argv[1:], out, make_detector, made_from)
+        else:
+            examples = sources.open_examples(FLAGS.dataset, FLAGS.splits)
+            meta = mask_cache.cache_masks(
+                det,
+                examples.pairs,
+                out,
+                num_shards=FLAGS.num_shards,
+                batch_size=FLAGS.batch_size,
+                total=examples.total,
+                made_from=made_from,
+                on_face=FLAGS.on_face,
+            )
+            skipped = examples.skipped
+    except (FileNotFoundError, ValueError) as err:  # bad paths, checkpoints or flag values
         sys.exit(f"error: {err}")
     print(f"{meta['num_examples']} examples ({meta['num_with_mask']} with a mask) -> {out}")
     if skipped:
         print(f"skipped {len(skipped)} files that are not whole images:")
         for path, reason in skipped:
             print(f"  {path}: {reason}")
+
+
+def _cache_on_beam(extra, out, make_detector, made_from):
+    """`detector.beam_cache.cache_masks` on the runner of the flags: (meta, skipped files)."""
+    try:  # Beam is imported only when asked for: the default install has none
+        from detector import beam_cache
+    except ImportError as err:
+        sys.exit(
+            f"error: --runner={FLAGS.runner} needs apache-beam ({err}); run it in the Beam "
+            "environment: `make beam-env`, then .venv-beam/bin/python (docs/data.md, Beam)"
+        )
+    return beam_cache.cache_masks(
+        make_detector,
+        FLAGS.dataset,
+        out,
+        splits=FLAGS.splits,
+        num_shards=FLAGS.num_shards,
+        batch_size=FLAGS.batch_size,
+        made_from=made_from,
+        on_face=FLAGS.on_face,
+        beam_args=[f"--runner={FLAGS.runner}", *extra],
+    )
 
 
 def cli():
