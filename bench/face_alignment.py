@@ -218,12 +218,8 @@ def occlude(face, index: int, category: str, library) -> dict | None:
     generator seeded by (face index, category index) trying the variants in a seeded order;
     None when no variant could be placed."""
     rng = np.random.default_rng([index, CATEGORIES.index(category)])
-    variants = library.items[category]
-    for v in rng.permutation(len(variants)):
-        parts = compose.composite(face, variants[v], rng)
-        if parts is not None:
-            return parts
-    return None
+    found = compose.occlude(face, library.items[category], rng)
+    return None if found is None else found[0]
 
 
 def _face_job(job: tuple[int, tuple[str, ...], tuple[float, ...]]) -> dict:

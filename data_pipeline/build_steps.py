@@ -33,7 +33,7 @@ from pycocotools import mask as mask_util
 
 from data_pipeline import coco, compose, difference, faces, occluders
 from data_pipeline import splits as splits_lib
-from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY, category_id
+from data_pipeline.categories import CATEGORIES, ID_TO_CATEGORY
 
 SPLITS = splits_lib.SPLITS
 COCO_SPLITS = ("train", "test")
@@ -118,27 +118,9 @@ def examples_of(
         example_id = f"{face.id}-{k}"
         cat = compose.category_for(rank * per_face + k, seed, categories)
         rng = np.random.default_rng(_id_seed(seed, example_id))
-        variants = library.items[cat]
-        for v in rng.permutation(len(variants)):
-            parts = compose.composite(face, variants[v], rng)
-            if parts is not None:
-                break
-        else:
-            continue
-        out.append(
-            {
-                "id": example_id,
-                "original": face.image,
-                **parts,
-                "category": category_id(cat),
-                "gender": face.gender,
-                "age": face.age,
-                "race": face.race,
-                "face_id": face.id,
-                "source": face.source,
-                "occluder": variants[v].name,
-            }
-        )
+        found = compose.occlude(face, library.items[cat], rng)
+        if found is not None:
+            out.append(compose.example(example_id, face, cat, *found))
     return out
 
 

@@ -145,6 +145,40 @@ def composite(
     return {"occluded": occluded, "mask": mask[..., None].astype(np.uint8), "bbox": bbox}
 
 
+def occlude(
+    face: faces_lib.Face,
+    variants: Sequence[occluders.Occluder],
+    rng: np.random.Generator,
+    cross: float = 0.0,
+) -> tuple[dict, occluders.Occluder] | None:
+    """(`composite`'s parts, the variant) for the first of `variants`, in an order drawn from
+    `rng`, that can be placed visibly on `face` (a tiny or odd PNG yields to the next); None
+    when none can."""
+    for v in rng.permutation(len(variants)):
+        parts = composite(face, variants[v], rng, cross)
+        if parts is not None:
+            return parts, variants[v]
+    return None
+
+
+def example(
+    example_id: str, face: faces_lib.Face, category: str, parts: dict, occ: occluders.Occluder
+) -> dict:
+    """One occluded example (the keys of the module docstring) of `face`."""
+    return {
+        "id": example_id,
+        "original": face.image,
+        **parts,
+        "category": category_id(category),
+        "gender": face.gender,
+        "age": face.age,
+        "race": face.race,
+        "face_id": face.id,
+        "source": face.source,
+        "occluder": occ.name,
+    }
+
+
 def generate(
     faces: Iterable[faces_lib.Face],
     library: occluders.OccluderLibrary,
@@ -179,27 +213,11 @@ def generate(
                 rng = np.random.default_rng([seed, index])
                 variants = library.items[cat]
                 index += 1
-                # a variant that cannot be placed visibly (a tiny or odd PNG) yields to the next
-                for v in rng.permutation(len(variants)):
-                    occ = variants[v]
-                    parts = composite(face, occ, rng, cross)
-                    if parts is not None:
-                        break
-                else:
+                found = occlude(face, variants, rng, cross)
+                if found is None:
                     continue
                 made += 1
-                yield {
-                    "id": f"{face.id}-{k + cycle * per_face}",
-                    "original": face.image,
-                    **parts,
-                    "category": category_id(cat),
-                    "gender": face.gender,
-                    "age": face.age,
-                    "race": face.race,
-                    "face_id": face.id,
-                    "source": face.source,
-                    "occluder": occ.name,
-                }
+                yield example(f"{face.id}-{k + cycle * per_face}", face, cat, *found)
         cycle += 1
         if not repeat:
             return

@@ -87,12 +87,10 @@ def photo_examples(
             face = faces.Face(face_id, image, found.box, "photo")
             digest = hashlib.sha1(f"{seed}:{row['id']}".encode()).digest()
             rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-            for v in rng.permutation(len(library.items[category])):
-                parts = compose.composite(face, library.items[category][v], rng, float(cross))
-                if parts is not None:
-                    break
-            else:
+            found_parts = compose.occlude(face, library.items[category], rng, float(cross))
+            if found_parts is None:
                 continue
+            parts = found_parts[0]
             mask = parts["mask"][..., 0] > 0
             window = faces.face_bounds(found.box, image.shape)  # twice the box
             if cross:  # and the whole occluder
